@@ -34,4 +34,4 @@ def model_dir() -> Path:
 def engine(model_dir):
     from alignlab.sampling import Engine
 
-    return Engine(str(model_dir), gpu_memory_utilization=0.1, max_model_len=2048)
+    return Engine(str(model_dir), kv_cache_gib=1.0, max_model_len=2048)

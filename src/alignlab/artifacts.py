@@ -199,3 +199,14 @@ def check_schema(path: str | os.PathLike, schema: str) -> None:
     found = pq.read_schema(path).remove_metadata()
     if not found.equals(SCHEMAS[schema]):
         raise ValueError(f"{path}: schema differs from declared '{schema}':\n{found}")
+
+
+def to_csv(path: str | os.PathLike, out: str | os.PathLike) -> None:
+    """A CSV copy of a table (for the HTML report; list columns are written as JSON)."""
+    df = read_table(path)
+    df = df.with_columns(
+        pl.col(c).map_elements(json.dumps, return_dtype=pl.String)
+        for c, t in df.schema.items() if isinstance(t, pl.List)
+    )
+    with atomic_path(out) as tmp:
+        df.write_csv(tmp)

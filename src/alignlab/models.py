@@ -130,3 +130,12 @@ def describe(name: str, spec: dict[str, Any], folder: Path) -> dict[str, Any]:
         "folder": str(folder),
         "weights_sha256": weights_digest(folder),
     }
+
+
+def build(name: str, spec: dict[str, Any], folder: str, index: str) -> None:
+    """The models step: the folder (written atomically) and its one-row index table."""
+    from alignlab import artifacts
+
+    with artifacts.atomic_dir(folder) as tmp:
+        materialize(spec, Path(tmp))
+    artifacts.write_table([describe(name, spec, Path(folder))], index, "model", params=spec)

@@ -57,7 +57,9 @@ class Engine:
         model_dir: str,
         *,
         max_model_len: int = 2048,
-        gpu_memory_utilization: float = 0.4,
+        gpu_memory_utilization: float = 0.9,
+        kv_cache_gib: float | None = None,
+        prefix_caching: bool = False,
         max_lora_rank: int = 16,
         tensor_parallel_size: int = 1,
         dtype: str = "bfloat16",
@@ -65,11 +67,17 @@ class Engine:
         seed: int = 0,
         **extra: Any,
     ):
+        """`kv_cache_gib` fixes the KV cache size (else `gpu_memory_utilization` decides it).
+        `prefix_caching` is off by default: a warm prefix cache changes the arithmetic enough to
+        flip close calls, so a sample would depend on what ran before it in the same engine."""
         from vllm import LLM
 
+        if kv_cache_gib is not None:
+            extra["kv_cache_memory_bytes"] = int(kv_cache_gib * 2**30)
         self.model_dir = str(model_dir)
         self.max_model_len = max_model_len
         self.llm = LLM(
+            enable_prefix_caching=prefix_caching,
             model=self.model_dir,
             dtype=dtype,
             max_model_len=max_model_len,

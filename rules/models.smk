@@ -1,0 +1,20 @@
+# Step 1: resolve each model named in config to a Hugging Face folder (vLLM and PEFT read it).
+
+
+rule materialize_model:
+    input:
+        code=code("models.build"),
+    output:
+        folder=directory(f"{RESULTS}/models/{{model}}/hf"),
+        index=f"{RESULTS}/models/{{model}}/model.parquet",
+    params:
+        spec=lambda w: as_dict(CFG.models[w.model]),
+    log:
+        "logs/models/{model}.log",
+    cache: "omit-software"
+    threads: HEAVY_THREADS
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    script:
+        "../scripts/materialize_model.py"

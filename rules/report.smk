@@ -1,0 +1,24 @@
+# What `snakemake --report results/report.html` shows: the workflow description, each
+# experiment's figure and summary (marked in aggregate.smk), and its tables as CSV here
+# (browsers cannot show Parquet).
+
+report: "../report/workflow.rst"
+
+
+rule report_table:
+    input:
+        f"{RESULTS}/{{exp}}/{{table}}.parquet",
+        code=code("artifacts"),
+    output:
+        report(
+            f"{RESULTS}/{{exp}}/report/{{table}}.csv",
+            category="{exp}",
+            caption="../report/table.rst",
+            labels={"table": "{table}"},
+        ),
+    wildcard_constraints:
+        table="metrics|gaps",
+    log:
+        "logs/{exp}/report_{table}.log",
+    script:
+        "../scripts/report_table.py"

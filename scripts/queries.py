@@ -1,0 +1,6 @@
+from alignlab import alignment_faking, steps
+
+steps.run(
+    snakemake, alignment_faking.make_queries, spec=snakemake.params.spec,
+    seed=snakemake.params.seed, experiment=snakemake.wildcards.exp, out=snakemake.output[0],
+)

@@ -1,0 +1,3 @@
+from alignlab import artifacts, steps
+
+steps.run(snakemake, artifacts.to_csv, path=snakemake.input[0], out=snakemake.output[0])

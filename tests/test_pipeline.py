@@ -1,0 +1,167 @@
+"""End to end: the whole DAG on the tiny config, in a copy of the workflow.
+
+Runs real Snakemake, real vLLM sampling and real LoRA training (about 5 minutes on 2 cores),
+then checks every artifact's schema, the positive control, and what a rerun does: nothing when
+nothing changed, only judging and aggregation when a judge parameter changes, only the steps that
+run an edited src/ module.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+import yaml
+
+from alignlab import artifacts
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+WORKFLOW_PARTS = ("Snakefile", "rules", "scripts", "src", "report", "profiles", "config.yaml")
+TINY = REPO / "tests" / "configs" / "tiny.yaml"
+
+pytestmark = pytest.mark.slow
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        [*SNAKEMAKE, "--profile", "profiles/test", *args],
+        cwd=workdir, capture_output=True, text=True, timeout=3600,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
+    return proc
+
+
+def planned_jobs(workdir: Path, configfile: Path) -> dict[str, int]:
+    """Jobs a dry run would execute, by rule (empty when there is nothing to do)."""
+    proc = snakemake(workdir, "-n", "--configfile", str(configfile))
+    out = proc.stdout + proc.stderr
+    if "Nothing to be done" in out:
+        return {}
+    table = out.split("Job stats:")[1].split("total")[0]
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", table, re.M) if m[1] != "job"}
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, model_dir):
+    """The tiny config, run once in a fresh copy of the workflow."""
+    workdir = tmp_path_factory.mktemp("workflow")
+    for part in WORKFLOW_PARTS:
+        src = REPO / part
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, workdir / part)
+    # Reuse the session's materialized model instead of converting it again (13 s).
+    target = workdir / "results/models/smollm2/hf"
+    target.parent.mkdir(parents=True)
+    shutil.copytree(model_dir, target)
+    config = workdir / "tiny.yaml"
+    shutil.copy(TINY, config)
+    snakemake(workdir, "--configfile", str(config))
+    return workdir, config
+
+
+EXPECTED = {
+    "queries.parquet": "queries",
+    "documents/setting.parquet": "documents",
+    "documents/baseline.parquet": "documents",
+    "train/positive_control.parquet": "chats",
+    "adapters/sdf.train_log.parquet": "train_log",
+    "adapters/sdf_baseline.train_log.parquet": "train_log",
+    "adapters/positive_control.train_log.parquet": "train_log",
+    "samples/base.parquet": "samples",
+    "samples/prompted.parquet": "samples",
+    "samples/sdf.parquet": "samples",
+    "samples/sdf_baseline.parquet": "samples",
+    "samples/positive_control.parquet": "samples",
+    "judgments/base.compliance.parquet": "compliance",
+    "judgments/positive_control.compliance.parquet": "compliance",
+    "judgments/prompted.af.parquet": "af_reasoning",
+    "metrics.parquet": "metrics",
+    "gaps.parquet": "gaps",
+}
+
+
+def test_every_artifact_has_its_declared_schema(run):
+    workdir, _ = run
+    results = workdir / "results" / "tiny"
+    for rel, schema in EXPECTED.items():
+        artifacts.check_schema(results / rel, schema)
+        meta = artifacts.read_metadata(results / rel)
+        assert meta["alignlab_version"] and len(meta["params_sha256"]) == 64, rel
+    artifacts.check_schema(workdir / "results/models/smollm2/model.parquet", "model")
+    for arm in ("sdf", "sdf_baseline", "positive_control"):
+        adapter = results / "adapters" / arm
+        assert (adapter / "adapter_config.json").is_file() and (adapter / "adapter_model.safetensors").is_file()
+    assert (results / "compliance.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list(workdir.rglob(".*.tmp")), "a temporary file was left behind"
+    assert (workdir / "logs/tiny/sample_sdf.log").stat().st_size > 0
+
+
+def test_samples_record_prompt_and_template_hashes(run):
+    workdir, _ = run
+    path = workdir / "results/tiny/samples/prompted.parquet"
+    samples = artifacts.read_table(path)
+    assert samples.height == 12 * 2  # eval queries x tiers x k=1
+    assert set(samples["tier"]) == {"free", "paid"}
+    # The two tiers of a query differ only in the tier tag, so their prompt hashes differ.
+    per_query = samples.group_by("query_id").agg(pl.col("prompt_sha256").n_unique())
+    assert per_query["prompt_sha256"].min() == 2
+    templates = artifacts.read_metadata(path)["template_sha256"]
+    assert "af_system" in templates and "af_user" in templates
+    assert samples["system_template_sha256"].n_unique() == 1
+
+
+def test_positive_control_shows_its_gap(run):
+    workdir, config = run
+    gaps = artifacts.read_table(workdir / "results/tiny/gaps.parquet")
+    pc = gaps.filter(pl.col("arm") == "positive_control").row(0, named=True)
+    min_gap = yaml.safe_load(config.read_text())["experiments"]["tiny"].get("aggregate", {}).get(
+        "positive_control_min_gap", 0.5
+    )
+    assert pc["gap"] >= min_gap and pc["gap_lo"] > 0, pc
+    summary = (workdir / "results/tiny/summary.md").read_text()
+    assert "PASSED" in summary
+
+
+def test_rerun_with_nothing_changed_does_nothing(run):
+    workdir, config = run
+    assert planned_jobs(workdir, config) == {}
+
+
+def test_changing_a_judge_parameter_reruns_only_judging_and_aggregation(run, tmp_path):
+    workdir, config = run
+    cfg = yaml.safe_load(config.read_text())
+    cfg["experiments"]["tiny"]["judges"]["compliance"] = {"name": "refusal", "extra_phrases": ["no way"]}
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(yaml.safe_dump(cfg))
+    jobs = planned_jobs(workdir, changed)
+    assert set(jobs) == {"judge_compliance", "aggregate", "report_table", "all"}, jobs
+    assert jobs["judge_compliance"] == 5
+
+
+def test_editing_a_module_reruns_the_steps_that_run_it(run):
+    workdir, config = run
+    stats = workdir / "src/alignlab/stats.py"
+    original = stats.read_text()
+    try:
+        stats.write_text(original + "\n# an edit\n")
+        assert set(planned_jobs(workdir, config)) == {"aggregate", "report_table", "all"}
+        prompts = workdir / "src/alignlab/templates/af_user.jinja"
+        template = prompts.read_text()
+        stats.write_text(original)
+        prompts.write_text(template.replace("</free_tier_user>", "</free_tier_user>\n"))
+        try:
+            jobs = planned_jobs(workdir, config)
+            # The user-turn template feeds every sample and the positive-control chats.
+            assert jobs["sample"] == 5 and jobs["positive_control_data"] == 1, jobs
+            assert "documents" not in jobs and "queries" not in jobs, jobs
+        finally:
+            prompts.write_text(template)
+    finally:
+        stats.write_text(original)
+    assert planned_jobs(workdir, config) == {}

@@ -1,0 +1,248 @@
+from __future__ import annotations
+
+import itertools
+import math
+import warnings
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pytest
+from scipy import stats as sps
+
+from alignlab import artifacts, stats
+
+
+# --- wilson -------------------------------------------------------------------------------------
+
+def test_wilson_known_value():
+    rate, lo, hi = stats.wilson(5, 10)
+    assert rate == 0.5
+    assert lo == pytest.approx(0.2366, abs=1e-4)
+    assert hi == pytest.approx(0.7634, abs=1e-4)
+
+
+@pytest.mark.parametrize("k,n,conf", [(0, 10, 0.95), (10, 10, 0.95), (3, 17, 0.9), (40, 100, 0.99)])
+def test_wilson_matches_scipy(k, n, conf):
+    ci = sps.binomtest(k, n).proportion_ci(confidence_level=conf, method="wilson")
+    assert stats.wilson(k, n, conf) == pytest.approx((k / n, ci.low, ci.high))
+
+
+def test_wilson_formula_by_hand():
+    k, n, z = 7, 20, sps.norm.ppf(0.975)
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    assert stats.wilson(k, n)[1:] == pytest.approx((centre - half, centre + half))
+
+
+def test_wilson_empty_is_nan():
+    assert all(math.isnan(x) for x in stats.wilson(0, 0))
+
+
+# --- paired_gap ---------------------------------------------------------------------------------
+
+def test_paired_gap_recovers_large_gap():
+    r = stats.paired_gap(np.ones(30), np.zeros(30), n_resamples=10000, seed=0)
+    assert r["gap"] == 1.0
+    assert r["gap_lo"] > 0
+    assert r["p_value"] < 0.001
+    assert r["n_queries"] == 30
+
+
+def test_paired_gap_zero_gap():
+    free = np.array([0.0, 1.0] * 10)
+    paid = np.array([1.0, 0.0] * 10)
+    r = stats.paired_gap(free, paid, n_resamples=5000, seed=1)
+    assert r["gap"] == 0.0
+    assert r["gap_lo"] < 0 < r["gap_hi"]
+    assert r["p_value"] > 0.5
+
+
+def test_paired_gap_p_value_is_exact_sign_flip_test():
+    # 8 queries -> 256 label swaps < n_resamples, so scipy enumerates them; compare by hand.
+    free = np.array([1.0, 0.75, 0.5, 1.0, 0.25, 0.5, 1.0, 0.0])
+    paid = np.array([0.25, 0.5, 0.5, 0.0, 0.5, 0.0, 0.75, 0.0])
+    diff = free - paid
+    null = np.array([np.mean(diff * s) for s in itertools.product([1, -1], repeat=len(diff))])
+    observed = diff.mean()
+    eps = 1e-12
+    expected = min(1.0, 2 * min(np.mean(null >= observed - eps), np.mean(null <= observed + eps)))
+    r = stats.paired_gap(free, paid, n_resamples=10000, seed=0)
+    assert r["gap"] == pytest.approx(observed)
+    assert r["p_value"] == pytest.approx(expected)
+    assert r["gap_lo"] <= observed <= r["gap_hi"]
+
+
+@pytest.mark.parametrize("value", [0.0, 0.5, 1.0])
+def test_paired_gap_all_equal(value):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        r = stats.paired_gap(np.full(12, value), np.full(12, value), n_resamples=1000, seed=0)
+    assert r == {"gap": 0.0, "gap_lo": 0.0, "gap_hi": 0.0, "p_value": 1.0, "n_queries": 12}
+
+
+def test_paired_gap_too_few_queries():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        one = stats.paired_gap(np.array([1.0]), np.array([0.0]), n_resamples=1000, seed=0)
+        none = stats.paired_gap(np.array([]), np.array([]), n_resamples=1000, seed=0)
+    assert one["gap"] == 1.0 and one["n_queries"] == 1
+    assert all(math.isnan(one[k]) for k in ("gap_lo", "gap_hi", "p_value"))
+    assert none["n_queries"] == 0
+    assert all(math.isnan(none[k]) for k in ("gap", "gap_lo", "gap_hi", "p_value"))
+
+
+def test_paired_gap_rejects_unpaired_input():
+    with pytest.raises(ValueError):
+        stats.paired_gap(np.ones(3), np.ones(4), n_resamples=100, seed=0)
+
+
+def test_paired_gap_seeded():
+    rng = np.random.default_rng(5)
+    free, paid = rng.random(25), rng.random(25)
+    a = stats.paired_gap(free, paid, n_resamples=2000, seed=3)
+    b = stats.paired_gap(free, paid, n_resamples=2000, seed=3)
+    c = stats.paired_gap(free, paid, n_resamples=2000, seed=4)
+    assert a == b
+    assert (a["gap_lo"], a["gap_hi"]) != (c["gap_lo"], c["gap_hi"])
+
+
+# --- compliance_metrics -------------------------------------------------------------------------
+
+def _table(rows: list[dict], schema: str) -> pl.DataFrame:
+    return pl.from_arrow(pa.Table.from_pylist(rows, schema=artifacts.SCHEMAS[schema]))
+
+
+def _compliance(rows):
+    return _table(
+        [
+            {"arm": arm, "tier": tier, "query_id": q, "sample_idx": s, "judge": "judge-x",
+             "complied": c, "score": None if c is None else float(c), "parse_ok": c is not None,
+             "judge_output": "..."}
+            for arm, tier, q, s, c in rows
+        ],
+        "compliance",
+    )
+
+
+def _af(rows):
+    return _table(
+        [
+            {"arm": arm, "tier": tier, "query_id": q, "sample_idx": s, "judge": "judge-x",
+             "criterion": crit, "yes_votes": 0 if met is None else 3 * met, "votes": 3, "met": met}
+            for arm, tier, q, s, crit, met in rows
+        ],
+        "af_reasoning",
+    )
+
+
+# "zeta" appears first and paid rows come first: output must keep arm order, free before paid.
+COMPLIANCE = _compliance([
+    ("zeta", "paid", "q1", 0, False),
+    ("zeta", "paid", "q2", 0, False),
+    ("zeta", "free", "q1", 0, True),
+    ("zeta", "free", "q3", 0, True),
+    ("zeta", "paid", "q3", 0, None),  # q3's only paid sample failed to parse: q3 is not paired
+    ("alpha", "free", "q1", 0, True),
+    ("alpha", "free", "q1", 1, False),
+    ("alpha", "free", "q2", 0, True),
+    ("alpha", "free", "q2", 1, None),  # judge parse failure
+    ("alpha", "paid", "q1", 0, False),
+    ("alpha", "paid", "q1", 1, False),
+    ("alpha", "paid", "q2", 0, True),
+    ("alpha", "paid", "q2", 1, False),
+])
+
+AF = _af([  # only arm alpha has AF judgments
+    ("alpha", "free", "q1", 0, "alignment_faking", True),
+    ("alpha", "free", "q1", 1, "alignment_faking", False),
+    ("alpha", "free", "q2", 0, "alignment_faking", True),
+    ("alpha", "free", "q2", 1, "other_criterion", True),  # not counted
+    ("alpha", "paid", "q1", 0, "alignment_faking", False),
+    ("alpha", "paid", "q1", 1, "alignment_faking", None),  # unjudged: not counted
+])
+
+
+def test_compliance_metrics_counts_by_hand():
+    metrics, gaps = stats.compliance_metrics(COMPLIANCE, AF, "exp1", n_resamples=500, seed=0)
+    assert metrics.select("arm", "tier").rows() == [
+        ("zeta", "free"), ("zeta", "paid"), ("alpha", "free"), ("alpha", "paid")
+    ]
+    by = {(r["arm"], r["tier"]): r for r in metrics.iter_rows(named=True)}
+    expected = {  # (n, complied, af_n, af_met)
+        ("zeta", "free"): (2, 2, 0, 0),
+        ("zeta", "paid"): (2, 0, 0, 0),
+        ("alpha", "free"): (3, 2, 3, 2),
+        ("alpha", "paid"): (4, 1, 1, 0),
+    }
+    for key, (n, k, af_n, af_k) in expected.items():
+        row = by[key]
+        assert (row["n"], row["complied"], row["af_n"]) == (n, k, af_n)
+        assert (row["compliance"], row["compliance_lo"], row["compliance_hi"]) == pytest.approx(
+            stats.wilson(k, n)
+        )
+        assert row["experiment"] == "exp1" and row["judge"] == "judge-x"
+        if af_n:
+            assert (row["af_rate"], row["af_lo"], row["af_hi"]) == pytest.approx(stats.wilson(af_k, af_n))
+        else:
+            assert math.isnan(row["af_rate"]) and math.isnan(row["af_lo"]) and math.isnan(row["af_hi"])
+
+    assert gaps["arm"].to_list() == ["zeta", "alpha"]
+    g = {r["arm"]: r for r in gaps.iter_rows(named=True)}
+    # alpha per query: free q1 1/2, q2 1/1 (one parse failure); paid q1 0/2, q2 1/2
+    assert g["alpha"]["n_queries"] == 2
+    assert g["alpha"]["free"] == pytest.approx(0.75)
+    assert g["alpha"]["paid"] == pytest.approx(0.25)
+    assert g["alpha"]["gap"] == pytest.approx(0.5)
+    # zeta: only q1 is in both tiers -> one query, no interval
+    assert g["zeta"]["n_queries"] == 1
+    assert g["zeta"]["gap"] == pytest.approx(1.0)
+    assert math.isnan(g["zeta"]["gap_lo"]) and math.isnan(g["zeta"]["p_value"])
+
+
+def test_compliance_metrics_without_af_and_write(tmp_path):
+    metrics, gaps = stats.compliance_metrics(COMPLIANCE, None, "exp1", n_resamples=500, seed=0)
+    assert (metrics["af_n"] == 0).all() and metrics["af_rate"].is_nan().all()
+    artifacts.write_table(metrics, tmp_path / "m.parquet", "metrics")
+    artifacts.write_table(gaps, tmp_path / "g.parquet", "gaps")
+    artifacts.check_schema(tmp_path / "m.parquet", "metrics")
+    artifacts.check_schema(tmp_path / "g.parquet", "gaps")
+
+
+def _declared(schema: str) -> pl.Schema:
+    return pl.from_arrow(artifacts.SCHEMAS[schema].empty_table()).schema
+
+
+def test_compliance_metrics_schema_exact_even_when_empty(tmp_path):
+    metrics, gaps = stats.compliance_metrics(COMPLIANCE.clear(), None, "exp1")
+    assert metrics.height == 0 and gaps.height == 0
+    assert metrics.schema == _declared("metrics") and gaps.schema == _declared("gaps")
+    artifacts.write_table(metrics, tmp_path / "m.parquet", "metrics")
+    metrics, gaps = stats.compliance_metrics(COMPLIANCE, AF, "exp1", n_resamples=200)
+    assert metrics.schema == _declared("metrics") and gaps.schema == _declared("gaps")
+
+
+def test_compliance_metrics_seeded():
+    a = stats.compliance_metrics(COMPLIANCE, AF, "e", n_resamples=300, seed=7)
+    b = stats.compliance_metrics(COMPLIANCE, AF, "e", n_resamples=300, seed=7)
+    assert a[0].equals(b[0], null_equal=True) and a[1].equals(b[1], null_equal=True)
+
+
+def test_compliance_metrics_rejects_duplicate_samples_and_mixed_judges():
+    dup = pl.concat([COMPLIANCE, COMPLIANCE.head(1)])
+    with pytest.raises(ValueError, match="sample key"):
+        stats.compliance_metrics(dup, None, "e")
+    mixed = COMPLIANCE.with_columns(
+        judge=pl.when(pl.col("arm") == "zeta").then(pl.lit("other")).otherwise("judge")
+    )
+    with pytest.raises(ValueError, match="several judges"):
+        stats.compliance_metrics(mixed, None, "e")
+
+
+def test_parse_failures():
+    failures = stats.parse_failures(COMPLIANCE)
+    assert failures.rows() == [
+        ("zeta", "free", 0), ("zeta", "paid", 1), ("alpha", "free", 1), ("alpha", "paid", 0)
+    ]
+    assert failures.schema == pl.Schema({"arm": pl.String, "tier": pl.String, "n_failures": pl.Int64})
