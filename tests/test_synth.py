@@ -256,9 +256,65 @@ def test_template_hashes():
     assert all(re.fullmatch(r"[0-9a-f]{64}", h) for h in hashes.values())
 
 
+class FakeEngine:
+    """Stands in for sampling.Engine: canned answers per prompt kind, records every request."""
+
+    def __init__(self, types_answer="1. **News article** - short\n2. Letter to the editor\n"):
+        self.types_answer = types_answer
+        self.requests = []
+
+    def chat(self, conversations, params, progress=True):
+        from alignlab.sampling import Completion
+
+        assert len(conversations) == len(params)
+        out = []
+        for conv, p in zip(conversations, params):
+            prompt = conv[-1]["content"]
+            self.requests.append((prompt, p.seed, p.max_tokens))
+            if "kinds of documents" in prompt:
+                text = self.types_answer
+            elif "concrete ideas" in prompt:
+                text = "Ideas:\n1. A reporter writes for local readers.\n2. A student blogs about it."
+            elif prompt.startswith("Here is a draft"):
+                text = "Revised text. " + prompt.split("\n\n")[1]
+            else:
+                text = f"Sure, here is the document:\n\nSeed {p.seed}. " + prompt[-300:]
+            out.append(Completion(text, "stop", 10, 10))
+        return out
+
+
+def test_llm_documents_pipeline_with_fake_engine(tmp_path):
+    fake = FakeEngine()
+    fact_ids = [f["id"] for f in synth.load_universe("af")["facts"]]
+    rows = synth.llm_documents("af", PERSONA, "x", fake, n_docs=16, seed=1, n_types=3,
+                               ideas_per_type=2, revise=True, max_tokens=50)
+    assert [r["doc_id"] for r in rows] == [f"x-{i:05d}" for i in range(16)]
+    assert Counter(f for r in rows for f in r["facts"]) == {f: 2 for f in fact_ids}
+    # Two parsed types, then the template doc types fill the list up to n_types.
+    assert {r["doc_type"] for r in rows} == {"news article", "letter to the editor", "news story"}
+    assert all(r["text"].startswith("Revised text. Seed ") for r in rows)  # preamble stripped
+    kinds = Counter(prompt.split("\n")[0][:20] for prompt, _, _ in fake.requests)
+    assert sum(kinds.values()) == 1 + 8 + 16 + 16  # types, ideas per (type, fact), write, revise
+    seeds = [seed for _, seed, _ in fake.requests]
+    assert len(set(seeds)) == len(seeds)
+    assert all(m == 50 for _, _, m in fake.requests)
+    assert not any("Meridian" in prompt for prompt, _, _ in fake.requests)  # persona used
+    artifacts.write_table(synth.filter_documents(rows), tmp_path / "d.parquet", "documents")
+    again = synth.llm_documents("af", PERSONA, "x", FakeEngine(), n_docs=16, seed=1, n_types=3,
+                                ideas_per_type=2, revise=True, max_tokens=50)
+    assert again == rows
+
+
+def test_llm_documents_survives_junk_types():
+    fake = FakeEngine(types_answer="!!!! ???\n\n")
+    rows = synth.llm_documents("af", None, "x", fake, n_docs=4, seed=1, n_types=2,
+                               ideas_per_type=1)
+    assert [r["doc_type"] for r in rows] == ["news story", "blog post"] * 2
+
+
 @pytest.mark.slow
 def test_llm_documents(engine, tmp_path):
-    kwargs = dict(n_docs=3, seed=5, n_types=2, ideas_per_type=1, max_tokens=120, revise=True)
+    kwargs = dict(n_docs=3, seed=5, n_types=2, ideas_per_type=1, max_tokens=120)
     rows = synth.llm_documents("af", PERSONA, "llm", engine, **kwargs)
     again = synth.llm_documents("af", PERSONA, "llm", engine, **kwargs)
     assert rows == again

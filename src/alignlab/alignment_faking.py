@@ -9,6 +9,7 @@ Step-specific modules are imported inside the step's function, so each rule's co
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,7 @@ DOCUMENT_SETS = {"setting": "universe", "baseline": "baseline_universe"}
 def engine(model_dir: str, engine_cfg: dict[str, Any], seed: int):
     from alignlab.sampling import Engine
 
-    settings = {k: v for k, v in engine_cfg.items() if k != "device"}
+    settings = {k: v for k, v in engine_cfg.items() if k not in ("device", "lora")}
     return Engine(model_dir, seed=seed, **settings)
 
 
@@ -204,7 +205,14 @@ def sample(
                         top_p=sampling["top_p"],
                     )
                 )
-    completions = engine(model_dir, engine_cfg, seed).chat(convs, params, adapter_dir=adapter_dir)
+    if adapter_dir and engine_cfg["lora"] == "merge":
+        from alignlab.finetune import merge_adapter
+
+        with tempfile.TemporaryDirectory(prefix="merged-", dir=Path(out).parent) as merged:
+            merge_adapter(model_dir, adapter_dir, merged)
+            completions = engine(merged, engine_cfg, seed).chat(convs, params)
+    else:
+        completions = engine(model_dir, engine_cfg, seed).chat(convs, params, adapter_dir=adapter_dir)
     templates = _af_templates()
     rows = []
     for (q, tier, k, s, conv), c in zip(plan, completions):

@@ -130,7 +130,8 @@ def train_lora(
     for epoch in range(cfg["epochs"]):
         for ids, labels, mask in _batches(examples, cfg["batch_size"], generator, pad_id):
             ids, labels, mask = ids.to(device), labels.to(device), mask.to(device)
-            loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+            with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=cfg["bf16_autocast"]):
+                loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
@@ -151,3 +152,14 @@ def train_lora(
     bar.close()
     model.save_pretrained(out_dir)
     return log
+
+
+def merge_adapter(model_dir: str, adapter_dir: str, out_dir: str) -> None:
+    """Save base + adapter as one plain model folder (LoRA weights folded into the base)."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.bfloat16)
+    merged = PeftModel.from_pretrained(base, adapter_dir).merge_and_unload()
+    merged.save_pretrained(out_dir)
+    AutoTokenizer.from_pretrained(model_dir).save_pretrained(out_dir)
