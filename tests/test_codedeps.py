@@ -6,7 +6,7 @@ from alignlab import codedeps
 def test_each_step_lists_what_it_runs_and_not_more():
     sample = codedeps.modules("alignment_faking.sample")
     assert {"sampling", "prompts", "artifacts", "seeds"} <= set(sample)
-    assert not {"judges", "stats", "plots", "finetune", "synth"} & set(sample)
+    assert not {"judges", "stats", "plots", "synth", "queries"} & set(sample)
     assert "judges" in codedeps.modules("alignment_faking.judge_compliance")
     assert {"stats", "plots", "report"} <= set(codedeps.modules("alignment_faking.aggregate"))
     assert "finetune" in codedeps.modules("alignment_faking.finetune")
