@@ -67,7 +67,6 @@ def make_documents(
     doc_seed = derive_seed(seed, experiment, corpus, "documents")
     if documents["generator"] == "template":
         rows = synth.template_documents(universe, persona, corpus, documents["n_docs"], doc_seed)
-        templates = {}
     else:
         llm_cfg = documents["llm"]
         rows = synth.llm_documents(
@@ -76,11 +75,10 @@ def make_documents(
             revise=llm_cfg["revise"], max_tokens=llm_cfg["max_tokens"],
             temperature=llm_cfg["temperature"],
         )
-        templates = synth.template_hashes()
     rows = synth.filter_documents(rows, min_chars=documents["min_chars"])
     if not any(r["kept"] for r in rows):
         raise ValueError(f"corpus '{corpus}': the filter dropped every document")
-    artifacts.write_table(rows, out, "documents", params=documents, templates=templates)
+    artifacts.write_table(rows, out, "documents", params=documents, templates=synth.template_hashes())
 
 
 def conversation(query: str, tier: str, arm: str, persona: dict, sampling: dict, scratchpad: bool):
