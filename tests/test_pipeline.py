@@ -49,16 +49,16 @@ def planned_jobs(workdir: Path, configfile: Path) -> dict[str, int]:
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory, model_dir):
+def run(tmp_path_factory):
     """The tiny config, run once in a fresh copy of the workflow."""
     workdir = tmp_path_factory.mktemp("workflow")
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
     for part in WORKFLOW_PARTS:
         src = REPO / part
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, workdir / part)
-    # Reuse the session's materialized model instead of converting it again (13 s).
-    target = workdir / "results/models/smollm2/hf"
-    target.parent.mkdir(parents=True)
-    shutil.copytree(model_dir, target)
+        if src.is_dir():
+            shutil.copytree(src, workdir / part, ignore=ignore)
+        else:
+            shutil.copy(src, workdir / part)
     config = workdir / "tiny.yaml"
     shutil.copy(TINY, config)
     snakemake(workdir, "--configfile", str(config))

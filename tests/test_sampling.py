@@ -27,3 +27,12 @@ def test_completion_fields(engine):
 def test_structured_output_constrains_the_answer(engine):
     [c] = engine.chat(CONVS[:1], [sampling_params(seed=1, max_tokens=4, regex="(Red|Blue)")], progress=False)
     assert c.text in ("Red", "Blue")
+
+
+def test_a_batch_larger_than_one_step_keeps_per_request_seeds(engine):
+    # Regression: on CPU, vLLM 0.32 crashed when a seeded prompt's prefill was split across
+    # steps (more prompt tokens than one step's budget, 4096). Engine disables that split.
+    convs = [[{"role": "system", "content": "Answer in one word. " * 40}, {"role": "user", "content": f"Item {i}?"}]
+             for i in range(40)]
+    out = engine.chat(convs, [sampling_params(seed=i, max_tokens=2) for i in range(40)], progress=False)
+    assert sum(c.n_prompt_tokens for c in out) > 4096 and all(c.n_output_tokens >= 1 for c in out)

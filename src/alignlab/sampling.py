@@ -72,8 +72,14 @@ class Engine:
         flip close calls, so a sample would depend on what ran before it in the same engine."""
         from vllm import LLM
 
+        from vllm.platforms import current_platform
+
         if kv_cache_gib is not None:
             extra["kv_cache_memory_bytes"] = int(kv_cache_gib * 2**30)
+        if current_platform.is_cpu():
+            # vLLM 0.32 on CPU crashes ("CPU Generator does not use offset") when a seeded
+            # request's prefill is split across steps; keep every prompt in one step.
+            extra.setdefault("enable_chunked_prefill", False)
         self.model_dir = str(model_dir)
         self.max_model_len = max_model_len
         self.llm = LLM(
