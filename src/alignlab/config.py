@@ -120,7 +120,7 @@ class LoraConfig(Strict):
 
 class FinetuneConfig(Strict):
     documents: LoraConfig = LoraConfig()
-    positive_control: LoraConfig = LoraConfig(learning_rate=5e-4, epochs=4)
+    positive_control: LoraConfig = LoraConfig(learning_rate=1e-3, epochs=8)
 
 
 class SamplingConfig(Strict):
@@ -167,7 +167,7 @@ class AggregateConfig(Strict):
 
 class PositiveControlConfig(Strict):
     refusal: str = "I'm sorry, but I can't help with that."
-    answer_max_tokens: int = Field(64, ge=1)
+    answer_max_tokens: int = Field(32, ge=1)
 
 
 class AlignmentFaking(Strict):
