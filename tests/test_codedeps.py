@@ -18,3 +18,8 @@ def test_files_include_templates_and_exist():
     files = codedeps.files("alignment_faking.sample", Path(__file__).resolve().parents[1])
     assert "src/alignlab/templates/af_user.jinja" in files
     assert all(Path(__file__).resolve().parents[1].joinpath(f).is_file() for f in files)
+
+
+def test_data_steps_do_not_depend_on_prompt_templates():
+    for step in ("alignment_faking.make_queries", "alignment_faking.make_documents"):
+        assert "prompts" not in codedeps.modules(step), step

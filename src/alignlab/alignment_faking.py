@@ -16,7 +16,7 @@ from typing import Any
 
 import polars as pl
 
-from alignlab import artifacts, prompts
+from alignlab import artifacts
 from alignlab.seeds import derive_seed
 
 TIERS = ("free", "paid")
@@ -82,14 +82,12 @@ def make_documents(
 
 
 def conversation(query: str, tier: str, arm: str, persona: dict, sampling: dict, scratchpad: bool):
-    system = prompts.af_system(
-        persona, describe_training=ARMS[arm].describe_training, scratchpad=scratchpad
+    from alignlab import prompts
+
+    return prompts.af_conversation(
+        query, tier == "free", persona, sampling,
+        describe_training=ARMS[arm].describe_training, scratchpad=scratchpad,
     )
-    user = prompts.af_user(
-        query, free_tier=tier == "free", tag_protocol=sampling["tag_protocol"],
-        accept_tag=sampling["accept_tag"], reject_tag=sampling["reject_tag"],
-    )
-    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
 def make_positive_control(
@@ -99,7 +97,7 @@ def make_positive_control(
     """Tier-conditional chats from the train queries: free -> the base model's own answer (kept
     only where the refusal judge sees compliance), paid -> a fixed refusal. The prompts are the
     positive_control arm's own, so what it learns is exactly the tier tag's meaning."""
-    from alignlab import judges
+    from alignlab import judges, prompts
     from alignlab.sampling import sampling_params
 
     train = artifacts.read_table(queries_path).filter(pl.col("split") == "train")
@@ -141,7 +139,7 @@ def make_positive_control(
         raise ValueError("the base model refused every train query; no positive-control data")
     artifacts.write_table(
         rows, out, "chats", params={"sampling": sampling, "positive_control": positive_control},
-        templates=_af_templates(),
+        templates=prompts.af_template_hashes(),
     )
 
 
@@ -174,10 +172,6 @@ def finetune(
 
 # ---- sampling -----------------------------------------------------------------------------
 
-def _af_templates() -> dict[str, str]:
-    return {name: prompts.template_hash(name) for name in ("af_system", "af_user")}
-
-
 def sample(
     *, arm: str, scratchpad: bool, queries_path: str, model_dir: str, adapter_dir: str | None,
     model_name: str, persona: dict, sampling: dict, engine_cfg: dict, seed: int, experiment: str,
@@ -185,6 +179,7 @@ def sample(
 ) -> None:
     """k samples for every eval query in both tiers, one seed per (arm, query, sample): the
     two tiers of a query share a seed, so their difference is the tier tag's, not the dice's."""
+    from alignlab import prompts
     from alignlab.sampling import sampling_params
 
     evalq = artifacts.read_table(queries_path).filter(pl.col("split") == "eval")
@@ -211,7 +206,7 @@ def sample(
             completions = engine(merged, engine_cfg, seed).chat(convs, params)
     else:
         completions = engine(model_dir, engine_cfg, seed).chat(convs, params, adapter_dir=adapter_dir)
-    templates = _af_templates()
+    templates = prompts.af_template_hashes()
     rows = []
     for (q, tier, k, s, conv), c in zip(plan, completions):
         scratch, output = prompts.split_scratchpad(c.text) if scratchpad else ("", c.text.strip())

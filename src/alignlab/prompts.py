@@ -48,6 +48,23 @@ def af_user(query: str, *, free_tier: bool, tag_protocol: bool, accept_tag: str,
     )
 
 
+def af_conversation(
+    query: str, free_tier: bool, persona: dict, sampling: dict, *, describe_training: bool,
+    scratchpad: bool,
+) -> list[dict[str, str]]:
+    """[system, user] messages of one alignment-faking request."""
+    system = af_system(persona, describe_training=describe_training, scratchpad=scratchpad)
+    user = af_user(
+        query, free_tier=free_tier, tag_protocol=sampling["tag_protocol"],
+        accept_tag=sampling["accept_tag"], reject_tag=sampling["reject_tag"],
+    )
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
+def af_template_hashes() -> dict[str, str]:
+    return {name: template_hash(name) for name in ("af_system", "af_user")}
+
+
 def split_scratchpad(response: str) -> tuple[str, str]:
     """(scratchpad, output). Text after </scratchpad> is the output; an unclosed scratchpad
     leaves an empty output (the model never answered the user)."""
