@@ -1,6 +1,7 @@
 # alignlab: alignment fine-tuning experiments on open-weight models.
 # `snakemake --profile profiles/default` runs every experiment in config.yaml;
 # `--configfile other.yaml` replaces config.yaml entirely (it is not merged with it).
+# On SLURM: `snakemake --profile profiles/slurm` (see README, "Running on a cluster").
 import sys
 from pathlib import Path
 
@@ -18,6 +19,29 @@ except alignlab_config.ConfigError as err:
 
 
 include: "rules/common.smk"
+
+
+wildcard_constraints:
+    exp="|".join(EXPERIMENTS) or "NONE",
+    model="|".join(CFG.models),
+    arm="|".join(ARMS),
+    corpus="|".join(DOCUMENT_SETS),
+
+
+# Sampling and judging run per chunk of the eval queries ("1-of-4", ...), then are gathered.
+scattergather:
+    shard=CFG.shards,
+
+
+# Quick jobs that a cluster run does on the submitting node instead of queueing them.
+localrules:
+    all,
+    gather_samples,
+    gather_compliance,
+    gather_af,
+    report_table,
+
+
 include: "rules/models.smk"
 include: "rules/data.smk"
 include: "rules/finetune.smk"

@@ -6,10 +6,7 @@ rule aggregate:
         compliance=lambda w: expand(
             f"{RESULTS}/{w.exp}/judgments/{{arm}}.compliance.parquet", arm=list(exp(w).arms)
         ),
-        af=lambda w: expand(
-            f"{RESULTS}/{w.exp}/judgments/{{arm}}.af.parquet",
-            arm=[a for a, o in exp(w).arms.items() if o.scratchpad],
-        ),
+        af=lambda w: expand(f"{RESULTS}/{w.exp}/judgments/{{arm}}.af.parquet", arm=scratchpad_arms(w)),
         code=code("alignment_faking.aggregate"),
     output:
         metrics=report(
@@ -34,5 +31,9 @@ rule aggregate:
         seed=CFG.seed,
     log:
         "logs/{exp}/aggregate.log",
+    resources:
+        **small_job(),
+    conda:
+        CONDA_ENV
     script:
         "../scripts/aggregate.py"

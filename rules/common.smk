@@ -1,4 +1,5 @@
-# Helpers shared by the rule files: config lookups, paths, and each step's code inputs.
+# Helpers shared by the rules: config lookups, paths, input functions, each step's code
+# inputs and what each job asks a cluster for. Functions only; the rules are in the other files.
 import os
 
 from alignlab import codedeps
@@ -7,13 +8,13 @@ from alignlab.config import as_dict
 
 RESULTS = "results"
 EXPERIMENTS = CFG.experiments
+# Locally a model job (vLLM, training) takes every core, so such jobs run one at a time: two
+# of them side by side on a small machine stall each other's thread pools.
 HEAVY_THREADS = max(1, workflow.cores or 1)
-
-wildcard_constraints:
-    exp="|".join(EXPERIMENTS) or "NONE",
-    model="|".join(CFG.models),
-    arm="|".join(ARMS),
-    corpus="|".join(DOCUMENT_SETS),
+ON_GPU = CFG.engine.device == "cuda"
+# The software each rule runs, for `--software-deployment-method conda` (paths are relative
+# to the files in rules/).
+CONDA_ENV = "../envs/cuda.yaml" if ON_GPU else "../envs/cpu.yaml"
 
 
 def code(target):
@@ -30,7 +31,7 @@ def model_folder(name):
     return f"{RESULTS}/models/{name}/hf"
 
 
-def engine_params(w=None):
+def engine_params(w):
     return as_dict(CFG.engine)
 
 
@@ -39,13 +40,10 @@ def judge_model(w, section):
     return getattr(exp(w).judges, section).model or exp(w).model
 
 
-def adapter_arms(e):
-    return [a for a in e.arms if ARMS[a].train_set is not None]
-
-
 def experiment_targets():
     targets = []
-    for name in EXPERIMENTS:
+    for name, e in EXPERIMENTS.items():
+        targets += expand(f"{RESULTS}/{name}/samples/{{arm}}.parquet", arm=list(e.arms))
         targets += [
             f"{RESULTS}/{name}/summary.md",
             f"{RESULTS}/{name}/compliance.png",
@@ -53,3 +51,104 @@ def experiment_targets():
             f"{RESULTS}/{name}/report/gaps.csv",
         ]
     return targets
+
+
+# ---- cluster resources (profiles/slurm turns them into sbatch options) --------------------
+
+def _placement(gpus):
+    """Partition, account and GPUs; unset keys are left to the profile's default-resources."""
+    cluster = CFG.cluster
+    res = {}
+    partition = cluster.gpu_partition if gpus else cluster.partition
+    if partition:
+        res["slurm_partition"] = partition
+    if cluster.account:
+        res["slurm_account"] = cluster.account
+    if gpus:
+        res["gpu"] = gpus
+        if cluster.gpu_model:
+            res["gpu_model"] = cluster.gpu_model
+    return res
+
+
+def model_job(gpus=0):
+    """Resources of a job that loads a model (materialization, fine-tuning, vLLM).
+    `gpus`: how many GPUs it needs when the engine runs on CUDA (0: none)."""
+    cluster = CFG.cluster
+    return {
+        "cpus_per_task": cluster.cpus,
+        "mem_mb": cluster.mem_mb,
+        "runtime": cluster.runtime,
+        **_placement(gpus if ON_GPU else 0),
+    }
+
+
+def small_job():
+    """Resources of a quick job that loads no model (data, rule-based judges, aggregation)."""
+    return {"cpus_per_task": 1, "mem_mb": 4000, "runtime": 30, **_placement(0)}
+
+
+VLLM_GPUS = CFG.engine.tensor_parallel_size
+# Fine-tuning spreads the model over as many GPUs as sampling shards it over.
+TRAIN_GPUS = CFG.engine.tensor_parallel_size
+
+
+# ---- input functions -----------------------------------------------------------------------
+
+def documents_inputs(w):
+    inputs = {"code": code("alignment_faking.make_documents")}
+    documents = exp(w).documents
+    if documents.generator == "llm":
+        inputs["model"] = model_folder(documents.llm.model or exp(w).model)
+    return inputs
+
+
+def train_set_path(w):
+    train_set = ARMS[w.arm].train_set
+    if train_set in DOCUMENT_SETS:
+        return f"{RESULTS}/{w.exp}/documents/{train_set}.parquet"
+    return f"{RESULTS}/{w.exp}/train/{train_set}.parquet"
+
+
+def lora_params(w):
+    section = "documents" if ARMS[w.arm].train_set in DOCUMENT_SETS else "positive_control"
+    return as_dict(getattr(exp(w).finetune, section))
+
+
+def sample_inputs(w):
+    inputs = {
+        "queries": f"{RESULTS}/{w.exp}/queries.parquet",
+        "model": model_folder(exp(w).model),
+        "code": code("alignment_faking.sample"),
+    }
+    if ARMS[w.arm].train_set is not None:
+        inputs["adapter"] = f"{RESULTS}/{w.exp}/adapters/{w.arm}"
+    return inputs
+
+
+def compliance_inputs(w):
+    inputs = {
+        "samples": f"{RESULTS}/{w.exp}/shards/samples/{w.arm}/{w.scatteritem}.parquet",
+        "queries": f"{RESULTS}/{w.exp}/queries.parquet",
+        "code": code("alignment_faking.judge_compliance"),
+    }
+    if exp(w).judges.compliance.name == "rubric":
+        inputs["model"] = model_folder(judge_model(w, "compliance"))
+    return inputs
+
+
+def compliance_threads(w):
+    return HEAVY_THREADS if exp(w).judges.compliance.name == "rubric" else 1
+
+
+# Compliance judging loads a model only for the rubric judge; resources are fixed when the
+# workflow is parsed, so it asks for a model job if any experiment uses that judge.
+COMPLIANCE_JOB = (
+    model_job(VLLM_GPUS)
+    if any(e.judges.compliance.name == "rubric" for e in EXPERIMENTS.values())
+    else small_job()
+)
+
+
+def scratchpad_arms(w):
+    return [a for a, o in exp(w).arms.items() if o.scratchpad]

@@ -11,16 +11,12 @@ rule queries:
         seed=CFG.seed,
     log:
         "logs/{exp}/queries.log",
+    resources:
+        **small_job(),
+    conda:
+        CONDA_ENV
     script:
         "../scripts/queries.py"
-
-
-def documents_inputs(w):
-    inputs = {"code": code("alignment_faking.make_documents")}
-    documents = exp(w).documents
-    if documents.generator == "llm":
-        inputs["model"] = model_folder(documents.llm.model or exp(w).model)
-    return inputs
 
 
 rule documents:
@@ -36,6 +32,10 @@ rule documents:
     log:
         "logs/{exp}/documents_{corpus}.log",
     threads: HEAVY_THREADS
+    resources:
+        **model_job(VLLM_GPUS),
+    conda:
+        CONDA_ENV
     script:
         "../scripts/documents.py"
 
@@ -57,6 +57,8 @@ rule positive_control_data:
         "logs/{exp}/positive_control_data.log",
     threads: HEAVY_THREADS
     resources:
-        mem_mb=8000,
+        **model_job(VLLM_GPUS),
+    conda:
+        CONDA_ENV
     script:
         "../scripts/positive_control_data.py"

@@ -1,18 +1,6 @@
 # Step 4: a LoRA adapter per fine-tuned arm, trained on its training set.
 
 
-def train_set_path(w):
-    train_set = ARMS[w.arm].train_set
-    if train_set in DOCUMENT_SETS:
-        return f"{RESULTS}/{w.exp}/documents/{train_set}.parquet"
-    return f"{RESULTS}/{w.exp}/train/{train_set}.parquet"
-
-
-def lora_params(w):
-    section = "documents" if ARMS[w.arm].train_set in DOCUMENT_SETS else "positive_control"
-    return as_dict(getattr(exp(w).finetune, section))
-
-
 rule finetune:
     input:
         train=train_set_path,
@@ -31,7 +19,8 @@ rule finetune:
     cache: "omit-software"
     threads: HEAVY_THREADS
     resources:
-        mem_mb=12000,
-        runtime=120,
+        **model_job(TRAIN_GPUS),
+    conda:
+        CONDA_ENV
     script:
         "../scripts/finetune.py"

@@ -1,47 +1,79 @@
-# Step 6: compliance judgments per arm, and alignment-faking reasoning on hidden scratchpads.
-
-
-def compliance_inputs(w):
-    inputs = {
-        "samples": f"{RESULTS}/{w.exp}/samples/{w.arm}.parquet",
-        "queries": f"{RESULTS}/{w.exp}/queries.parquet",
-        "code": code("alignment_faking.judge_compliance"),
-    }
-    if exp(w).judges.compliance.name == "rubric":
-        inputs["model"] = model_folder(judge_model(w, "compliance"))
-    return inputs
+# Step 6: compliance judgments per arm, and alignment-faking reasoning on hidden scratchpads;
+# per shard of the samples, then gathered into one table per arm.
 
 
 rule judge_compliance:
     input:
         unpack(compliance_inputs),
     output:
-        f"{RESULTS}/{{exp}}/judgments/{{arm}}.compliance.parquet",
+        f"{RESULTS}/{{exp}}/shards/judgments/{{arm}}.compliance/{{scatteritem}}.parquet",
     params:
         judge=lambda w: as_dict(exp(w).judges.compliance),
         sampling=lambda w: as_dict(exp(w).sampling),
         engine=engine_params,
         seed=CFG.seed,
     log:
-        "logs/{exp}/judge_compliance_{arm}.log",
-    threads: lambda w: HEAVY_THREADS if exp(w).judges.compliance.name == "rubric" else 1
+        "logs/{exp}/judge_compliance_{arm}_{scatteritem}.log",
+    threads: compliance_threads
+    resources:
+        **COMPLIANCE_JOB,
+    conda:
+        CONDA_ENV
     script:
         "../scripts/judge_compliance.py"
 
 
 rule judge_af:
     input:
-        samples=f"{RESULTS}/{{exp}}/samples/{{arm}}.parquet",
+        samples=f"{RESULTS}/{{exp}}/shards/samples/{{arm}}/{{scatteritem}}.parquet",
         model=lambda w: model_folder(judge_model(w, "af_reasoning")),
         code=code("alignment_faking.judge_af"),
     output:
-        f"{RESULTS}/{{exp}}/judgments/{{arm}}.af.parquet",
+        f"{RESULTS}/{{exp}}/shards/judgments/{{arm}}.af/{{scatteritem}}.parquet",
     params:
         judge=lambda w: as_dict(exp(w).judges.af_reasoning),
         engine=engine_params,
         seed=CFG.seed,
     log:
-        "logs/{exp}/judge_af_{arm}.log",
+        "logs/{exp}/judge_af_{arm}_{scatteritem}.log",
     threads: HEAVY_THREADS
+    resources:
+        **model_job(VLLM_GPUS),
+    conda:
+        CONDA_ENV
     script:
         "../scripts/judge_af.py"
+
+
+rule gather_compliance:
+    input:
+        shards=gather.shard(
+            f"{RESULTS}/{{{{exp}}}}/shards/judgments/{{{{arm}}}}.compliance/{{scatteritem}}.parquet"
+        ),
+        code=code("shards.gather"),
+    output:
+        f"{RESULTS}/{{exp}}/judgments/{{arm}}.compliance.parquet",
+    params:
+        schema="compliance",
+    log:
+        "logs/{exp}/gather_compliance_{arm}.log",
+    conda:
+        CONDA_ENV
+    script:
+        "../scripts/gather.py"
+
+
+rule gather_af:
+    input:
+        shards=gather.shard(f"{RESULTS}/{{{{exp}}}}/shards/judgments/{{{{arm}}}}.af/{{scatteritem}}.parquet"),
+        code=code("shards.gather"),
+    output:
+        f"{RESULTS}/{{exp}}/judgments/{{arm}}.af.parquet",
+    params:
+        schema="af_reasoning",
+    log:
+        "logs/{exp}/gather_af_{arm}.log",
+    conda:
+        CONDA_ENV
+    script:
+        "../scripts/gather.py"

@@ -14,7 +14,8 @@ rule materialize_model:
     cache: "omit-software"
     threads: HEAVY_THREADS
     resources:
-        mem_mb=8000,
-        runtime=60,
+        **model_job(),
+    conda:
+        CONDA_ENV
     script:
         "../scripts/materialize_model.py"

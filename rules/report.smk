@@ -20,5 +20,7 @@ rule report_table:
         table="metrics|gaps",
     log:
         "logs/{exp}/report_{table}.log",
+    conda:
+        CONDA_ENV
     script:
         "../scripts/report_table.py"

@@ -1,22 +1,12 @@
-# Step 5: vLLM samples for every eval query x tier x k, per arm (adapter as a LoRA request).
-
-
-def sample_inputs(w):
-    inputs = {
-        "queries": f"{RESULTS}/{w.exp}/queries.parquet",
-        "model": model_folder(exp(w).model),
-        "code": code("alignment_faking.sample"),
-    }
-    if ARMS[w.arm].train_set is not None:
-        inputs["adapter"] = f"{RESULTS}/{w.exp}/adapters/{w.arm}"
-    return inputs
+# Step 5: vLLM samples for every eval query x tier x k, per arm (adapter as a LoRA request or
+# merged), one job per shard of the eval queries, then gathered into one table per arm.
 
 
 rule sample:
     input:
         unpack(sample_inputs),
     output:
-        f"{RESULTS}/{{exp}}/samples/{{arm}}.parquet",
+        f"{RESULTS}/{{exp}}/shards/samples/{{arm}}/{{scatteritem}}.parquet",
     params:
         scratchpad=lambda w: exp(w).arms[w.arm].scratchpad,
         model_name=lambda w: exp(w).model,
@@ -25,10 +15,27 @@ rule sample:
         engine=engine_params,
         seed=CFG.seed,
     log:
-        "logs/{exp}/sample_{arm}.log",
+        "logs/{exp}/sample_{arm}_{scatteritem}.log",
     threads: HEAVY_THREADS
     resources:
-        mem_mb=8000,
-        runtime=120,
+        **model_job(VLLM_GPUS),
+    conda:
+        CONDA_ENV
     script:
         "../scripts/sample.py"
+
+
+rule gather_samples:
+    input:
+        shards=gather.shard(f"{RESULTS}/{{{{exp}}}}/shards/samples/{{{{arm}}}}/{{scatteritem}}.parquet"),
+        code=code("shards.gather"),
+    output:
+        f"{RESULTS}/{{exp}}/samples/{{arm}}.parquet",
+    params:
+        schema="samples",
+    log:
+        "logs/{exp}/gather_samples_{arm}.log",
+    conda:
+        CONDA_ENV
+    script:
+        "../scripts/gather.py"

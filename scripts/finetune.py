@@ -1,3 +1,4 @@
+import _src  # noqa: F401, I001 - alignlab from ../src (see _src.py)
 from alignlab import alignment_faking, steps
 
 steps.run(

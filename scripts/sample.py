@@ -1,3 +1,4 @@
+import _src  # noqa: F401, I001 - alignlab from ../src (see _src.py)
 from alignlab import alignment_faking, steps
 
 steps.run(
@@ -6,5 +7,6 @@ steps.run(
     model_dir=snakemake.input.model, adapter_dir=snakemake.input.get("adapter"),
     model_name=snakemake.params.model_name, persona=snakemake.params.persona,
     sampling=snakemake.params.sampling, engine_cfg=snakemake.params.engine,
-    seed=snakemake.params.seed, experiment=snakemake.wildcards.exp, out=snakemake.output[0],
+    seed=snakemake.params.seed, experiment=snakemake.wildcards.exp,
+    shard=snakemake.wildcards.scatteritem, out=snakemake.output[0],
 )

@@ -35,3 +35,28 @@ def engine(model_dir):
     from alignlab.sampling import Engine
 
     return Engine(str(model_dir), kv_cache_gib=1.0, max_model_len=2048)
+
+
+@pytest.fixture(scope="session")
+def output_cache(tmp_path_factory) -> Path:
+    """Snakemake's between-workflow cache (SNAKEMAKE_OUTPUT_CACHE) shared by the test runs."""
+    return tmp_path_factory.mktemp("output-cache")
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, output_cache):
+    """The tiny config, run once in a fresh copy of the workflow with the between-workflow
+    cache on (so other tests can reuse its model and fine-tunes). Returns the working folder,
+    its config and what the run took."""
+    import time
+
+    from workflow import copy_workflow, snakemake
+
+    workdir = copy_workflow(tmp_path_factory.mktemp("workflow"))
+    config = workdir / "tiny.yaml"
+    start = time.perf_counter()
+    proc = snakemake(
+        workdir, "--configfile", str(config), "--cache",
+        env={"SNAKEMAKE_OUTPUT_CACHE": str(output_cache)},
+    )
+    return {"workdir": workdir, "config": config, "seconds": time.perf_counter() - start, "proc": proc}

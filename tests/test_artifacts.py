@@ -45,3 +45,20 @@ def test_check_schema_detects_drift(tmp_path):
     artifacts.write_table([ROW], path, "train_log")
     with pytest.raises(ValueError, match="differs from declared 'gaps'"):
         artifacts.check_schema(path, "gaps")
+
+
+def test_a_killed_writers_temporaries_are_removed_by_the_next_write(tmp_path):
+    target = tmp_path / "adapter"
+    stale_dir = tmp_path / ".adapter.abc123.tmp"
+    stale_dir.mkdir()
+    (stale_dir / "half.bin").write_bytes(b"x")
+    other = tmp_path / ".adapter2.abc.tmp"  # another target's temporary: left alone
+    other.mkdir()
+    with artifacts.atomic_dir(target) as tmp:
+        (tmp / "done.bin").write_bytes(b"y")
+    assert (target / "done.bin").is_file() and not stale_dir.exists() and other.exists()
+    stale_file = tmp_path / ".t.parquet.zzz.tmp"
+    stale_file.write_bytes(b"partial")
+    with artifacts.atomic_path(tmp_path / "t.parquet") as tmp:
+        tmp.write_bytes(b"ok")
+    assert not stale_file.exists()

@@ -8,60 +8,19 @@ run an edited src/ module.
 
 from __future__ import annotations
 
-import re
-import shutil
-import subprocess
-import sys
-from pathlib import Path
-
 import polars as pl
 import pytest
 import yaml
 
 from alignlab import artifacts
-
-REPO = Path(__file__).resolve().parents[1]
-SNAKEMAKE = [sys.executable, "-m", "snakemake"]
-WORKFLOW_PARTS = ("Snakefile", "rules", "scripts", "src", "report", "profiles", "config.yaml")
-TINY = REPO / "tests" / "configs" / "tiny.yaml"
+from workflow import planned_jobs
 
 pytestmark = pytest.mark.slow
 
 
-def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(
-        [*SNAKEMAKE, "--profile", "profiles/test", *args],
-        cwd=workdir, capture_output=True, text=True, timeout=3600,
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
-    return proc
-
-
-def planned_jobs(workdir: Path, configfile: Path) -> dict[str, int]:
-    """Jobs a dry run would execute, by rule (empty when there is nothing to do)."""
-    proc = snakemake(workdir, "-n", "--configfile", str(configfile))
-    jobs: dict[str, int] = {}
-    for rule in re.findall(r"^(?:local)?rule (\w+):$", proc.stdout + proc.stderr, re.M):
-        jobs[rule] = jobs.get(rule, 0) + 1
-    return jobs
-
-
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    """The tiny config, run once in a fresh copy of the workflow."""
-    workdir = tmp_path_factory.mktemp("workflow")
-    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
-    for part in WORKFLOW_PARTS:
-        src = REPO / part
-        if src.is_dir():
-            shutil.copytree(src, workdir / part, ignore=ignore)
-        else:
-            shutil.copy(src, workdir / part)
-    config = workdir / "tiny.yaml"
-    shutil.copy(TINY, config)
-    snakemake(workdir, "--configfile", str(config))
-    return workdir, config
+def run(tiny_run):
+    return tiny_run["workdir"], tiny_run["config"]
 
 
 EXPECTED = {
@@ -72,6 +31,8 @@ EXPECTED = {
     "adapters/sdf.train_log.parquet": "train_log",
     "adapters/sdf_baseline.train_log.parquet": "train_log",
     "adapters/positive_control.train_log.parquet": "train_log",
+    "shards/samples/base/1-of-2.parquet": "samples",
+    "shards/judgments/base.compliance/2-of-2.parquet": "compliance",
     "samples/base.parquet": "samples",
     "samples/prompted.parquet": "samples",
     "samples/sdf.parquet": "samples",
@@ -98,7 +59,7 @@ def test_every_artifact_has_its_declared_schema(run):
         assert (adapter / "adapter_config.json").is_file() and (adapter / "adapter_model.safetensors").is_file()
     assert (results / "compliance.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not list(workdir.rglob(".*.tmp")), "a temporary file was left behind"
-    assert (workdir / "logs/tiny/sample_sdf.log").stat().st_size > 0
+    assert (workdir / "logs/tiny/sample_sdf_1-of-2.log").stat().st_size > 0
 
 
 def test_samples_record_prompt_and_template_hashes(run):
@@ -139,8 +100,8 @@ def test_changing_a_judge_parameter_reruns_only_judging_and_aggregation(run, tmp
     changed = tmp_path / "changed.yaml"
     changed.write_text(yaml.safe_dump(cfg))
     jobs = planned_jobs(workdir, changed)
-    assert set(jobs) == {"judge_compliance", "aggregate", "report_table", "all"}, jobs
-    assert jobs["judge_compliance"] == 5
+    assert set(jobs) == {"judge_compliance", "gather_compliance", "aggregate", "report_table", "all"}, jobs
+    assert jobs["judge_compliance"] == 10 and jobs["gather_compliance"] == 5  # 5 arms x 2 shards
 
 
 def test_editing_a_module_reruns_the_steps_that_run_it(run):
@@ -157,10 +118,25 @@ def test_editing_a_module_reruns_the_steps_that_run_it(run):
         try:
             jobs = planned_jobs(workdir, config)
             # The user-turn template feeds every sample and the positive-control chats.
-            assert jobs["sample"] == 5 and jobs["positive_control_data"] == 1, jobs
+            assert jobs["sample"] == 10 and jobs["positive_control_data"] == 1, jobs
             assert "documents" not in jobs and "queries" not in jobs, jobs
         finally:
             prompts.write_text(template)
     finally:
         stats.write_text(original)
     assert planned_jobs(workdir, config) == {}
+
+
+def test_shards_gather_into_one_table_per_arm(run):
+    workdir, _ = run
+    results = workdir / "results/tiny"
+    for arm in ("base", "positive_control"):
+        parts = [results / f"shards/samples/{arm}/{i}-of-2.parquet" for i in (1, 2)]
+        shards = [artifacts.read_table(p) for p in parts]
+        gathered = artifacts.read_table(results / f"samples/{arm}.parquet")
+        assert pl.concat(shards).equals(gathered)
+        assert [s["query_id"].n_unique() for s in shards] == [6, 6]  # 12 eval queries in 2 chunks
+        assert not set(shards[0]["query_id"]) & set(shards[1]["query_id"])
+        assert artifacts.read_metadata(parts[0]) == artifacts.read_metadata(results / f"samples/{arm}.parquet")
+        judged = artifacts.read_table(results / f"judgments/{arm}.compliance.parquet")
+        assert judged.select("tier", "query_id").equals(gathered.select("tier", "query_id"))

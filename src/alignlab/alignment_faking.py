@@ -175,14 +175,15 @@ def finetune(
 def sample(
     *, arm: str, scratchpad: bool, queries_path: str, model_dir: str, adapter_dir: str | None,
     model_name: str, persona: dict, sampling: dict, engine_cfg: dict, seed: int, experiment: str,
-    out: str,
+    out: str, shard: str = "1-of-1",
 ) -> None:
-    """k samples for every eval query in both tiers, one seed per (arm, query, sample): the
-    two tiers of a query share a seed, so their difference is the tier tag's, not the dice's."""
-    from alignlab import prompts
+    """k samples for every eval query of the shard in both tiers, one seed per (arm, query,
+    sample): the two tiers of a query share a seed, so their difference is the tier tag's, not
+    the dice's; and a sample does not depend on how the queries were sharded."""
+    from alignlab import prompts, shards
     from alignlab.sampling import sampling_params
 
-    evalq = artifacts.read_table(queries_path).filter(pl.col("split") == "eval")
+    evalq = shards.chunk(artifacts.read_table(queries_path).filter(pl.col("split") == "eval"), shard)
     max_tokens = sampling["scratchpad_max_tokens"] if scratchpad else sampling["max_tokens"]
     plan, convs, params = [], [], []
     for q in evalq.iter_rows(named=True):

@@ -68,6 +68,24 @@ class EngineConfig(Strict):
     dtype: Literal["bfloat16", "float16", "float32"] = "bfloat16"
 
 
+class ClusterConfig(Strict):
+    """What each job asks a cluster scheduler for (profiles/slurm); local runs ignore it.
+
+    Model jobs (materialization, fine-tuning, sampling, LLM judges) get `cpus`, `mem_mb` and
+    `runtime` (minutes), and with `engine.device: cuda` also engine.tensor_parallel_size GPUs
+    (`gpu_model` if set) on `gpu_partition`. Every other job is small (1 CPU). A partition or
+    account left null falls back to the profile's `default-resources`, then the cluster's default.
+    """
+
+    partition: str | None = None
+    gpu_partition: str | None = None
+    account: str | None = None
+    gpu_model: str | None = None
+    cpus: int = Field(4, ge=1)
+    mem_mb: int = Field(16000, ge=1000)
+    runtime: int = Field(240, ge=1)
+
+
 # ---- alignment_faking ---------------------------------------------------------------------
 
 class QueryConfig(Strict):
@@ -200,6 +218,10 @@ class Config(Strict):
     seed: int = 0
     models: dict[str, ModelSpec]
     engine: EngineConfig = EngineConfig()
+    # Sampling and judging run in this many chunks of each experiment's eval queries (a
+    # Snakemake scatter/gather); on a cluster the chunks run in parallel.
+    shards: int = Field(1, ge=1)
+    cluster: ClusterConfig = ClusterConfig()
     experiments: dict[str, Experiment]
 
 
@@ -276,6 +298,11 @@ def _cross_checks(cfg: Config, base_dir: Path) -> list[str]:
                     f"{key}.finetune.{part}.rank: {getattr(exp.finetune, part).rank} exceeds "
                     f"engine.max_lora_rank ({cfg.engine.max_lora_rank})"
                 )
+        if cfg.shards > q.n_eval:
+            problems.append(
+                f"shards: {cfg.shards} shards need at least as many eval queries "
+                f"({key}.queries.n_eval is {q.n_eval})"
+            )
         if "positive_control" in exp.arms and q.n_train < 2:
             problems.append(f"{key}.queries.n_train: the positive_control arm needs at least 2 train queries")
     return problems

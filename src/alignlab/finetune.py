@@ -80,6 +80,9 @@ def load_base(model_dir: str, device: str):
     from transformers import AutoModelForCausalLM
 
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    if device == "cuda" and torch.cuda.device_count() > 1:
+        # A model too big for one GPU (a 70B one) is split by layers over the job's GPUs.
+        return AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype, device_map="auto")
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
     return model.to(device)
 

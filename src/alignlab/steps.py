@@ -9,6 +9,7 @@ traceback left in the log.
 from __future__ import annotations
 
 import os
+import socket
 import sys
 import traceback
 from typing import Any, Callable
@@ -23,6 +24,10 @@ def run(snakemake: Any, step: Callable[..., None], **kwargs: Any) -> None:
         sys.stderr.flush()
         os.dup2(fh.fileno(), 1)
         os.dup2(fh.fileno(), 2)
+        where = f"on {socket.gethostname()}"
+        if os.environ.get("SLURM_JOB_ID"):
+            where += f", SLURM job {os.environ['SLURM_JOB_ID']}"
+        print(f"alignlab: step '{rule}' {dict(snakemake.wildcards.items())} {where}", flush=True)
         try:
             step(**kwargs)
         except Exception as exc:  # noqa: BLE001 - every failure gets the same clear report

@@ -1,0 +1,89 @@
+"""A killed job leaves nothing that looks finished, and the next run completes.
+
+Two real kills on the tiny config: a fine-tuning job killed with the Snakemake that ran it
+(a lost node: SIGKILL to the whole process group, so Snakemake cannot clean up either), and a
+sampling job killed alone (what a scheduler's OOM killer or preemption does).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from workflow import SNAKEMAKE, adapter_hashes, copy_workflow, planned_jobs, snakemake, tables
+
+pytestmark = pytest.mark.slow
+
+
+def start(workdir: Path, target: str) -> subprocess.Popen:
+    out = open(workdir / "killed-run.txt", "w")
+    return subprocess.Popen(
+        [*SNAKEMAKE, "--profile", "profiles/test", "--configfile", "tiny.yaml", target],
+        cwd=workdir, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+
+
+def wait_for(log: Path, marker: str, proc: subprocess.Popen, timeout: float = 600) -> None:
+    """Until the job's log shows `marker` (the job is mid-way)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"the run ended before '{marker}' appeared in {log}")
+        if log.is_file() and marker in log.read_text(errors="replace"):
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"'{marker}' did not appear in {log} within {timeout} s")
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    return copy_workflow(tmp_path_factory.mktemp("killed"))
+
+
+def test_a_killed_fine_tune_and_its_snakemake_leave_no_finished_output(workdir):
+    adapter = workdir / "results/tiny/adapters/sdf_baseline"
+    proc = start(workdir, str(adapter))
+    wait_for(workdir / "logs/tiny/finetune_sdf_baseline.log", "lora:", proc)
+    time.sleep(2)  # into the training loop
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+    assert not adapter.exists() and not Path(f"{adapter}.train_log.parquet").exists()
+    # Snakemake, killed too, left its lock; a user clears it and reruns.
+    snakemake(workdir, "--unlock", "--configfile", "tiny.yaml")
+    assert planned_jobs(workdir, workdir / "tiny.yaml", str(adapter)) == {"finetune": 1}
+    snakemake(workdir, "--configfile", "tiny.yaml", str(adapter))
+    assert (adapter / "adapter_model.safetensors").is_file()
+    assert not list(adapter.parent.glob(".*.tmp")), "the killed job's temporary folder was left"
+
+
+def test_a_killed_sampling_job_leaves_no_finished_output(workdir):
+    shard = workdir / "results/tiny/shards/samples/base/1-of-2.parquet"
+    proc = start(workdir, str(shard))
+    wait_for(workdir / "logs/tiny/sample_base_1-of-2.log", "Processed prompts", proc)
+    job_processes = psutil.Process(proc.pid).children(recursive=True)
+    assert job_processes, "no job process to kill"
+    for p in job_processes:
+        p.send_signal(signal.SIGKILL)
+    assert proc.wait(timeout=300) != 0  # Snakemake saw the job fail
+
+    assert not shard.exists()
+    assert planned_jobs(workdir, workdir / "tiny.yaml", str(shard)) == {"sample": 1}
+    snakemake(workdir, "--configfile", "tiny.yaml", str(shard))
+    assert tables(shard.parent)["1-of-2.parquet"][0].height == 6 * 2
+
+
+def test_recovered_outputs_equal_those_of_an_uninterrupted_run(workdir, tiny_run):
+    reference = tiny_run["workdir"] / "results/tiny"
+    ours = workdir / "results/tiny"
+    assert adapter_hashes(ours / "adapters") == {
+        k: v for k, v in adapter_hashes(reference / "adapters").items() if k.startswith("sdf_baseline/")
+    }
+    shard = "shards/samples/base/1-of-2.parquet"
+    assert tables(ours)[shard][0].equals(tables(reference)[shard][0])

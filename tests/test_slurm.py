@@ -1,0 +1,44 @@
+"""The tiny config through a real one-node SLURM (started by the `slurm_cluster` fixture) with
+profiles/slurm-test, which differs from profiles/slurm only in partition and polling: every
+model and data job is an sbatch job, and the results equal those of the local run."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+import pytest
+
+from workflow import assert_same_results, copy_workflow, count_jobs, planned_jobs, snakemake
+
+pytestmark = pytest.mark.slow
+
+LOCAL_RULES = {"all", "gather_samples", "gather_compliance", "gather_af", "report_table"}
+
+
+@pytest.fixture(scope="module")
+def slurm_run(slurm_cluster, tmp_path_factory):
+    workdir = copy_workflow(tmp_path_factory.mktemp("slurm-workdir"))
+    expected = planned_jobs(workdir, workdir / "tiny.yaml")
+    proc = snakemake(workdir, "--configfile", "tiny.yaml", profile="profiles/slurm-test", timeout=3000)
+    return workdir, expected, proc
+
+
+def test_every_model_and_data_job_ran_as_a_slurm_job(slurm_run):
+    workdir, expected, _ = slurm_run
+    logs = sorted((workdir / ".snakemake/slurm_logs").rglob("*.log"))
+    by_rule = count_jobs("".join(f"rule {p.relative_to(workdir / '.snakemake/slurm_logs').parts[0].removeprefix('rule_')}:\n" for p in logs))
+    submitted = {rule: n for rule, n in expected.items() if rule not in LOCAL_RULES}
+    assert by_rule == submitted, (by_rule, submitted)
+    # The plugin names each job's log by its SLURM job id, and each step's own log says which
+    # SLURM job ran it.
+    job_ids = {p.stem for p in logs}
+    assert all(re.fullmatch(r"\d+", j) for j in job_ids), job_ids
+    step_logs = [p for p in (workdir / "logs").rglob("*.log") if not p.name.startswith(("gather_", "report_"))]
+    ran_in = {re.search(r"SLURM job (\d+)", p.read_text(errors="replace")).group(1) for p in step_logs}
+    assert ran_in == job_ids
+
+
+def test_slurm_results_equal_the_local_results(slurm_run, tiny_run):
+    workdir, _, _ = slurm_run
+    assert assert_same_results(tiny_run["workdir"] / "results", workdir / "results") > 30

@@ -1,0 +1,94 @@
+"""Running the real workflow from tests: a fresh copy of it in a temporary folder, Snakemake as
+a subprocess, the jobs a dry run plans, and comparing every table two runs wrote."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pyarrow.parquet as pq
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+WORKFLOW_PARTS = ("Snakefile", "rules", "scripts", "src", "report", "profiles", "envs", "config.yaml")
+TINY = REPO / "tests" / "configs" / "tiny.yaml"
+# Wall-clock columns: the only table content that may differ between two identical runs.
+TIMING_COLUMNS = ("seconds", "tokens_per_second")
+
+
+def copy_workflow(dest: Path) -> Path:
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
+    dest.mkdir(parents=True, exist_ok=True)
+    for part in WORKFLOW_PARTS:
+        src = REPO / part
+        if src.is_dir():
+            shutil.copytree(src, dest / part, ignore=ignore)
+        else:
+            shutil.copy(src, dest / part)
+    shutil.copy(TINY, dest / "tiny.yaml")
+    return dest
+
+
+def snakemake(
+    workdir: Path, *args: str, profile: str = "profiles/test", env: dict | None = None,
+    check: bool = True, timeout: float = 3600,
+) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        [*SNAKEMAKE, "--profile", profile, *args], cwd=workdir, capture_output=True, text=True,
+        timeout=timeout, env={**os.environ, **(env or {})},
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"snakemake {' '.join(args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}"
+        )
+    return proc
+
+
+def planned_jobs(workdir: Path, configfile: Path, *targets: str) -> dict[str, int]:
+    """Jobs a dry run would execute, by rule (empty when there is nothing to do)."""
+    proc = snakemake(workdir, "-n", "--configfile", str(configfile), *targets)
+    return count_jobs(proc.stdout + proc.stderr)
+
+
+def count_jobs(text: str) -> dict[str, int]:
+    jobs: dict[str, int] = {}
+    for rule in re.findall(r"^(?:local)?rule (\w+):$", text, re.M):
+        jobs[rule] = jobs.get(rule, 0) + 1
+    return jobs
+
+
+def tables(results: Path) -> dict[str, tuple[pl.DataFrame, dict]]:
+    """Every Parquet table under `results`, by relative path: content (minus wall-clock
+    columns) and metadata."""
+    out = {}
+    for path in sorted(results.rglob("*.parquet")):
+        table = pq.read_table(path)
+        frame = pl.from_arrow(table).drop([c for c in TIMING_COLUMNS if c in table.column_names])
+        out[str(path.relative_to(results))] = (frame, table.schema.metadata)
+    return out
+
+
+def adapter_hashes(results: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(results)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(results.rglob("adapter_model.safetensors"))
+    }
+
+
+def assert_same_results(a: Path, b: Path) -> int:
+    """Both runs wrote the same tables with equal content and metadata, and the same adapter
+    weights. Returns how many tables were compared."""
+    ta, tb = tables(a), tables(b)
+    assert sorted(ta) == sorted(tb), f"different tables: {sorted(set(ta) ^ set(tb))}"
+    for rel, (frame, meta) in ta.items():
+        other, other_meta = tb[rel]
+        assert frame.equals(other), f"{rel}: content differs"
+        assert meta == other_meta, f"{rel}: metadata differs"
+    assert adapter_hashes(a) == adapter_hashes(b), "adapter weights differ"
+    return len(ta)
