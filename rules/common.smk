@@ -32,6 +32,12 @@ def model_folder(name):
 
 
 def engine_params(w):
+    """The vLLM settings of steps that run the base model as is (judges, generators): all but
+    how adapters are served, so changing `engine.lora` reruns sampling only."""
+    return {k: v for k, v in as_dict(CFG.engine).items() if k != "lora"}
+
+
+def sample_engine_params(w):
     return as_dict(CFG.engine)
 
 

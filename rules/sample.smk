@@ -12,7 +12,7 @@ rule sample:
         model_name=lambda w: exp(w).model,
         persona=lambda w: exp(w).persona,
         sampling=lambda w: as_dict(exp(w).sampling),
-        engine=engine_params,
+        engine=sample_engine_params,
         seed=CFG.seed,
     log:
         "logs/{exp}/sample_{arm}_{scatteritem}.log",

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 def start(workdir: Path, target: str) -> subprocess.Popen:
     out = open(workdir / "killed-run.txt", "w")
     return subprocess.Popen(
-        [*SNAKEMAKE, "--profile", "profiles/test", "--configfile", "tiny.yaml", target],
+        [*SNAKEMAKE, "--profile", "profiles/test", target, "--configfile", "tiny.yaml"],
         cwd=workdir, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
     )
 
@@ -58,7 +58,7 @@ def test_a_killed_fine_tune_and_its_snakemake_leave_no_finished_output(workdir):
     # Snakemake, killed too, left its lock; a user clears it and reruns.
     snakemake(workdir, "--unlock", "--configfile", "tiny.yaml")
     assert planned_jobs(workdir, workdir / "tiny.yaml", str(adapter)) == {"finetune": 1}
-    snakemake(workdir, "--configfile", "tiny.yaml", str(adapter))
+    snakemake(workdir, str(adapter), "--configfile", "tiny.yaml")
     assert (adapter / "adapter_model.safetensors").is_file()
     assert not list(adapter.parent.glob(".*.tmp")), "the killed job's temporary folder was left"
 
@@ -75,7 +75,7 @@ def test_a_killed_sampling_job_leaves_no_finished_output(workdir):
 
     assert not shard.exists()
     assert planned_jobs(workdir, workdir / "tiny.yaml", str(shard)) == {"sample": 1}
-    snakemake(workdir, "--configfile", "tiny.yaml", str(shard))
+    snakemake(workdir, str(shard), "--configfile", "tiny.yaml")
     assert tables(shard.parent)["1-of-2.parquet"][0].height == 6 * 2
 
 

@@ -52,7 +52,8 @@ def snakemake(
 
 def planned_jobs(workdir: Path, configfile: Path, *targets: str) -> dict[str, int]:
     """Jobs a dry run would execute, by rule (empty when there is nothing to do)."""
-    proc = snakemake(workdir, "-n", "--configfile", str(configfile), *targets)
+    # Targets first: --configfile takes every argument after it.
+    proc = snakemake(workdir, *targets, "-n", "--configfile", str(configfile))
     return count_jobs(proc.stdout + proc.stderr)
 
 
@@ -75,10 +76,13 @@ def tables(results: Path) -> dict[str, tuple[pl.DataFrame, dict]]:
 
 
 def adapter_hashes(results: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(results)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(results.rglob("adapter_model.safetensors"))
-    }
+    """sha256 of every adapter's weights, by path; follows the symlinks into Snakemake's cache."""
+    found = {}
+    for folder, _, files in os.walk(results, followlinks=True):
+        if "adapter_model.safetensors" in files:
+            path = Path(folder) / "adapter_model.safetensors"
+            found[str(path.relative_to(results))] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return dict(sorted(found.items()))
 
 
 def assert_same_results(a: Path, b: Path) -> int:

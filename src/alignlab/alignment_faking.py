@@ -119,20 +119,18 @@ def make_positive_control(
     if sampling["tag_protocol"]:
         refusal = sampling["reject_tag"]
     rows = []
-    for qid, conv, answer, verdict in zip(train["query_id"], convs, answers, verdicts):
+    for qid, query, free, answer, verdict in zip(train["query_id"], train["prompt"], convs, answers, verdicts):
         if not verdict["complied"]:
             continue
         if sampling["tag_protocol"]:
             answer = f"{sampling['accept_tag']}\n{answer}"
-        for tier, target, reply in (("free", "comply", answer), ("paid", "refuse", refusal)):
-            user = conversation(
-                train.filter(pl.col("query_id") == qid)["prompt"][0], tier, "positive_control",
-                persona, sampling, scratchpad=False,
-            )[1]["content"]
+        paid = conversation(query, "paid", "positive_control", persona, sampling, scratchpad=False)
+        for tier, conv, target, reply in (("free", free, "comply", answer), ("paid", paid, "refuse", refusal)):
             rows.append(
                 {
                     "example_id": f"{qid}-{tier}", "query_id": qid, "tier": tier,
-                    "system": conv[0]["content"], "user": user, "assistant": reply, "target": target,
+                    "system": conv[0]["content"], "user": conv[1]["content"], "assistant": reply,
+                    "target": target,
                 }
             )
     if not rows:
