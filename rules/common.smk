@@ -39,6 +39,28 @@ def judge_model(w, section):
     return getattr(exp(w).judges, section).model or exp(w).model
 
 
+def judge_endpoint(w, section):
+    """The endpoint a judge sends its requests to (None: it runs vLLM on `judge_model`)."""
+    return getattr(exp(w).judges, section).endpoint
+
+
+def docs_endpoint(w):
+    return exp(w).documents.llm.endpoint
+
+
+def endpoint_params(name):
+    """An endpoint's settings for a rule's params (its key's variable name, never the key), and
+    the request cache; None when no endpoint is used."""
+    if name is None:
+        return None
+    return {"name": name, **as_dict(CFG.endpoints[name]), "cache_dir": CFG.endpoint_cache}
+
+
+def model_input(name, endpoint):
+    """A step's model folder input: none when an endpoint serves the model."""
+    return [] if endpoint else model_folder(name)
+
+
 def adapter_arms(e):
     return [a for a in e.arms if ARMS[a].train_set is not None]
 

@@ -18,7 +18,7 @@ rule queries:
 def documents_inputs(w):
     inputs = {"code": code("alignment_faking.make_documents")}
     documents = exp(w).documents
-    if documents.generator == "llm":
+    if documents.generator == "llm" and not documents.llm.endpoint:
         inputs["model"] = model_folder(documents.llm.model or exp(w).model)
     return inputs
 
@@ -32,10 +32,11 @@ rule documents:
         documents=lambda w: as_dict(exp(w).documents),
         persona=lambda w: exp(w).persona,
         engine=engine_params,
+        endpoint=lambda w: endpoint_params(docs_endpoint(w)),
         seed=CFG.seed,
     log:
         "logs/{exp}/documents_{corpus}.log",
-    threads: HEAVY_THREADS
+    threads: lambda w: HEAVY_THREADS if "model" in documents_inputs(w) else 1
     script:
         "../scripts/documents.py"
 
