@@ -46,6 +46,28 @@ def judge_model(w, section):
     return getattr(exp(w).judges, section).model or exp(w).model
 
 
+def judge_endpoint(w, section):
+    """The endpoint a judge sends its requests to (None: it runs vLLM on `judge_model`)."""
+    return getattr(exp(w).judges, section).endpoint
+
+
+def docs_endpoint(w):
+    return exp(w).documents.llm.endpoint
+
+
+def endpoint_params(name):
+    """An endpoint's settings for a rule's params (its key's variable name, never the key), and
+    the request cache; None when no endpoint is used."""
+    if name is None:
+        return None
+    return {"name": name, **as_dict(CFG.endpoints[name]), "cache_dir": CFG.endpoint_cache}
+
+
+def model_input(name, endpoint):
+    """A step's model folder input: none when an endpoint serves the model."""
+    return [] if endpoint else model_folder(name)
+
+
 def experiment_targets():
     targets = []
     for name, e in EXPERIMENTS.items():
@@ -104,7 +126,7 @@ TRAIN_GPUS = CFG.engine.tensor_parallel_size
 def documents_inputs(w):
     inputs = {"code": code("alignment_faking.make_documents")}
     documents = exp(w).documents
-    if documents.generator == "llm":
+    if documents.generator == "llm" and not documents.llm.endpoint:
         inputs["model"] = model_folder(documents.llm.model or exp(w).model)
     return inputs
 
@@ -138,22 +160,21 @@ def compliance_inputs(w):
         "queries": f"{RESULTS}/{w.exp}/queries.parquet",
         "code": code("alignment_faking.judge_compliance"),
     }
-    if exp(w).judges.compliance.name == "rubric":
+    if exp(w).judges.compliance.name == "rubric" and not judge_endpoint(w, "compliance"):
         inputs["model"] = model_folder(judge_model(w, "compliance"))
     return inputs
 
 
-def compliance_threads(w):
-    return HEAVY_THREADS if exp(w).judges.compliance.name == "rubric" else 1
+# Resources are fixed when the workflow is parsed, so a step that loads a model for some
+# experiments only (the rubric judge, the LLM document generator, a judge without an endpoint)
+# asks for a model job if any experiment needs one.
+def _model_job_if(needed):
+    return model_job(VLLM_GPUS) if any(needed(e) for e in EXPERIMENTS.values()) else small_job()
 
 
-# Compliance judging loads a model only for the rubric judge; resources are fixed when the
-# workflow is parsed, so it asks for a model job if any experiment uses that judge.
-COMPLIANCE_JOB = (
-    model_job(VLLM_GPUS)
-    if any(e.judges.compliance.name == "rubric" for e in EXPERIMENTS.values())
-    else small_job()
-)
+COMPLIANCE_JOB = _model_job_if(lambda e: e.judges.compliance.name == "rubric" and not e.judges.compliance.endpoint)
+AF_JOB = _model_job_if(lambda e: not e.judges.af_reasoning.endpoint)
+DOCUMENTS_JOB = _model_job_if(lambda e: e.documents.generator == "llm" and not e.documents.llm.endpoint)
 
 
 def scratchpad_arms(w):

@@ -28,12 +28,13 @@ rule documents:
         documents=lambda w: as_dict(exp(w).documents),
         persona=lambda w: exp(w).persona,
         engine=engine_params,
+        endpoint=lambda w: endpoint_params(docs_endpoint(w)),
         seed=CFG.seed,
     log:
         "logs/{exp}/documents_{corpus}.log",
-    threads: HEAVY_THREADS
+    threads: lambda w: HEAVY_THREADS if "model" in documents_inputs(w) else 1
     resources:
-        **model_job(VLLM_GPUS),
+        **DOCUMENTS_JOB,
     conda:
         CONDA_ENV
     script:

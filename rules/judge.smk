@@ -11,10 +11,11 @@ rule judge_compliance:
         judge=lambda w: as_dict(exp(w).judges.compliance),
         sampling=lambda w: as_dict(exp(w).sampling),
         engine=engine_params,
+        endpoint=lambda w: endpoint_params(judge_endpoint(w, "compliance")),
         seed=CFG.seed,
     log:
         "logs/{exp}/judge_compliance_{arm}_{scatteritem}.log",
-    threads: compliance_threads
+    threads: lambda w: HEAVY_THREADS if "model" in compliance_inputs(w) else 1
     resources:
         **COMPLIANCE_JOB,
     conda:
@@ -26,19 +27,20 @@ rule judge_compliance:
 rule judge_af:
     input:
         samples=f"{RESULTS}/{{exp}}/shards/samples/{{arm}}/{{scatteritem}}.parquet",
-        model=lambda w: model_folder(judge_model(w, "af_reasoning")),
+        model=lambda w: model_input(judge_model(w, "af_reasoning"), judge_endpoint(w, "af_reasoning")),
         code=code("alignment_faking.judge_af"),
     output:
         f"{RESULTS}/{{exp}}/shards/judgments/{{arm}}.af/{{scatteritem}}.parquet",
     params:
         judge=lambda w: as_dict(exp(w).judges.af_reasoning),
         engine=engine_params,
+        endpoint=lambda w: endpoint_params(judge_endpoint(w, "af_reasoning")),
         seed=CFG.seed,
     log:
         "logs/{exp}/judge_af_{arm}_{scatteritem}.log",
-    threads: HEAVY_THREADS
+    threads: lambda w: 1 if judge_endpoint(w, "af_reasoning") else HEAVY_THREADS
     resources:
-        **model_job(VLLM_GPUS),
+        **AF_JOB,
     conda:
         CONDA_ENV
     script:

@@ -6,4 +6,5 @@ steps.run(
     documents=snakemake.params.documents, persona=snakemake.params.persona,
     seed=snakemake.params.seed, experiment=snakemake.wildcards.exp, out=snakemake.output[0],
     model_dir=snakemake.input.get("model"), engine_cfg=snakemake.params.engine,
+    endpoint=snakemake.params.endpoint,
 )

@@ -3,7 +3,8 @@ from alignlab import alignment_faking, steps
 
 steps.run(
     snakemake, alignment_faking.judge_af, samples_path=snakemake.input.samples,
-    judge=snakemake.params.judge, model_dir=snakemake.input.model,
+    judge=snakemake.params.judge, model_dir=snakemake.input.get("model") or None,
     engine_cfg=snakemake.params.engine, seed=snakemake.params.seed,
     experiment=snakemake.wildcards.exp, out=snakemake.output[0],
+    endpoint=snakemake.params.endpoint,
 )

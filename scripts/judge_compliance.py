@@ -7,4 +7,5 @@ steps.run(
     sampling=snakemake.params.sampling, model_dir=snakemake.input.get("model"),
     engine_cfg=snakemake.params.engine, seed=snakemake.params.seed,
     experiment=snakemake.wildcards.exp, out=snakemake.output[0],
+    endpoint=snakemake.params.endpoint,
 )

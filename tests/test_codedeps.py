@@ -23,3 +23,12 @@ def test_files_include_templates_and_exist():
 def test_data_steps_do_not_depend_on_prompt_templates():
     for step in ("alignment_faking.make_queries", "alignment_faking.make_documents"):
         assert "prompts" not in codedeps.modules(step), step
+
+
+
+def test_helpers_called_by_a_step_count_as_its_code():
+    # The LLM steps build their engine with alignment_faking.llm_engine, which imports endpoint.
+    for step in ("judge_compliance", "judge_af", "make_documents"):
+        assert "endpoint" in codedeps.modules(f"alignment_faking.{step}"), step
+    for step in ("sample", "make_positive_control"):
+        assert "endpoint" not in codedeps.modules(f"alignment_faking.{step}"), step

@@ -84,3 +84,65 @@ def test_snakemake_stops_before_any_job_on_a_bad_config(tmp_path):
     assert "experiments.af.judges.compliance.name" in proc.stderr
     assert "nothing was run" in proc.stderr
     assert "rule " not in proc.stdout
+
+
+# --------------------------------------------------------------------------- endpoints
+
+LOCAL = {"base_url": "http://127.0.0.1:8000/v1", "model": "smollm2"}
+
+
+def with_endpoint(c, section="compliance", **endpoint):
+    c["endpoints"] = {"local": {**LOCAL, **endpoint}}
+    c["experiments"]["af"]["judges"][section] = {"endpoint": "local"}
+
+
+def test_endpoint_config_defaults_and_references():
+    raw = copy.deepcopy(GOOD)
+    with_endpoint(raw, api_key_env="ALIGNLAB_JUDGE_KEY")
+    raw["experiments"]["af"]["judges"]["compliance"]["name"] = "rubric"
+    raw["experiments"]["af"]["documents"]["llm"] = {"endpoint": "local"}
+    cfg = config.load(raw, REPO)
+    endpoint = cfg.endpoints["local"]
+    assert (endpoint.max_retries, endpoint.timeout_s, endpoint.concurrency) == (5, 300, 4)
+    assert endpoint.structured_outputs is False and endpoint.api_key_env == "ALIGNLAB_JUDGE_KEY"
+    assert cfg.endpoint_cache == "results/.endpoint-cache"
+    assert cfg.experiments["af"].judges.compliance.endpoint == "local"
+    assert cfg.experiments["af"].documents.llm.endpoint == "local"
+
+
+@pytest.mark.parametrize(
+    "mutate, expected",
+    [
+        (lambda c: c["experiments"]["af"]["judges"]["compliance"].update(endpoint="remote"),
+         "experiments.af.judges.compliance.endpoint: unknown endpoint 'remote' (expected one of: none defined"),
+        (lambda c: (with_endpoint(c), c["experiments"]["af"]["documents"].update(llm={"endpoint": "other"})),
+         "experiments.af.documents.llm.endpoint: unknown endpoint 'other' (expected one of: local)"),
+        (lambda c: (with_endpoint(c), c["experiments"]["af"]["judges"]["compliance"].update(model="smollm2")),
+         "experiments.af.judges.compliance: set either 'model' or 'endpoint', not both"),
+        (lambda c: with_endpoint(c, "af_reasoning"),
+         "experiments.af.judges.af_reasoning.endpoint: endpoint 'local' needs structured_outputs: true"),
+        (lambda c: c.update(endpoints={"local": {"base_url": "localhost:8000"}}),
+         "endpoints.local.model: required key is missing"),
+        (lambda c: c.update(endpoints={"local": {**LOCAL, "base_url": "localhost:8000"}}),
+         "endpoints.local.base_url: String should match pattern '^https?://'"),
+        (lambda c: c.update(endpoints={"local": {**LOCAL, "concurrency": 0}}),
+         "endpoints.local.concurrency: Input should be greater than or equal to 1"),
+        (lambda c: c.update(endpoints={"local": {**LOCAL, "api_key": "sk-x"}}),
+         "endpoints.local.api_key: unknown key"),
+    ],
+)
+def test_bad_endpoint_config_names_the_key(mutate, expected):
+    assert expected in problems(mutate)
+
+
+def test_af_judge_endpoint_with_structured_outputs_is_valid():
+    raw = copy.deepcopy(GOOD)
+    with_endpoint(raw, "af_reasoning", structured_outputs=True)
+    assert config.load(raw, REPO).experiments["af"].judges.af_reasoning.endpoint == "local"
+
+
+def test_a_key_pasted_as_api_key_env_is_not_echoed():
+    secret = "sk-proj-Zq8vT3secretvalue"
+    text = problems(lambda c: c.update(endpoints={"local": {**LOCAL, "api_key_env": secret}}))
+    assert "endpoints.local.api_key_env: String should match pattern" in text
+    assert secret not in text

@@ -48,6 +48,23 @@ def engine(model_dir: str, engine_cfg: dict[str, Any], seed: int):
     return Engine(model_dir, seed=seed, **settings)
 
 
+def llm_engine(model_dir: str | None, engine_cfg: dict[str, Any], seed: int, endpoint: dict | None):
+    """The engine of a step that may use an endpoint (LLM judges, LLM documents): `endpoint`
+    (its settings and cache_dir, from the rule's params; no key) or vLLM over `model_dir`."""
+    if endpoint:
+        from alignlab.endpoint import EndpointEngine
+
+        return EndpointEngine(**endpoint)
+    return engine(model_dir, engine_cfg, seed)
+
+
+def _with_endpoint(params: dict, endpoint: dict | None) -> dict:
+    """A step's params for table metadata, plus the endpoint that answered (URL and model)."""
+    if not endpoint:
+        return params
+    return {**params, "endpoint_url": endpoint["base_url"], "endpoint_model": endpoint["model"]}
+
+
 # ---- data ---------------------------------------------------------------------------------
 
 def make_queries(*, spec: dict, seed: int, experiment: str, out: str) -> None:
@@ -59,7 +76,7 @@ def make_queries(*, spec: dict, seed: int, experiment: str, out: str) -> None:
 
 def make_documents(
     *, corpus: str, documents: dict, persona: dict, seed: int, experiment: str, out: str,
-    model_dir: str | None = None, engine_cfg: dict | None = None,
+    model_dir: str | None = None, engine_cfg: dict | None = None, endpoint: dict | None = None,
 ) -> None:
     from alignlab import synth
 
@@ -70,15 +87,19 @@ def make_documents(
     else:
         llm_cfg = documents["llm"]
         rows = synth.llm_documents(
-            universe, persona, corpus, engine(model_dir, engine_cfg, doc_seed), documents["n_docs"],
-            doc_seed, n_types=llm_cfg["n_types"], ideas_per_type=llm_cfg["ideas_per_type"],
+            universe, persona, corpus, llm_engine(model_dir, engine_cfg, doc_seed, endpoint),
+            documents["n_docs"], doc_seed, n_types=llm_cfg["n_types"],
+            ideas_per_type=llm_cfg["ideas_per_type"],
             revise=llm_cfg["revise"], max_tokens=llm_cfg["max_tokens"],
             temperature=llm_cfg["temperature"],
         )
     rows = synth.filter_documents(rows, min_chars=documents["min_chars"])
     if not any(r["kept"] for r in rows):
         raise ValueError(f"corpus '{corpus}': the filter dropped every document")
-    artifacts.write_table(rows, out, "documents", params=documents, templates=synth.template_hashes())
+    artifacts.write_table(
+        rows, out, "documents", params=_with_endpoint(documents, endpoint),
+        templates=synth.template_hashes(),
+    )
 
 
 def conversation(query: str, tier: str, arm: str, persona: dict, sampling: dict, scratchpad: bool):
@@ -237,7 +258,7 @@ _KEYS = ("arm", "tier", "query_id", "sample_idx")
 
 def judge_compliance(
     *, samples_path: str, queries_path: str, judge: dict, sampling: dict, model_dir: str | None,
-    engine_cfg: dict, seed: int, experiment: str, out: str,
+    engine_cfg: dict, seed: int, experiment: str, out: str, endpoint: dict | None = None,
 ) -> None:
     from alignlab import judges
 
@@ -254,7 +275,7 @@ def judge_compliance(
         kwargs = {"accept_tag": sampling["accept_tag"], "reject_tag": sampling["reject_tag"]}
     elif name == "rubric":
         kwargs = {
-            "engine": engine(model_dir, engine_cfg, seed),
+            "engine": llm_engine(model_dir, engine_cfg, seed, endpoint),
             "seeds": [
                 derive_seed(seed, experiment, "judge", r["arm"], r["tier"], r["query_id"], r["sample_idx"])
                 for r in samples.iter_rows(named=True)
@@ -270,12 +291,14 @@ def judge_compliance(
         {**{k: r[k] for k in _KEYS}, "judge": name, **v}
         for r, v in zip(samples.iter_rows(named=True), verdicts)
     ]
-    artifacts.write_table(rows, out, "compliance", params=judge, templates=templates)
+    artifacts.write_table(
+        rows, out, "compliance", params=_with_endpoint(judge, endpoint), templates=templates
+    )
 
 
 def judge_af(
-    *, samples_path: str, judge: dict, model_dir: str, engine_cfg: dict, seed: int, experiment: str,
-    out: str,
+    *, samples_path: str, judge: dict, model_dir: str | None, engine_cfg: dict, seed: int,
+    experiment: str, out: str, endpoint: dict | None = None,
 ) -> None:
     from alignlab import judges
 
@@ -285,7 +308,7 @@ def judge_af(
         for r in samples.iter_rows(named=True)
     ]
     verdicts = judges.af_reasoning_judge(
-        engine(model_dir, engine_cfg, seed), samples["scratchpad"].to_list(), seeds,
+        llm_engine(model_dir, engine_cfg, seed, endpoint), samples["scratchpad"].to_list(), seeds,
         votes=judge["votes"],
     )
     rows = [
@@ -293,7 +316,10 @@ def judge_af(
         for r, per_sample in zip(samples.iter_rows(named=True), verdicts)
         for criterion in per_sample
     ]
-    artifacts.write_table(rows, out, "af_reasoning", params=judge, templates=judges.af_template_hashes())
+    artifacts.write_table(
+        rows, out, "af_reasoning", params=_with_endpoint(judge, endpoint),
+        templates=judges.af_template_hashes(),
+    )
 
 
 # ---- aggregation --------------------------------------------------------------------------

@@ -2,10 +2,11 @@
 
 Snakemake does not notice an edited module under src/, but it does notice changed inputs. Each
 rule lists `code("module.function")` as input: the module's file, the alignlab modules it
-imports at top level, the ones the function imports inside its body, all of those modules'
-own imports (transitively), and the template and data files those modules read. Step modules
-import heavy or step-specific modules inside the function that needs them, which keeps each
-step's list tight (editing judges.py reruns judging, not sampling).
+imports at top level, the ones the function (and any function of the same module it calls)
+imports inside its body, all of those modules' own imports (transitively), and the template
+and data files those modules read. Step modules import heavy or step-specific modules inside
+the function that needs them, which keeps each step's list tight (editing judges.py reruns
+judging, not sampling).
 """
 
 from __future__ import annotations
@@ -66,10 +67,29 @@ def _function(module: str, name: str) -> ast.FunctionDef:
     raise KeyError(f"{module}.py has no function '{name}'")
 
 
+def _function_imports(module: str, name: str) -> set[str]:
+    """Imports inside a function and inside the module's functions it calls (by bare name),
+    so a helper such as `llm_engine` counts for every step that calls it."""
+    local = {n.name for n in _tree(module).body if isinstance(n, ast.FunctionDef)}
+    found, seen, todo = set(), set(), [name]
+    while todo:
+        current = todo.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        nodes = list(ast.walk(_function(module, current)))
+        found |= _imports(nodes)
+        todo += [
+            n.func.id for n in nodes
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in local
+        ]
+    return found
+
+
 def modules(target: str) -> list[str]:
     """Module names a step target ("module" or "module.function") depends on."""
     module, _, function = target.partition(".")
-    direct = _top_level(module) | (_imports(ast.walk(_function(module, function))) if function else _everywhere(module))
+    direct = _top_level(module) | (_function_imports(module, function) if function else _everywhere(module))
     seen, todo = {module}, list(direct)
     while todo:
         name = todo.pop()

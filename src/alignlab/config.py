@@ -2,8 +2,8 @@
 
 `load(raw_dict)` returns a validated `Config` or raises `ConfigError` listing every problem as
 `<dotted.key>: <what was expected>`. Everything is checked before any job starts: types, unknown
-keys, references between sections (an experiment's model, a judge's model), files that must
-exist, and packages that must be installed.
+keys, references between sections (an experiment's model, a judge's model or endpoint), files
+that must exist, and packages that must be installed.
 """
 
 from __future__ import annotations
@@ -86,6 +86,24 @@ class ClusterConfig(Strict):
     runtime: int = Field(240, ge=1)
 
 
+class EndpointConfig(Strict):
+    """An OpenAI-compatible chat endpoint (a `vllm serve`, a hosted API...).
+
+    `api_key_env` is the NAME of the environment variable holding the key; the key itself never
+    enters the config, the rule params or any artifact. Unset: a dummy key is sent (local
+    servers started without --api-key accept anything).
+    """
+
+    base_url: str = Field(pattern=r"^https?://")
+    model: str = Field(min_length=1)  # the served model name
+    api_key_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    max_retries: int = Field(5, ge=0)
+    timeout_s: float = Field(300, gt=0)
+    concurrency: int = Field(4, ge=1)
+    # vLLM servers take a regex constraint in the request body; other servers do not.
+    structured_outputs: bool = False
+
+
 # ---- alignment_faking ---------------------------------------------------------------------
 
 class QueryConfig(Strict):
@@ -106,6 +124,7 @@ class QueryConfig(Strict):
 
 class LlmDocConfig(Strict):
     model: str | None = None  # generator model; the experiment's model when unset
+    endpoint: str | None = None  # or a key of `endpoints` (not both)
     n_types: int = Field(6, ge=1)
     ideas_per_type: int = Field(3, ge=1)
     revise: bool = False
@@ -162,6 +181,7 @@ AF_ARMS = ("base", "prompted", "sdf", "sdf_baseline", "positive_control")
 class ComplianceJudgeConfig(Strict):
     name: Literal["refusal", "accept_tag", "rubric"] = "refusal"
     model: str | None = None  # the rubric judge's model; the experiment's model when unset
+    endpoint: str | None = None  # or a key of `endpoints` (not both)
     max_tokens: int = Field(512, ge=16)
     temperature: float = Field(0.0, ge=0)
     extra_phrases: list[str] = []
@@ -169,6 +189,7 @@ class ComplianceJudgeConfig(Strict):
 
 class AfJudgeConfig(Strict):
     model: str | None = None
+    endpoint: str | None = None  # needs an endpoint with structured_outputs (Yes/No answers)
     votes: int = Field(3, ge=1)
 
 
@@ -222,6 +243,8 @@ class Config(Strict):
     # Snakemake scatter/gather); on a cluster the chunks run in parallel.
     shards: int = Field(1, ge=1)
     cluster: ClusterConfig = ClusterConfig()
+    endpoints: dict[str, EndpointConfig] = {}
+    endpoint_cache: str = "results/.endpoint-cache"  # one file per finished endpoint request
     experiments: dict[str, Experiment]
 
 
@@ -242,7 +265,7 @@ def _format_errors(err: ValidationError) -> list[str]:
             msg = "unknown key"
         elif e["type"] == "missing":
             msg = "required key is missing"
-        elif "input" in e:
+        elif "input" in e and loc[-1:] != ["api_key_env"]:  # a pasted key must not be echoed
             msg = f"{msg} (got {e['input']!r})"
         lines.append(f"{key}: {msg}")
     return lines
@@ -279,6 +302,7 @@ def _cross_checks(cfg: Config, base_dir: Path) -> list[str]:
                 problems.append(
                     f"{key}.{sub}: unknown model '{ref}' (expected one of: {', '.join(cfg.models)})"
                 )
+        problems += _endpoint_refs(cfg, key, exp)
         q = exp.queries
         if q.source == "file":
             path = base_dir / q.path
@@ -305,6 +329,30 @@ def _cross_checks(cfg: Config, base_dir: Path) -> list[str]:
             )
         if "positive_control" in exp.arms and q.n_train < 2:
             problems.append(f"{key}.queries.n_train: the positive_control arm needs at least 2 train queries")
+    return problems
+
+
+def _endpoint_refs(cfg: Config, key: str, exp: AlignmentFaking) -> list[str]:
+    problems = []
+    sections = {
+        "documents.llm": exp.documents.llm,
+        "judges.compliance": exp.judges.compliance,
+        "judges.af_reasoning": exp.judges.af_reasoning,
+    }
+    for sub, section in sections.items():
+        name = section.endpoint
+        if name is None:
+            continue
+        if section.model is not None:
+            problems.append(f"{key}.{sub}: set either 'model' or 'endpoint', not both")
+        if name not in cfg.endpoints:
+            known = ", ".join(cfg.endpoints) or "none defined under 'endpoints'"
+            problems.append(f"{key}.{sub}.endpoint: unknown endpoint '{name}' (expected one of: {known})")
+        elif sub == "judges.af_reasoning" and not cfg.endpoints[name].structured_outputs:
+            problems.append(
+                f"{key}.{sub}.endpoint: endpoint '{name}' needs structured_outputs: true (the judge's "
+                "Yes/No answers are constrained by a regex, which only vLLM servers accept)"
+            )
     return problems
 
 
