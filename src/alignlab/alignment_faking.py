@@ -121,7 +121,7 @@ def make_positive_control(
     from alignlab import judges, prompts
     from alignlab.sampling import sampling_params
 
-    train = artifacts.read_table(queries_path).filter(pl.col("split") == "train")
+    train = artifacts.read_table(queries_path, "queries").filter(pl.col("split") == "train")
     convs = [
         conversation(q, "free", "positive_control", persona, sampling, scratchpad=False)
         for q in train["prompt"]
@@ -168,11 +168,9 @@ def finetune(
     *, train_set: str, train_path: str, model_dir: str, lora: dict, seed: int, experiment: str,
     arm: str, device: str, out_dir: str, log_path: str,
 ) -> None:
-    from transformers import AutoTokenizer
-
     from alignlab import finetune as ft
 
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    tokenizer = ft.load_tokenizer(model_dir)
     table = artifacts.read_table(train_path)
     if train_set in DOCUMENT_SETS:
         examples = ft.document_examples(
@@ -200,9 +198,10 @@ def sample(
     sample): the two tiers of a query share a seed, so their difference is the tier tag's, not
     the dice's; and a sample does not depend on how the queries were sharded."""
     from alignlab import prompts, shards
-    from alignlab.sampling import sampling_params
+    from alignlab.sampling import check_inputs, sampling_params
 
-    evalq = shards.chunk(artifacts.read_table(queries_path).filter(pl.col("split") == "eval"), shard)
+    check_inputs(model_dir, adapter_dir, engine_cfg)
+    evalq = shards.chunk(artifacts.read_table(queries_path, "queries").filter(pl.col("split") == "eval"), shard)
     max_tokens = sampling["scratchpad_max_tokens"] if scratchpad else sampling["max_tokens"]
     plan, convs, params = [], [], []
     for q in evalq.iter_rows(named=True):

@@ -192,8 +192,34 @@ def write_table(
     return table
 
 
-def read_table(path: str | os.PathLike) -> pl.DataFrame:
-    return pl.read_parquet(path)
+# What a step reading a table checks beyond its schema: the column that names a row (unique)
+# and text columns that must not be empty. A table edited or written by hand fails here, naming
+# the file and the row, instead of deep inside the step.
+ROW_CHECKS: dict[str, tuple[str, tuple[str, ...]]] = {"queries": ("query_id", ("prompt",))}
+
+
+def read_table(path: str | os.PathLike, schema: str | None = None) -> pl.DataFrame:
+    """Read a table; with `schema`, check first that it has that declared schema, then the
+    row checks of ROW_CHECKS (cheap: one pass over the key and text columns)."""
+    if schema is None:
+        return pl.read_parquet(path)
+    check_schema(path, schema)
+    df = pl.read_parquet(path)
+    if schema not in ROW_CHECKS:
+        return df
+    key, texts = ROW_CHECKS[schema]
+    repeated = df[key].value_counts().filter(pl.col("count") > 1)
+    if repeated.height:
+        value, count = repeated.row(0)
+        raise ValueError(f"{path}: {key} '{value}' is on {count} rows (a {key} names one row)")
+    for column in texts:
+        blank = df.filter(pl.col(column).is_null() | (pl.col(column).str.strip_chars() == ""))
+        if blank.height:
+            value = blank[column][0]
+            why = "null" if value is None else "whitespace only" if value else "empty string"
+            more = f" (and {blank.height - 1} more rows)" if blank.height > 1 else ""
+            raise ValueError(f"{path}, {key} '{blank[key][0]}': empty {column} ({why}){more}")
+    return df
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, str]:

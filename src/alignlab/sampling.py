@@ -7,8 +7,10 @@ through `Engine.chat`, so engine settings and seeding live in one place.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Sequence
 
 # Run the engine core in this process: no spawn, so Snakemake scripts need no __main__ guard,
@@ -49,6 +51,47 @@ def sampling_params(
     )
 
 
+class AdapterError(ValueError):
+    pass
+
+
+def check_adapter(adapter_dir: str, max_lora_rank: int | None) -> None:
+    """Fail before an adapter is loaded if its adapter_config.json is missing or unreadable, or
+    (when `max_lora_rank`, config key engine.max_lora_rank, is given: the adapter is served as
+    a vLLM LoRA request) a rank in it (`r`, or an entry of `rank_pattern`) exceeds it. vLLM's
+    own error names neither the adapter nor the config key."""
+    path = Path(adapter_dir) / "adapter_config.json"
+    if not path.is_file():
+        raise AdapterError(f"adapter folder {adapter_dir} has no adapter_config.json")
+    try:
+        cfg = json.loads(path.read_text())
+    except ValueError as exc:
+        raise AdapterError(f"{path}: not valid JSON ({exc})") from None
+    ranks = {"r": cfg.get("r")}
+    ranks.update({f"rank_pattern.{k}": v for k, v in (cfg.get("rank_pattern") or {}).items()})
+    for key, rank in ranks.items():
+        if not isinstance(rank, int) or isinstance(rank, bool) or rank < 1:
+            raise AdapterError(f"{path}: key '{key}' should be a positive integer (got {rank!r})")
+        if max_lora_rank is not None and rank > max_lora_rank:
+            raise AdapterError(
+                f"adapter folder {adapter_dir}: key '{key}' in adapter_config.json is {rank}, more "
+                f"than engine.max_lora_rank ({max_lora_rank}), the largest rank the engine serves; "
+                f"raise engine.max_lora_rank to at least {rank} or set engine.lora: merge"
+            )
+
+
+def check_inputs(model_dir: str, adapter_dir: str | None, engine_cfg: dict[str, Any]) -> None:
+    """What a sampling step checks before any engine starts: the model folder is complete, and
+    the adapter's config is readable and, when the adapter is served as a LoRA request
+    (engine.lora: request; a merged adapter has no rank limit), fits engine.max_lora_rank."""
+    from alignlab.models import check_hf_folder
+
+    check_hf_folder(Path(model_dir))
+    if adapter_dir:
+        request = engine_cfg.get("lora", "request") == "request"
+        check_adapter(adapter_dir, engine_cfg["max_lora_rank"] if request else None)
+
+
 class Engine:
     """A vLLM engine over one Hugging Face model folder (see models.materialize)."""
 
@@ -70,8 +113,10 @@ class Engine:
         """`kv_cache_gib` fixes the KV cache size (else `gpu_memory_utilization` decides it).
         `prefix_caching` is off by default: a warm prefix cache changes the arithmetic enough to
         flip close calls, so a sample would depend on what ran before it in the same engine."""
-        from vllm import LLM
+        from alignlab.models import check_hf_folder
 
+        check_hf_folder(Path(model_dir))  # before vLLM's own, less telling, errors
+        from vllm import LLM
         from vllm.platforms import current_platform
 
         if kv_cache_gib is not None:
@@ -82,6 +127,7 @@ class Engine:
             extra.setdefault("enable_chunked_prefill", False)
         self.model_dir = str(model_dir)
         self.max_model_len = max_model_len
+        self.max_lora_rank = max_lora_rank
         self.llm = LLM(
             enable_prefix_caching=prefix_caching,
             model=self.model_dir,
@@ -96,10 +142,10 @@ class Engine:
         )
         self.tokenizer = self.llm.get_tokenizer()
 
-    @staticmethod
-    def lora_request(adapter_dir: str | None):
+    def lora_request(self, adapter_dir: str | None):
         if not adapter_dir:
             return None
+        check_adapter(adapter_dir, self.max_lora_rank)
         from vllm.lora.request import LoRARequest
 
         adapter_dir = os.path.abspath(adapter_dir)
