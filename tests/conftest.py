@@ -1,9 +1,12 @@
-"""Shared fixtures: the embedded default model, materialized once per test session, and one
-vLLM engine over it (engine start-up is ~20 s, so tests share it)."""
+"""Shared fixtures: the embedded default model, materialized once per test session, one vLLM
+engine over it (engine start-up is ~20 s, so tests share it), and a real one-node SLURM cluster."""
 
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import warnings
 from pathlib import Path
 
 import pytest
@@ -60,3 +63,62 @@ def tiny_run(tmp_path_factory, output_cache):
         env={"SNAKEMAKE_OUTPUT_CACHE": str(output_cache)},
     )
     return {"workdir": workdir, "config": config, "seconds": time.perf_counter() - start, "proc": proc}
+# --- A real one-node SLURM (tests/slurm/up.sh) -------------------------------------------------------
+
+SLURM_DIR = Path(__file__).parent / "slurm"
+
+
+def _slurm_unavailable() -> str | None:
+    """Why this machine cannot run the SLURM fixture, or None if it can."""
+    if os.geteuid() != 0:
+        return "SLURM fixture needs root (tests/slurm/up.sh installs packages and starts daemons)"
+    if shutil.which("sbatch") is None and shutil.which("apt-get") is None:
+        return "SLURM fixture needs sbatch installed, or apt-get to install it"
+    return None
+
+
+def _run_script(name: str, *args: str, timeout: float) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["bash", str(SLURM_DIR / name), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """A running one-node SLURM cluster (partition `debug`). Started by tests/slurm/up.sh if it is
+    not already up; at teardown only the daemons this fixture started are stopped again. Skips
+    when the machine cannot host it, except under CI (env CI set), where that is a failure."""
+    reason = _slurm_unavailable()
+    if reason:
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason}; CI is set, so the SLURM test must run", pytrace=False)
+        pytest.skip(reason)
+
+    try:
+        up = _run_script("up.sh", timeout=900)
+    except subprocess.TimeoutExpired as e:
+        pytest.fail(f"tests/slurm/up.sh timed out after {e.timeout} s\n{e.stdout!r}\n{e.stderr!r}", pytrace=False)
+    output = f"--- stdout ---\n{up.stdout}\n--- stderr ---\n{up.stderr}"
+    # up.sh's last stdout line names the daemons it started (also when it fails).
+    started_lines = [line for line in up.stdout.splitlines() if line.startswith("started:")]
+    started = started_lines[-1].removeprefix("started:").split() if started_lines else []
+    if up.returncode != 0:
+        _stop_daemons(started)
+        pytest.fail(f"tests/slurm/up.sh failed (exit {up.returncode})\n{output}", pytrace=False)
+    if not started_lines:
+        pytest.fail(f"tests/slurm/up.sh printed no 'started:' line\n{output}", pytrace=False)
+
+    yield {"started": started, "up_output": up.stdout}
+
+    _stop_daemons(started)  # a cluster that was running before this session is left alone
+
+
+def _stop_daemons(daemons: list[str]) -> None:
+    if not daemons:
+        return
+    down = _run_script("down.sh", *daemons, timeout=120)
+    if down.returncode != 0:
+        warnings.warn(f"tests/slurm/down.sh failed (exit {down.returncode}):\n{down.stdout}\n{down.stderr}")

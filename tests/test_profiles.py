@@ -89,6 +89,6 @@ def test_conda_environments_carry_the_same_pins_as_the_requirements(env, require
     pip = next(d["pip"] for d in spec["dependencies"] if isinstance(d, dict))
     assert [p for p in pip if not p.startswith("--")] == _pins(REPO / requirements)
     post_deploy = (REPO / f"envs/{env}.post-deploy.sh").read_text()
-    assert all(pin in post_deploy for pin in _pins(REPO / "requirements-data.txt"))
+    assert all(pin in post_deploy for pin in _pins(REPO / "requirements-data.txt") + _pins(REPO / "requirements-slurm.txt"))
     rules = "".join(p.read_text() for p in (REPO / "rules").glob("*.smk"))
     assert rules.count("conda:") == rules.count("\nrule ")
