@@ -50,7 +50,7 @@ def test_a_killed_fine_tune_and_its_snakemake_leave_no_finished_output(workdir):
     adapter = workdir / "results/tiny/adapters/sdf_baseline"
     proc = start(workdir, str(adapter))
     wait_for(workdir / "logs/tiny/finetune_sdf_baseline.log", "lora:", proc)
-    time.sleep(2)  # into the training loop
+
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
 
