@@ -47,8 +47,9 @@ def workdir(tmp_path_factory):
 
 
 def test_a_killed_fine_tune_and_its_snakemake_leave_no_finished_output(workdir):
-    adapter = workdir / "results/tiny/adapters/sdf_baseline"
-    proc = start(workdir, str(adapter))
+    target = "results/tiny/adapters/sdf_baseline"  # relative: Snakemake matches rule patterns
+    adapter = workdir / target
+    proc = start(workdir, target)
     wait_for(workdir / "logs/tiny/finetune_sdf_baseline.log", "lora:", proc)
 
     os.killpg(proc.pid, signal.SIGKILL)
@@ -57,15 +58,16 @@ def test_a_killed_fine_tune_and_its_snakemake_leave_no_finished_output(workdir):
     assert not adapter.exists() and not Path(f"{adapter}.train_log.parquet").exists()
     # Snakemake, killed too, left its lock; a user clears it and reruns.
     snakemake(workdir, "--unlock", "--configfile", "tiny.yaml")
-    assert planned_jobs(workdir, workdir / "tiny.yaml", str(adapter)) == {"finetune": 1}
-    snakemake(workdir, str(adapter), "--configfile", "tiny.yaml")
+    assert planned_jobs(workdir, workdir / "tiny.yaml", target) == {"finetune": 1}
+    snakemake(workdir, target, "--configfile", "tiny.yaml")
     assert (adapter / "adapter_model.safetensors").is_file()
     assert not list(adapter.parent.glob(".*.tmp")), "the killed job's temporary folder was left"
 
 
 def test_a_killed_sampling_job_leaves_no_finished_output(workdir):
-    shard = workdir / "results/tiny/shards/samples/base/1-of-2.parquet"
-    proc = start(workdir, str(shard))
+    target = "results/tiny/shards/samples/base/1-of-2.parquet"
+    shard = workdir / target
+    proc = start(workdir, target)
     wait_for(workdir / "logs/tiny/sample_base_1-of-2.log", "Processed prompts", proc)
     job_processes = psutil.Process(proc.pid).children(recursive=True)
     assert job_processes, "no job process to kill"
@@ -74,8 +76,8 @@ def test_a_killed_sampling_job_leaves_no_finished_output(workdir):
     assert proc.wait(timeout=300) != 0  # Snakemake saw the job fail
 
     assert not shard.exists()
-    assert planned_jobs(workdir, workdir / "tiny.yaml", str(shard)) == {"sample": 1}
-    snakemake(workdir, str(shard), "--configfile", "tiny.yaml")
+    assert planned_jobs(workdir, workdir / "tiny.yaml", target) == {"sample": 1}
+    snakemake(workdir, target, "--configfile", "tiny.yaml")
     assert tables(shard.parent)["1-of-2.parquet"][0].height == 6 * 2
 
 
