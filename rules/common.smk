@@ -143,20 +143,35 @@ def lora_params(w):
     return as_dict(getattr(exp(w).finetune, section))
 
 
+def adapter_path(w, arm):
+    """The adapter folder of a fine-tuned arm; None for an arm that runs the base model."""
+    return f"{RESULTS}/{w.exp}/adapters/{arm}" if ARMS[arm].train_set is not None else None
+
+
 def sample_inputs(w):
-    inputs = {
+    return {
         "queries": f"{RESULTS}/{w.exp}/queries.parquet",
         "model": model_folder(exp(w).model),
+        "adapters": [a for a in (adapter_path(w, arm) for arm in exp(w).arms) if a],
         "code": code("alignment_faking.sample"),
     }
-    if ARMS[w.arm].train_set is not None:
-        inputs["adapter"] = f"{RESULTS}/{w.exp}/adapters/{w.arm}"
-    return inputs
+
+
+def sample_arms(w):
+    """What the sampling job needs per arm: its hidden scratchpad, and its adapter."""
+    return {
+        arm: {"scratchpad": o.scratchpad, "adapter": adapter_path(w, arm)}
+        for arm, o in exp(w).arms.items()
+    }
+
+
+def samples_shard(w):
+    return f"{RESULTS}/{w.exp}/shards/samples/{w.scatteritem}.parquet"
 
 
 def compliance_inputs(w):
     inputs = {
-        "samples": f"{RESULTS}/{w.exp}/shards/samples/{w.arm}/{w.scatteritem}.parquet",
+        "samples": samples_shard(w),
         "queries": f"{RESULTS}/{w.exp}/queries.parquet",
         "code": code("alignment_faking.judge_compliance"),
     }

@@ -26,7 +26,7 @@ rule judge_compliance:
 
 rule judge_af:
     input:
-        samples=f"{RESULTS}/{{exp}}/shards/samples/{{arm}}/{{scatteritem}}.parquet",
+        samples=samples_shard,
         model=lambda w: model_input(judge_model(w, "af_reasoning"), judge_endpoint(w, "af_reasoning")),
         code=code("alignment_faking.judge_af"),
     output:

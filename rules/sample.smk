@@ -1,21 +1,21 @@
-# Step 5: vLLM samples for every eval query x tier x k, per arm (adapter as a LoRA request or
-# merged), one job per shard of the eval queries, then gathered into one table per arm.
+# Step 5: vLLM samples for every eval query x tier x k of every arm, one job (one engine) per
+# shard of the eval queries serving all arms of the experiment's model; gathered per arm.
 
 
 rule sample:
     input:
         unpack(sample_inputs),
     output:
-        f"{RESULTS}/{{exp}}/shards/samples/{{arm}}/{{scatteritem}}.parquet",
+        f"{RESULTS}/{{exp}}/shards/samples/{{scatteritem}}.parquet",
     params:
-        scratchpad=lambda w: exp(w).arms[w.arm].scratchpad,
+        arms=sample_arms,
         model_name=lambda w: exp(w).model,
         persona=lambda w: exp(w).persona,
         sampling=lambda w: as_dict(exp(w).sampling),
         engine=sample_engine_params,
         seed=CFG.seed,
     log:
-        "logs/{exp}/sample_{arm}_{scatteritem}.log",
+        "logs/{exp}/sample_{scatteritem}.log",
     threads: HEAVY_THREADS
     resources:
         **model_job(VLLM_GPUS),
@@ -27,12 +27,13 @@ rule sample:
 
 rule gather_samples:
     input:
-        shards=gather.shard(f"{RESULTS}/{{{{exp}}}}/shards/samples/{{{{arm}}}}/{{scatteritem}}.parquet"),
+        shards=gather.shard(f"{RESULTS}/{{{{exp}}}}/shards/samples/{{scatteritem}}.parquet"),
         code=code("shards.gather"),
     output:
         f"{RESULTS}/{{exp}}/samples/{{arm}}.parquet",
     params:
         schema="samples",
+        arm=lambda w: w.arm,
     log:
         "logs/{exp}/gather_samples_{arm}.log",
     conda:

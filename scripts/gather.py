@@ -3,5 +3,5 @@ from alignlab import shards, steps
 
 steps.run(
     snakemake, shards.gather, paths=list(snakemake.input.shards), schema=snakemake.params.schema,
-    out=snakemake.output[0],
+    out=snakemake.output[0], arm=snakemake.params.get("arm"),
 )

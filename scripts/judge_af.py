@@ -2,7 +2,8 @@ import _src  # noqa: F401, I001 - alignlab from ../src (see _src.py)
 from alignlab import alignment_faking, steps
 
 steps.run(
-    snakemake, alignment_faking.judge_af, samples_path=snakemake.input.samples,
+    snakemake, alignment_faking.judge_af, arm=snakemake.wildcards.arm,
+    samples_path=snakemake.input.samples,
     judge=snakemake.params.judge, model_dir=snakemake.input.get("model") or None,
     engine_cfg=snakemake.params.engine, seed=snakemake.params.seed,
     experiment=snakemake.wildcards.exp, out=snakemake.output[0],

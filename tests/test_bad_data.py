@@ -148,7 +148,7 @@ def test_sample_step_names_a_materialized_folder_that_lost_its_tokenizer(workflo
              "n_layers": 30, "hidden_size": 576, "n_parameters": 0, "folder": str(folder), "weights_sha256": ""}
     artifacts.write_table([index], folder.parent / "model.parquet", "model")
     # materialize_model is not allowed to run: the folder above is the one the sample step opens.
-    proc = snakemake(workflow, experiment(), "results/bad/shards/samples/base/1-of-1.parquet",
+    proc = snakemake(workflow, experiment(), "results/bad/shards/samples/1-of-1.parquet",
                      "--allowed-rules", "queries", "sample")
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
@@ -159,8 +159,8 @@ def test_sample_step_names_a_materialized_folder_that_lost_its_tokenizer(workflo
         "'materialize_model' rebuild it"
     ) in out, out[-3000:]
     assert (workflow / "results/bad/queries.parquet").is_file()  # the step before it ran
-    assert not (workflow / "results/bad/shards/samples/base/1-of-1.parquet").exists()
-    assert "in check_inputs" in (workflow / "logs/bad/sample_base_1-of-1.log").read_text()  # before any engine
+    assert not (workflow / "results/bad/shards/samples/1-of-1.parquet").exists()
+    assert "in check_inputs" in (workflow / "logs/bad/sample_1-of-1.log").read_text()  # before any engine
     no_leftovers(workflow)
 
 
@@ -192,8 +192,9 @@ def test_sample_refuses_an_adapter_above_max_lora_rank_before_the_engine_starts(
     out = tmp_path / "samples" / "sdf.parquet"
     with pytest.raises(sampling.AdapterError) as err:
         alignment_faking.sample(
-            arm="sdf", scratchpad=False, queries_path=str(queries_path), model_dir=str(model_dir),
-            adapter_dir=str(rank64_adapter), model_name="smollm2", persona={"developer": "D", "model_name": "M"},
+            arms={"base": {"scratchpad": False, "adapter": None},
+                  "sdf": {"scratchpad": False, "adapter": str(rank64_adapter)}},
+            queries_path=str(queries_path), model_dir=str(model_dir), model_name="smollm2", persona={"developer": "D", "model_name": "M"},
             sampling={"k": 1, "temperature": 1.0, "top_p": 1.0, "max_tokens": 8, "scratchpad_max_tokens": 8,
                       "tag_protocol": False, "accept_tag": "<accepted/>", "reject_tag": "<rejected/>"},
             engine_cfg=ENGINE, seed=0, experiment="x", out=str(out),
@@ -208,9 +209,9 @@ def test_sample_refuses_an_adapter_above_max_lora_rank_before_the_engine_starts(
 
 def test_adapter_rank_checks_elsewhere(rank64_adapter, model_dir, tmp_path):
     # Merged adapters have no rank limit; the config must still be there.
-    sampling.check_inputs(str(model_dir), str(rank64_adapter), {**ENGINE, "lora": "merge"})
+    sampling.check_inputs(str(model_dir), [str(rank64_adapter)], {**ENGINE, "lora": "merge"})
     with pytest.raises(sampling.AdapterError, match=f"adapter folder {tmp_path} has no adapter_config.json"):
-        sampling.check_inputs(str(model_dir), str(tmp_path), {**ENGINE, "lora": "merge"})
+        sampling.check_inputs(str(model_dir), [str(tmp_path)], {**ENGINE, "lora": "merge"})
     # Any LoRA request an Engine makes is checked too (no engine needed to see it).
     engine = sampling.Engine.__new__(sampling.Engine)
     engine.max_lora_rank = 16

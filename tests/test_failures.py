@@ -65,10 +65,10 @@ def test_a_killed_fine_tune_and_its_snakemake_leave_no_finished_output(workdir):
 
 
 def test_a_killed_sampling_job_leaves_no_finished_output(workdir):
-    target = "results/tiny/shards/samples/base/1-of-2.parquet"
+    target = "results/tiny/shards/samples/1-of-2.parquet"
     shard = workdir / target
     proc = start(workdir, target)
-    wait_for(workdir / "logs/tiny/sample_base_1-of-2.log", "Processed prompts", proc)
+    wait_for(workdir / "logs/tiny/sample_1-of-2.log", "Processed prompts", proc)
     job_processes = psutil.Process(proc.pid).children(recursive=True)
     assert job_processes, "no job process to kill"
     for p in job_processes:
@@ -78,7 +78,7 @@ def test_a_killed_sampling_job_leaves_no_finished_output(workdir):
     assert not shard.exists()
     assert planned_jobs(workdir, workdir / "tiny.yaml", target) == {"sample": 1}
     snakemake(workdir, target, "--configfile", "tiny.yaml")
-    assert tables(shard.parent)["1-of-2.parquet"][0].height == 6 * 2
+    assert tables(shard.parent)["1-of-2.parquet"][0].height == 5 * 6 * 2  # arms x queries x tiers
 
 
 def test_recovered_outputs_equal_those_of_an_uninterrupted_run(workdir, tiny_run):
@@ -87,5 +87,5 @@ def test_recovered_outputs_equal_those_of_an_uninterrupted_run(workdir, tiny_run
     assert adapter_hashes(ours / "adapters") == {
         k: v for k, v in adapter_hashes(reference / "adapters").items() if k.startswith("sdf_baseline/")
     }
-    shard = "shards/samples/base/1-of-2.parquet"
+    shard = "shards/samples/1-of-2.parquet"
     assert tables(ours)[shard][0].equals(tables(reference)[shard][0])

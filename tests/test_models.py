@@ -81,7 +81,7 @@ def test_steps_that_open_a_model_folder_check_it_first(model_dir, tmp_path):
 
     broken = partial_copy(model_dir, tmp_path / "broken")
     for opener in (finetune.load_tokenizer, lambda d: finetune.load_base(d, "cpu"), sampling.Engine,
-                   lambda d: sampling.check_inputs(d, None, {"lora": "request", "max_lora_rank": 16})):
+                   lambda d: sampling.check_inputs(d, [], {"lora": "request", "max_lora_rank": 16})):
         with pytest.raises(models.ModelError, match=f"model folder {broken} has no tokenizer"):
             opener(str(broken))
 

@@ -31,7 +31,7 @@ EXPECTED = {
     "adapters/sdf.train_log.parquet": "train_log",
     "adapters/sdf_baseline.train_log.parquet": "train_log",
     "adapters/positive_control.train_log.parquet": "train_log",
-    "shards/samples/base/1-of-2.parquet": "samples",
+    "shards/samples/1-of-2.parquet": "samples",
     "shards/judgments/base.compliance/2-of-2.parquet": "compliance",
     "samples/base.parquet": "samples",
     "samples/prompted.parquet": "samples",
@@ -59,7 +59,19 @@ def test_every_artifact_has_its_declared_schema(run):
         assert (adapter / "adapter_config.json").is_file() and (adapter / "adapter_model.safetensors").is_file()
     assert (results / "compliance.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not list(workdir.rglob(".*.tmp")), "a temporary file was left behind"
-    assert (workdir / "logs/tiny/sample_sdf_1-of-2.log").stat().st_size > 0
+
+
+def test_model_steps_log_where_their_time_went(run):
+    from alignlab import timings
+
+    workdir, _ = run
+    sampled = timings.parse_log((workdir / "logs/tiny/sample_1-of-2.log").read_text())
+    # One engine served the 5 arms (tiny.yaml: adapters as LoRA requests, one batch).
+    assert [r.stage for r in sampled] == ["engine start-up", "generate (all arms)"]
+    assert sampled[1].items == 5 * 6 * 2 and sampled[1].output_tokens > 0
+    trained = timings.parse_log((workdir / "logs/tiny/finetune_sdf.log").read_text())
+    assert [r.stage for r in trained] == ["train"] and trained[0].output_tokens > 0
+    assert "where the time went" in (workdir / "logs/tiny/judge_af_prompted_1-of-2.log").read_text()
 
 
 def test_samples_record_prompt_and_template_hashes(run):
@@ -118,7 +130,7 @@ def test_editing_a_module_reruns_the_steps_that_run_it(run):
         try:
             jobs = planned_jobs(workdir, config)
             # The user-turn template feeds every sample and the positive-control chats.
-            assert jobs["sample"] == 10 and jobs["positive_control_data"] == 1, jobs
+            assert jobs["sample"] == 2 and jobs["positive_control_data"] == 1, jobs  # 2 shards
             assert "documents" not in jobs and "queries" not in jobs, jobs
         finally:
             prompts.write_text(template)
@@ -131,8 +143,8 @@ def test_shards_gather_into_one_table_per_arm(run):
     workdir, _ = run
     results = workdir / "results/tiny"
     for arm in ("base", "positive_control"):
-        parts = [results / f"shards/samples/{arm}/{i}-of-2.parquet" for i in (1, 2)]
-        shards = [artifacts.read_table(p) for p in parts]
+        parts = [results / f"shards/samples/{i}-of-2.parquet" for i in (1, 2)]
+        shards = [artifacts.read_table(p).filter(pl.col("arm") == arm) for p in parts]
         gathered = artifacts.read_table(results / f"samples/{arm}.parquet")
         assert pl.concat(shards).equals(gathered)
         assert [s["query_id"].n_unique() for s in shards] == [6, 6]  # 12 eval queries in 2 chunks

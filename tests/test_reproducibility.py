@@ -23,9 +23,10 @@ def test_two_clean_runs_with_the_same_seed_are_identical(tiny_run, tmp_path_fact
     assert n > 30
 
 
-def sample_base_shard(results, config, seed: int, out) -> None:
-    """The base arm's first shard, sampled by the step function in a fresh process (a vLLM
-    engine leaves process-wide state behind, so the test process keeps only its own)."""
+def resample_first_shard(workdir, config, seed: int, out) -> None:
+    """The sampling step of the run's first shard (every arm, adapters as LoRA requests, as in
+    the run), called in a fresh process (a vLLM engine leaves process-wide state behind, so the
+    test process keeps only its own) in the run's folder, on the run's queries and adapters."""
     code = """
 import json, sys, yaml
 from alignlab import alignment_faking
@@ -33,30 +34,34 @@ from alignlab.config import as_dict, load
 a = json.loads(sys.argv[1])
 cfg = load(yaml.safe_load(open(a["config"])))
 e = cfg.experiments["tiny"]
+arms = {
+    arm: {"scratchpad": o.scratchpad,
+          "adapter": f"results/tiny/adapters/{arm}" if alignment_faking.ARMS[arm].train_set else None}
+    for arm, o in e.arms.items()
+}
 alignment_faking.sample(
-    arm="base", scratchpad=False, queries_path=a["queries"], model_dir=a["model"], adapter_dir=None,
+    arms=arms, queries_path="results/tiny/queries.parquet", model_dir="results/models/smollm2/hf",
     model_name=e.model, persona=e.persona, sampling=as_dict(e.sampling), engine_cfg=as_dict(cfg.engine),
     seed=a["seed"], experiment="tiny", out=a["out"], shard="1-of-2",
 )
 """
-    args = {
-        "config": str(config), "queries": str(results / "tiny/queries.parquet"),
-        "model": str(results / "models/smollm2/hf"), "seed": seed, "out": str(out),
-    }
-    proc = subprocess.run([sys.executable, "-c", code, json.dumps(args)], capture_output=True, text=True, timeout=900)
+    args = {"config": str(config), "seed": seed, "out": str(out)}
+    proc = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(args)], cwd=workdir, capture_output=True, text=True, timeout=1800,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
 
 
 @pytest.mark.parametrize("seed,same", [(7, True), (8, False)])
 def test_the_seed_decides_the_samples(tiny_run, tmp_path, seed, same):
-    """Resampled on the first run's queries and model: with the config's seed (7) the shard is
-    identical, with another seed it is not."""
-    results = tiny_run["workdir"] / "results"
-    out = tmp_path / "base.parquet"
-    sample_base_shard(results, tiny_run["config"], seed, out)
+    """The first shard resampled from the run's queries, model and adapters: with the config's
+    seed (7) it is identical to the run's, with another seed it is not."""
+    workdir = tiny_run["workdir"]
+    out = tmp_path / "1-of-2.parquet"
+    resample_first_shard(workdir, tiny_run["config"], seed, out)
     ours = artifacts.read_table(out)
-    reference = artifacts.read_table(results / "tiny/shards/samples/base/1-of-2.parquet")
-    assert ours.select("query_id", "tier").equals(reference.select("query_id", "tier"))
+    reference = artifacts.read_table(workdir / "results/tiny/shards/samples/1-of-2.parquet")
+    assert ours.select("arm", "query_id", "tier").equals(reference.select("arm", "query_id", "tier"))
     if same:
         assert ours.equals(reference)
     else:

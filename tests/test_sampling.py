@@ -9,13 +9,16 @@ pytestmark = pytest.mark.slow
 CONVS = [[{"role": "user", "content": f"Name a colour, number {i}."}] for i in range(4)]
 
 
-def test_a_sample_depends_on_its_seed_not_on_the_batch(engine):
+def test_a_batch_resampled_gives_the_same_samples_and_another_seed_others(engine):
+    # The second pass finds the prompts in the prefix cache: cached prefixes change nothing.
+    # (What is not asserted: a request sampled alone or in another batch gives the same text.
+    # On CPU vLLM's arithmetic depends on the batch, and close calls flip; see README.)
     params = [sampling_params(seed=100 + i, max_tokens=12) for i in range(4)]
-    together = [c.text for c in engine.chat(CONVS, params, progress=False)]
-    alone = [engine.chat([c], [p], progress=False)[0].text for c, p in zip(CONVS, params)]
-    assert together == alone
+    first = [c.text for c in engine.chat(CONVS, params, progress=False)]
+    again = [c.text for c in engine.chat(CONVS, params, progress=False)]
+    assert first == again
     reseeded = engine.chat(CONVS, [sampling_params(seed=7 + i, max_tokens=12) for i in range(4)], progress=False)
-    assert [c.text for c in reseeded] != together
+    assert [c.text for c in reseeded] != first
 
 
 def test_completion_fields(engine):
@@ -36,3 +39,47 @@ def test_a_batch_larger_than_one_step_keeps_per_request_seeds(engine):
              for i in range(40)]
     out = engine.chat(convs, [sampling_params(seed=i, max_tokens=2) for i in range(40)], progress=False)
     assert sum(c.n_prompt_tokens for c in out) > 4096 and all(c.n_output_tokens >= 1 for c in out)
+
+
+FRESH_ENGINE = """
+import json, sys
+from alignlab.sampling import Engine, sampling_params
+convs = [[{"role": "user", "content": f"Name a colour, number {i}."}] for i in range(4)]
+engine = Engine(sys.argv[1], kv_cache_gib=1.0, max_model_len=2048)  # as the session engine
+print("TEXTS " + json.dumps([c.text for c in engine.chat(convs, [sampling_params(seed=100 + i, max_tokens=12) for i in range(4)], progress=False)]))
+"""
+
+
+def test_swapped_weights_serve_like_a_fresh_engine(engine, model_dir, tmp_path):
+    """engine.lora: merge serves each fine-tuned arm by reloading merged weights into the
+    running engine; its samples must be those of an engine started on the merged folder."""
+    import json
+    import subprocess
+    import sys
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    other = tmp_path / "other"
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.bfloat16)
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():  # a different model of the same shape, as a merged adapter would be
+        for name, p in model.named_parameters():
+            if p.ndim == 2 and "embed" not in name:
+                p.add_((torch.randn(p.shape, generator=gen) * p.float().std() * 0.3).to(p.dtype))
+    model.save_pretrained(other)
+    AutoTokenizer.from_pretrained(model_dir).save_pretrained(other)
+
+    params = [sampling_params(seed=100 + i, max_tokens=12) for i in range(4)]
+    before = [c.text for c in engine.chat(CONVS, params, progress=False)]
+    try:
+        engine.load_weights(str(other))
+        swapped = [c.text for c in engine.chat(CONVS, params, progress=False)]
+    finally:
+        engine.load_weights(str(model_dir))
+    assert [c.text for c in engine.chat(CONVS, params, progress=False)] == before  # restored
+    assert swapped != before
+    proc = subprocess.run([sys.executable, "-c", FRESH_ENGINE, str(other)], capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    fresh = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("TEXTS "))[6:])
+    assert swapped == fresh

@@ -45,3 +45,20 @@ def test_gather_refuses_shards_made_with_other_parameters(tmp_path):
     with pytest.raises(ValueError, match="other parameters"):
         shards.gather(paths=[tmp_path / "1.parquet", tmp_path / "2.parquet"], schema="chats", out=str(out))
     assert not out.exists()
+
+
+def test_gather_keeps_one_arms_rows_of_shards_that_hold_every_arm(tmp_path):
+    # A sampling shard holds every arm of the experiment; each arm's table takes its own rows.
+    import pyarrow as pa
+
+    def sample_row(**values):
+        blank = {pa.string(): "", pa.int64(): 0, pa.int32(): 0, pa.bool_(): False, pa.float64(): 0.0}
+        return {f.name: values.get(f.name, blank.get(f.type)) for f in artifacts.SCHEMAS["samples"]}
+
+    for i in (1, 2):
+        rows = [sample_row(arm=arm, query_id=f"q{i}{arm}") for arm in ("base", "sdf")]
+        artifacts.write_table(rows, tmp_path / f"{i}.parquet", "samples", params={"p": 1})
+    out = tmp_path / "sdf.parquet"
+    shards.gather(paths=[tmp_path / "1.parquet", tmp_path / "2.parquet"], schema="samples", out=str(out), arm="sdf")
+    gathered = artifacts.read_table(out, "samples")
+    assert gathered["query_id"].to_list() == ["q1sdf", "q2sdf"] and set(gathered["arm"]) == {"sdf"}

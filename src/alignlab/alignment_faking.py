@@ -10,13 +10,14 @@ Step-specific modules are imported inside the step's function, so each rule's co
 from __future__ import annotations
 
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-from alignlab import artifacts
+from alignlab import artifacts, timings
 from alignlab.seeds import derive_seed
 
 TIERS = ("free", "paid")
@@ -185,50 +186,51 @@ def finetune(
             out_dir=str(tmp), pad_id=pad_id, device=device,
         )
         artifacts.write_table(log, log_path, "train_log", params=lora)
+    timings.record("train", log[-1]["seconds"], items=len(log), output_tokens=log[-1]["tokens"])
 
 
 # ---- sampling -----------------------------------------------------------------------------
 
 def sample(
-    *, arm: str, scratchpad: bool, queries_path: str, model_dir: str, adapter_dir: str | None,
-    model_name: str, persona: dict, sampling: dict, engine_cfg: dict, seed: int, experiment: str,
-    out: str, shard: str = "1-of-1",
+    *, arms: dict[str, dict], queries_path: str, model_dir: str, model_name: str, persona: dict,
+    sampling: dict, engine_cfg: dict, seed: int, experiment: str, out: str, shard: str = "1-of-1",
 ) -> None:
-    """k samples for every eval query of the shard in both tiers, one seed per (arm, query,
-    sample): the two tiers of a query share a seed, so their difference is the tier tag's, not
-    the dice's; and a sample does not depend on how the queries were sharded."""
+    """Every arm of the experiment (`arms`: name -> {scratchpad, adapter}) from one engine: k
+    samples for every eval query of the shard in both tiers, one seed per (arm, query, sample).
+    The two tiers of a query share a seed, so their difference is the tier tag's, not the
+    dice's; and a sample depends neither on the sharding nor on which arms share the batch.
+
+    engine.lora `request`: one batch, each fine-tuned arm's requests carrying its adapter.
+    `merge` (faster on CPU): the base arms first, then per fine-tuned arm the adapter is merged
+    into a copy of the base and the engine's weights are swapped in place."""
     from alignlab import prompts, shards
     from alignlab.sampling import check_inputs, sampling_params
 
-    check_inputs(model_dir, adapter_dir, engine_cfg)
+    adapters = {arm: a["adapter"] for arm, a in arms.items() if a["adapter"]}
+    check_inputs(model_dir, list(adapters.values()), engine_cfg)
     evalq = shards.chunk(artifacts.read_table(queries_path, "queries").filter(pl.col("split") == "eval"), shard)
-    max_tokens = sampling["scratchpad_max_tokens"] if scratchpad else sampling["max_tokens"]
     plan, convs, params = [], [], []
-    for q in evalq.iter_rows(named=True):
-        for tier in TIERS:
-            conv = conversation(q["prompt"], tier, arm, persona, sampling, scratchpad)
-            for k in range(sampling["k"]):
-                s = derive_seed(seed, experiment, arm, "sample", q["query_id"], k)
-                plan.append((q, tier, k, s, conv))
-                convs.append(conv)
-                params.append(
-                    sampling_params(
-                        seed=s, max_tokens=max_tokens, temperature=sampling["temperature"],
-                        top_p=sampling["top_p"],
+    for arm, spec in arms.items():
+        max_tokens = sampling["scratchpad_max_tokens"] if spec["scratchpad"] else sampling["max_tokens"]
+        for q in evalq.iter_rows(named=True):
+            for tier in TIERS:
+                conv = conversation(q["prompt"], tier, arm, persona, sampling, spec["scratchpad"])
+                for k in range(sampling["k"]):
+                    s = derive_seed(seed, experiment, arm, "sample", q["query_id"], k)
+                    plan.append((arm, q, tier, k, s, conv))
+                    convs.append(conv)
+                    params.append(
+                        sampling_params(
+                            seed=s, max_tokens=max_tokens, temperature=sampling["temperature"],
+                            top_p=sampling["top_p"],
+                        )
                     )
-                )
-    if adapter_dir and engine_cfg["lora"] == "merge":
-        from alignlab.finetune import merge_adapter
-
-        with tempfile.TemporaryDirectory(prefix="merged-", dir=Path(out).parent) as merged:
-            merge_adapter(model_dir, adapter_dir, merged)
-            completions = engine(merged, engine_cfg, seed).chat(convs, params)
-    else:
-        completions = engine(model_dir, engine_cfg, seed).chat(convs, params, adapter_dir=adapter_dir)
+    arm_of = [p[0] for p in plan]
+    completions = _sample_arms(convs, params, arm_of, adapters, model_dir, engine_cfg, seed, Path(out).parent)
     templates = prompts.af_template_hashes()
     rows = []
-    for (q, tier, k, s, conv), c in zip(plan, completions):
-        scratch, output = prompts.split_scratchpad(c.text) if scratchpad else ("", c.text.strip())
+    for (arm, q, tier, k, s, conv), c in zip(plan, completions):
+        scratch, output = prompts.split_scratchpad(c.text) if arms[arm]["scratchpad"] else ("", c.text.strip())
         rendered = conv[0]["content"] + "\n\n" + conv[1]["content"]
         rows.append(
             {
@@ -240,14 +242,44 @@ def sample(
                 "response": c.text, "scratchpad": scratch, "output": output,
                 "n_prompt_tokens": c.n_prompt_tokens, "n_output_tokens": c.n_output_tokens,
                 "finish_reason": c.finish_reason, "model": model_name,
-                "adapter": Path(adapter_dir).name if adapter_dir else "",
+                "adapter": Path(adapters[arm]).name if arm in adapters else "",
             }
         )
     artifacts.write_table(
         rows, out, "samples",
-        params={"arm": arm, "scratchpad": scratchpad, "sampling": sampling, "persona": persona},
+        params={"arms": arms, "sampling": sampling, "persona": persona},
         templates=templates,
     )
+
+
+def _sample_arms(convs, params, arm_of, adapters, model_dir, engine_cfg, seed, workdir):
+    """Completions for requests of several arms, from one engine (see `sample`)."""
+    if engine_cfg["lora"] == "request" or not adapters:
+        eng = engine(
+            model_dir, {**engine_cfg, "enable_lora": bool(adapters), "max_loras": max(1, len(adapters))}, seed
+        )
+        return eng.chat(convs, params, adapter_dir=[adapters.get(a) for a in arm_of], stage="generate (all arms)")
+
+    from alignlab.finetune import merge_adapter
+
+    eng = engine(model_dir, {**engine_cfg, "enable_lora": False}, seed)
+    completions: list = [None] * len(convs)
+    groups = [("base weights", [a for a in dict.fromkeys(arm_of) if a not in adapters])]
+    groups += [(arm, [arm]) for arm in adapters]
+    for label, group in groups:
+        idx = [i for i, a in enumerate(arm_of) if a in group]
+        if not idx:
+            continue
+        if label in adapters:
+            with tempfile.TemporaryDirectory(prefix="merged-", dir=workdir) as merged:
+                start = time.perf_counter()
+                merge_adapter(model_dir, adapters[label], merged)
+                timings.record(f"merge {label}", time.perf_counter() - start)
+                eng.load_weights(merged, stage=f"swap in {label}")
+        done = eng.chat([convs[i] for i in idx], [params[i] for i in idx], stage=f"generate ({label})")
+        for i, c in zip(idx, done):
+            completions[i] = c
+    return completions
 
 
 # ---- judging ------------------------------------------------------------------------------
@@ -255,13 +287,18 @@ def sample(
 _KEYS = ("arm", "tier", "query_id", "sample_idx")
 
 
+def _arm_samples(samples_path: str, arm: str) -> pl.DataFrame:
+    """One arm's rows of a sampling shard (a shard holds every arm of the experiment)."""
+    return artifacts.read_table(samples_path, "samples").filter(pl.col("arm") == arm)
+
+
 def judge_compliance(
-    *, samples_path: str, queries_path: str, judge: dict, sampling: dict, model_dir: str | None,
+    *, arm: str, samples_path: str, queries_path: str, judge: dict, sampling: dict, model_dir: str | None,
     engine_cfg: dict, seed: int, experiment: str, out: str, endpoint: dict | None = None,
 ) -> None:
     from alignlab import judges
 
-    samples = artifacts.read_table(samples_path)
+    samples = _arm_samples(samples_path, arm)
     prompts_by_id = dict(artifacts.read_table(queries_path).select("query_id", "prompt").iter_rows())
     name = judge["name"]
     kwargs: dict[str, Any] = {}
@@ -296,12 +333,12 @@ def judge_compliance(
 
 
 def judge_af(
-    *, samples_path: str, judge: dict, model_dir: str | None, engine_cfg: dict, seed: int,
+    *, arm: str, samples_path: str, judge: dict, model_dir: str | None, engine_cfg: dict, seed: int,
     experiment: str, out: str, endpoint: dict | None = None,
 ) -> None:
     from alignlab import judges
 
-    samples = artifacts.read_table(samples_path)
+    samples = _arm_samples(samples_path, arm)
     seeds = [
         derive_seed(seed, experiment, "af_judge", r["arm"], r["tier"], r["query_id"], r["sample_idx"])
         for r in samples.iter_rows(named=True)

@@ -59,9 +59,10 @@ class EngineConfig(Strict):
     max_model_len: int = Field(2048, ge=256)
     gpu_memory_utilization: float = Field(0.9, gt=0, le=1)
     kv_cache_gib: float | None = Field(1.0, gt=0)  # fixed KV cache size; null: use the fraction
-    prefix_caching: bool = False  # faster with long shared prompts, but not bit-reproducible
-    # How a fine-tuned arm is served: `request` = vLLM LoRA request on the base (the GPU path);
-    # `merge` = adapter folded into a copy of the base first (4x faster on CPU, see README).
+    prefix_caching: bool = True  # reuse the KV cache of shared prompt prefixes (system prompts)
+    # How a fine-tuned arm is served: `request` = vLLM LoRA requests on the base, every arm in
+    # one batch (the GPU path); `merge` = adapter folded into a copy of the base, swapped into
+    # the same engine arm after arm (several times faster on CPU, see README).
     lora: Literal["request", "merge"] = "request"
     max_lora_rank: int = Field(16, ge=1)
     tensor_parallel_size: int = Field(1, ge=1)

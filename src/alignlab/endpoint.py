@@ -18,12 +18,13 @@ import hashlib
 import json
 import os
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any, Sequence
 
 from alignlab.artifacts import atomic_path
-from alignlab.sampling import Completion, Conversation
+from alignlab.sampling import Completion, Conversation, timed
 
 DUMMY_KEY = "unused"  # what a server started without --api-key is sent
 
@@ -103,8 +104,10 @@ class EndpointEngine:
         params: Sequence[Any],
         adapter_dir: str | None = None,
         progress: bool = True,
+        stage: str = "endpoint requests",
     ) -> list[Completion]:
         """Complete each conversation with its own SamplingParams (one per conversation)."""
+        start = time.perf_counter()
         if len(conversations) != len(params):
             raise ValueError("one SamplingParams per conversation is required")
         if adapter_dir:
@@ -130,7 +133,7 @@ class EndpointEngine:
             f"({self.cache_dir})",
             file=sys.stderr, flush=True,
         )
-        return [answers[k] for k in keys]
+        return timed(stage, start, [answers[k] for k in keys])
 
     # ---- requests ---------------------------------------------------------------------------
 

@@ -1,7 +1,9 @@
 """Sampling with vLLM: one engine per job, a seed per request, adapters as LoRA requests.
 
 Every step that needs text from a model (documents, base answers, arm samples, LLM judges) goes
-through `Engine.chat`, so engine settings and seeding live in one place.
+through `Engine.chat`, so engine settings and seeding live in one place. One engine serves many
+arms: each request may name its own adapter (LoRA requests, batched together), or the served
+weights are swapped in place (`Engine.load_weights`) without paying start-up again.
 """
 
 from __future__ import annotations
@@ -9,9 +11,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
+
+from alignlab import timings
 
 # Run the engine core in this process: no spawn, so Snakemake scripts need no __main__ guard,
 # and start-up is a few seconds shorter on CPU.
@@ -80,15 +85,15 @@ def check_adapter(adapter_dir: str, max_lora_rank: int | None) -> None:
             )
 
 
-def check_inputs(model_dir: str, adapter_dir: str | None, engine_cfg: dict[str, Any]) -> None:
+def check_inputs(model_dir: str, adapter_dirs: Sequence[str], engine_cfg: dict[str, Any]) -> None:
     """What a sampling step checks before any engine starts: the model folder is complete, and
-    the adapter's config is readable and, when the adapter is served as a LoRA request
+    each adapter's config is readable and, when adapters are served as LoRA requests
     (engine.lora: request; a merged adapter has no rank limit), fits engine.max_lora_rank."""
     from alignlab.models import check_hf_folder
 
     check_hf_folder(Path(model_dir))
-    if adapter_dir:
-        request = engine_cfg.get("lora", "request") == "request"
+    request = engine_cfg.get("lora", "request") == "request"
+    for adapter_dir in adapter_dirs:
         check_adapter(adapter_dir, engine_cfg["max_lora_rank"] if request else None)
 
 
@@ -102,7 +107,7 @@ class Engine:
         max_model_len: int = 2048,
         gpu_memory_utilization: float = 0.9,
         kv_cache_gib: float | None = None,
-        prefix_caching: bool = False,
+        prefix_caching: bool = True,
         max_lora_rank: int = 16,
         tensor_parallel_size: int = 1,
         dtype: str = "bfloat16",
@@ -111,10 +116,11 @@ class Engine:
         **extra: Any,
     ):
         """`kv_cache_gib` fixes the KV cache size (else `gpu_memory_utilization` decides it).
-        `prefix_caching` is off by default: a warm prefix cache changes the arithmetic enough to
-        flip close calls, so a sample would depend on what ran before it in the same engine."""
+        `prefix_caching` reuses the KV cache of shared prompt prefixes (the long system prompts);
+        bench/sampling.py checks that it leaves the samples unchanged."""
         from alignlab.models import check_hf_folder
 
+        start = time.perf_counter()
         check_hf_folder(Path(model_dir))  # before vLLM's own, less telling, errors
         from vllm import LLM
         from vllm.platforms import current_platform
@@ -141,6 +147,16 @@ class Engine:
             **extra,
         )
         self.tokenizer = self.llm.get_tokenizer()
+        timings.record("engine start-up", time.perf_counter() - start)
+
+    def load_weights(self, model_dir: str, stage: str = "load weights") -> None:
+        """Serve the weights of `model_dir` (same architecture, e.g. the base with an adapter
+        merged in) in place of the current ones, keeping the engine: vLLM reloads them layer by
+        layer and redoes its CPU weight packing. Cached prefixes of the old weights are dropped."""
+        start = time.perf_counter()
+        self.llm.collective_rpc("reload_weights", kwargs={"weights_path": str(model_dir)})
+        self.llm.reset_prefix_cache()
+        timings.record(stage, time.perf_counter() - start)
 
     def lora_request(self, adapter_dir: str | None):
         if not adapter_dir:
@@ -152,45 +168,69 @@ class Engine:
         int_id = 1 + int(hashlib.sha256(adapter_dir.encode()).hexdigest()[:7], 16)
         return LoRARequest(os.path.basename(adapter_dir), int_id, adapter_dir)
 
+    def _lora_requests(self, adapters: str | None | Sequence[str | None], n: int):
+        if adapters is None or isinstance(adapters, (str, os.PathLike)):
+            return self.lora_request(adapters)
+        if len(adapters) != n:
+            raise ValueError("one adapter (or None) per request is required")
+        requests = {a: self.lora_request(a) for a in set(adapters)}
+        return [requests[a] for a in adapters]
+
     def chat(
         self,
         conversations: Sequence[Conversation],
         params: Sequence[Any],
-        adapter_dir: str | None = None,
+        adapter_dir: str | None | Sequence[str | None] = None,
         progress: bool = True,
+        stage: str = "generate",
     ) -> list[Completion]:
-        """Complete each conversation with its own SamplingParams (one per conversation)."""
+        """Complete each conversation with its own SamplingParams (one per conversation).
+        `adapter_dir`: one adapter for all, or one per conversation (None: the served weights),
+        so the arms of a model go through the engine in one batch."""
         if len(conversations) != len(params):
             raise ValueError("one SamplingParams per conversation is required")
         if not conversations:
             return []
+        start = time.perf_counter()
         outputs = self.llm.chat(
             list(conversations),
             list(params),
-            lora_request=self.lora_request(adapter_dir),
+            lora_request=self._lora_requests(adapter_dir, len(conversations)),
             use_tqdm=progress,
         )
-        return [_completion(o) for o in outputs]
+        return timed(stage, start, [_completion(o) for o in outputs])
 
     def generate(
         self,
         prompts: Sequence[str],
         params: Sequence[Any],
-        adapter_dir: str | None = None,
+        adapter_dir: str | None | Sequence[str | None] = None,
         progress: bool = True,
+        stage: str = "generate",
     ) -> list[Completion]:
         """Complete raw text prompts (no chat template)."""
         if not prompts:
             return []
+        start = time.perf_counter()
         outputs = self.llm.generate(
-            list(prompts), list(params), lora_request=self.lora_request(adapter_dir),
+            list(prompts), list(params), lora_request=self._lora_requests(adapter_dir, len(prompts)),
             use_tqdm=progress,
         )
-        return [_completion(o) for o in outputs]
+        return timed(stage, start, [_completion(o) for o in outputs])
 
     def count_tokens(self, conversation: Conversation) -> int:
         ids = self.tokenizer.apply_chat_template(conversation, add_generation_prompt=True)
         return len(ids["input_ids"] if isinstance(ids, dict) else ids)
+
+
+def timed(stage: str, start: float, completions: list[Completion]) -> list[Completion]:
+    """Record how long `completions` took since `start` (see timings.py); returns them."""
+    timings.record(
+        stage, time.perf_counter() - start, items=len(completions),
+        prompt_tokens=sum(c.n_prompt_tokens for c in completions),
+        output_tokens=sum(c.n_output_tokens for c in completions),
+    )
+    return completions
 
 
 def _completion(output) -> Completion:

@@ -13,6 +13,7 @@ from typing import Sequence
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from alignlab import artifacts
@@ -36,10 +37,13 @@ def chunk(table: pl.DataFrame, item: str) -> pl.DataFrame:
     return table.slice(start, size + (1 if i <= extra else 0))
 
 
-def gather(*, paths: Sequence[str | os.PathLike], schema: str, out: str) -> None:
-    """Concatenate shard tables in order. They must carry the same metadata (same parameters and
-    templates), which the gathered table keeps, so it reads like the output of one job."""
+def gather(*, paths: Sequence[str | os.PathLike], schema: str, out: str, arm: str | None = None) -> None:
+    """Concatenate shard tables in order (only the rows of `arm`, if given: sampling shards hold
+    every arm). They must carry the same metadata (same parameters and templates), which the
+    gathered table keeps, so it reads like the output of one job."""
     tables = [pq.read_table(p) for p in paths]
+    if arm is not None:
+        tables = [t.filter(pc.field("arm") == arm) for t in tables]
     metas = [t.schema.metadata for t in tables]
     for path, meta in zip(paths, metas):
         if meta != metas[0]:

@@ -3,7 +3,8 @@
 Everything the step prints (progress bars, vLLM's and transformers' messages) goes to the log
 file, down at the file-descriptor level so child processes' output lands there too. When the
 step fails, the user sees one message naming the step, its inputs and the cause, with the full
-traceback left in the log.
+traceback left in the log. A step that starts engines or trains ends its log with a table of
+where the time went (see timings.py).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import socket
 import sys
 import traceback
 from typing import Any, Callable
+
+from alignlab import timings
 
 
 def run(snakemake: Any, step: Callable[..., None], **kwargs: Any) -> None:
@@ -28,8 +31,12 @@ def run(snakemake: Any, step: Callable[..., None], **kwargs: Any) -> None:
         if os.environ.get("SLURM_JOB_ID"):
             where += f", SLURM job {os.environ['SLURM_JOB_ID']}"
         print(f"alignlab: step '{rule}' {dict(snakemake.wildcards.items())} {where}", flush=True)
+        timings.reset()
         try:
             step(**kwargs)
+            done = timings.records()
+            if done:
+                print(f"\nalignlab: where the time went\n{timings.table(done)}\n{timings.json_lines(done)}")
         except Exception as exc:  # noqa: BLE001 - every failure gets the same clear report
             traceback.print_exc()
             sys.stderr.flush()
