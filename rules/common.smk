@@ -152,16 +152,18 @@ def sample_inputs(w):
     return {
         "queries": f"{RESULTS}/{w.exp}/queries.parquet",
         "model": model_folder(exp(w).model),
-        "adapters": [a for a in (adapter_path(w, arm) for arm in exp(w).arms) if a],
+        "adapters": [a["adapter"] for a in sample_arms(w).values() if a["adapter"]],
         "code": code("alignment_faking.sample"),
     }
 
 
 def sample_arms(w):
-    """What the sampling job needs per arm: its hidden scratchpad, and its adapter."""
+    """What the sampling job needs per arm: its hidden scratchpad, and its adapter. In the
+    registry's order, not the config's: reordering arms in a config changes no sample."""
+    arms = exp(w).arms
     return {
-        arm: {"scratchpad": o.scratchpad, "adapter": adapter_path(w, arm)}
-        for arm, o in exp(w).arms.items()
+        arm: {"scratchpad": arms[arm].scratchpad, "adapter": adapter_path(w, arm)}
+        for arm in ARMS if arm in arms
     }
 
 
