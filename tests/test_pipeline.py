@@ -66,9 +66,10 @@ def test_model_steps_log_where_their_time_went(run):
 
     workdir, _ = run
     sampled = timings.parse_log((workdir / "logs/tiny/sample_1-of-2.log").read_text())
-    # One engine served the 5 arms (tiny.yaml: adapters as LoRA requests, one batch).
-    assert [r.stage for r in sampled] == ["engine start-up", "generate (all arms)"]
-    assert sampled[1].items == 5 * 6 * 2 and sampled[1].output_tokens > 0
+    # One engine served the 5 arms (tiny.yaml: adapters as LoRA requests): the 2 base-model
+    # arms in one batch, the 3 fine-tuned ones in another.
+    assert [r.stage for r in sampled] == ["engine start-up", "generate (base weights)", "generate (adapters)"]
+    assert [r.items for r in sampled[1:]] == [2 * 6 * 2, 3 * 6 * 2] and sampled[2].output_tokens > 0
     trained = timings.parse_log((workdir / "logs/tiny/finetune_sdf.log").read_text())
     assert [r.stage for r in trained] == ["train"] and trained[0].output_tokens > 0
     assert "where the time went" in (workdir / "logs/tiny/judge_af_prompted_1-of-2.log").read_text()

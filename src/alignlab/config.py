@@ -60,8 +60,8 @@ class EngineConfig(Strict):
     gpu_memory_utilization: float = Field(0.9, gt=0, le=1)
     kv_cache_gib: float | None = Field(1.0, gt=0)  # fixed KV cache size; null: use the fraction
     prefix_caching: bool = True  # reuse the KV cache of shared prompt prefixes (system prompts)
-    # How a fine-tuned arm is served: `request` = vLLM LoRA requests on the base, every arm in
-    # one batch (the GPU path); `merge` = adapter folded into a copy of the base, swapped into
+    # How a fine-tuned arm is served: `request` = vLLM LoRA requests on the base, the fine-tuned
+    # arms in one batch (the GPU path); `merge` = adapter folded into a copy of the base, swapped into
     # the same engine arm after arm (several times faster on CPU, see README).
     lora: Literal["request", "merge"] = "request"
     max_lora_rank: int = Field(16, ge=1)
