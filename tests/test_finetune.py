@@ -9,7 +9,8 @@ from transformers import AutoTokenizer
 from alignlab import finetune
 
 CFG = {"rank": 4, "alpha": 8, "dropout": 0.0, "target_modules": "all-linear", "learning_rate": 2e-3, "bf16_autocast": True,
-       "epochs": 6, "batch_size": 2, "max_length": 96, "warmup_ratio": 0.0, "weight_decay": 0.0}
+       "epochs": 6, "batch_size": 2, "max_length": 96, "warmup_ratio": 0.0, "weight_decay": 0.0,
+       "pack": False, "gradient_checkpointing": False}
 
 
 @pytest.fixture(scope="module")

@@ -153,12 +153,20 @@ class LoraConfig(Strict):
     max_length: int = Field(256, ge=16)
     warmup_ratio: float = Field(0.05, ge=0, lt=1)
     weight_decay: float = Field(0.0, ge=0)
-    bf16_autocast: bool = True  # bf16 matmuls, fp32 weights and optimizer (~1.6x on AMX CPUs)
+    bf16_autocast: bool = True  # bf16 matmuls, fp32 weights and optimizer (CPUs with AVX512-BF16/AMX, CUDA)
+    pack: bool = True  # whole examples packed into max_length rows, no cross-example attention
+    gradient_checkpointing: bool = False  # recompute activations in backward: less memory, slower
+
+
+class PositiveControlLoraConfig(LoraConfig):
+    # Unpacked by default: its recipe (optimizer steps, chats per step, lr) was validated
+    # unpacked; packing its ~100-token chats two to a row would halve the steps (see README).
+    pack: bool = False
 
 
 class FinetuneConfig(Strict):
     documents: LoraConfig = LoraConfig()
-    positive_control: LoraConfig = LoraConfig(learning_rate=1e-3, epochs=8)
+    positive_control: PositiveControlLoraConfig = PositiveControlLoraConfig(learning_rate=1e-3, epochs=8)
 
 
 class SamplingConfig(Strict):

@@ -1,5 +1,9 @@
 """LoRA fine-tuning with PEFT: documents as plain text, chats with the loss on assistant tokens.
 
+With `pack` (the default), whole examples are packed first-fit into rows of up to max_length
+tokens, with position_ids restarting at every example so that they do not attend to each other
+(see Batch.model_inputs); without it, each example is its own padded row.
+
 Adapters are saved in PEFT's standard format (what vLLM's LoRARequest reads); the training log
 is one row per optimizer step.
 """
@@ -21,6 +25,8 @@ IGNORE = -100
 class Example:
     input_ids: list[int]
     labels: list[int]
+    # Packing may cut a document at a row's end and go on in the next row; a chat stays whole.
+    splittable: bool = False
 
 
 def document_examples(tokenizer, texts: Iterable[str], max_length: int) -> list[Example]:
@@ -29,7 +35,7 @@ def document_examples(tokenizer, texts: Iterable[str], max_length: int) -> list[
     for text in texts:
         ids = tokenizer(text, add_special_tokens=False)["input_ids"][: max_length - 1]
         ids = ids + [tokenizer.eos_token_id]
-        examples.append(Example(ids, list(ids)))
+        examples.append(Example(ids, list(ids), splittable=True))
     return examples
 
 
@@ -61,20 +67,147 @@ def chat_examples(tokenizer, chats: Iterable[dict[str, str]], max_length: int) -
     return examples
 
 
-def _batches(examples: Sequence[Example], batch_size: int, generator: torch.Generator, pad_id: int):
-    order = torch.randperm(len(examples), generator=generator).tolist()
-    for start in range(0, len(order), batch_size):
-        batch = [examples[i] for i in order[start : start + batch_size]]
-        width = max(len(e.input_ids) for e in batch)
-        ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-        labels = torch.full((len(batch), width), IGNORE, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for row, e in enumerate(batch):
+@dataclass
+class Row:
+    """One training row: the examples it holds, back to back (one example unless packed)."""
+    examples: list[Example]
+
+    def __len__(self) -> int:
+        return sum(len(e.input_ids) for e in self.examples)
+
+
+def pack(examples: Sequence[Example], max_length: int, generator: torch.Generator) -> list[Row]:
+    """Pack examples into rows of at most `max_length` tokens, in a seeded random order.
+
+    Whole examples (chats) go first-fit: into the first row with room, else a new row; a chat is
+    never split. Splittable examples (documents) are packed sequentially: they fill the last
+    row and go on at the start of a new one, so rows are full (documents here are 40-100% of
+    max_length, so whole documents would leave a quarter of every row empty). A continuation
+    starts its own attention block: it does not see the part of its document in the previous
+    row, and its first token is not trained (one label per cut). Deterministic for a given
+    generator state.
+    """
+    rows: list[Row] = []
+    room: list[int] = []
+    for i in torch.randperm(len(examples), generator=generator).tolist():
+        e = examples[i]
+        n = len(e.input_ids)
+        if e.splittable:
+            at = 0
+            while at < n:
+                if not rows or room[-1] == 0:
+                    rows.append(Row([]))
+                    room.append(max_length)
+                take = min(room[-1], n - at)
+                rows[-1].examples.append(Example(e.input_ids[at : at + take], e.labels[at : at + take], True))
+                room[-1] -= take
+                at += take
+            continue
+        if n > max_length:
+            raise ValueError(f"an example has {n} tokens, more than max_length {max_length}")
+        for r, free in enumerate(room):
+            if n <= free:
+                rows[r].examples.append(e)
+                room[r] -= n
+                break
+        else:
+            rows.append(Row([e]))
+            room.append(max_length - n)
+    return rows
+
+
+@dataclass
+class Batch:
+    input_ids: torch.Tensor
+    labels: torch.Tensor
+    attention_mask: torch.Tensor | None  # padded rows (one example each)
+    position_ids: torch.Tensor | None  # packed rows: restart at 0 at every example
+    tokens: int  # real (non-pad) tokens
+
+    def to(self, device) -> "Batch":
+        move = lambda t: None if t is None else t.to(device)  # noqa: E731
+        return Batch(move(self.input_ids), move(self.labels), move(self.attention_mask),
+                     move(self.position_ids), self.tokens)
+
+    def model_inputs(self) -> dict[str, Any]:
+        """Keyword arguments for the model's forward.
+
+        Packed rows carry no attention mask, only position_ids that restart at 0 at every
+        example: transformers' masking_utils (create_causal_mask -> find_packed_sequence_indices)
+        then builds a block-diagonal causal mask, so examples do not attend to each other. It
+        looks at position_ids only when attention_mask is None AND there is no KV cache, so
+        use_cache=False is required: with the config's use_cache=True the model makes an empty
+        DynamicCache even in training and silently falls back to one causal mask over the row.
+        """
+        kwargs = {"input_ids": self.input_ids, "labels": self.labels, "use_cache": False}
+        if self.attention_mask is not None:
+            kwargs["attention_mask"] = self.attention_mask
+        if self.position_ids is not None:
+            kwargs["position_ids"] = self.position_ids
+        return kwargs
+
+
+def collate(rows: Sequence[Row], pad_id: int, packed: bool) -> Batch:
+    """Rows -> one right-padded batch.
+
+    Unpacked rows (one example each) get an attention mask over their real tokens. Packed rows
+    get position_ids instead (see Batch.model_inputs); the padding tail is one more "example"
+    (positions from 0, labels IGNORE), which no real token can see under the causal mask. In a
+    packed row the first label of every example is IGNORE, so no example's first token is
+    predicted from the end of the previous one (alone, that label is never used either: the
+    loss shifts labels left by one).
+    """
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
+    mask = None if packed else torch.zeros((len(rows), width), dtype=torch.long)
+    positions = torch.zeros((len(rows), width), dtype=torch.long) if packed else None
+    tokens = 0
+    for b, row in enumerate(rows):
+        at = 0
+        for e in row.examples:
             n = len(e.input_ids)
-            ids[row, :n] = torch.tensor(e.input_ids)
-            labels[row, :n] = torch.tensor(e.labels)
-            mask[row, :n] = 1
-        yield ids, labels, mask
+            ids[b, at : at + n] = torch.tensor(e.input_ids)
+            labels[b, at : at + n] = torch.tensor(e.labels)
+            if packed:
+                labels[b, at] = IGNORE
+                positions[b, at : at + n] = torch.arange(n)
+            else:
+                mask[b, at : at + n] = 1
+            at += n
+        if packed and at < width:
+            positions[b, at:] = torch.arange(width - at)
+        tokens += at
+    return Batch(ids, labels, mask, positions, tokens)
+
+
+def _rows(examples: Sequence[Example], max_length: int, packed: bool, generator: torch.Generator) -> list[Row]:
+    if packed:
+        return pack(examples, max_length, generator)
+    return [Row([e]) for e in examples]
+
+
+def _batches(rows: Sequence[Row], batch_size: int, generator: torch.Generator, pad_id: int, packed: bool):
+    order = torch.randperm(len(rows), generator=generator).tolist()
+    for start in range(0, len(order), batch_size):
+        yield collate([rows[i] for i in order[start : start + batch_size]], pad_id, packed)
+
+
+def autocast_dtype(device: str, wanted: bool) -> torch.dtype | None:
+    """bf16 for autocast when asked for and the hardware has it natively (CUDA with bf16; a CPU
+    with AVX512-BF16 or AMX), else None (fp32): emulated bf16 is slower than fp32."""
+    if not wanted:
+        return None
+    kind = torch.device(device).type
+    if kind == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+    if kind == "cpu":
+        cpu = getattr(torch, "cpu", None)
+        checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+        if any(getattr(cpu, c, lambda: False)() for c in checks):
+            return torch.bfloat16
+        return None
+    return None
 
 
 def load_tokenizer(model_dir: str):
@@ -120,9 +253,15 @@ def train_lora(
 
     if not examples:
         raise ValueError("no training examples")
+    packed = cfg["pack"]
     torch.manual_seed(seed)
+    base = load_base(model_dir, device)
+    if cfg["gradient_checkpointing"]:
+        # Non-reentrant checkpointing of every decoder layer. transformers also calls
+        # enable_input_require_grads() here (what PEFT needs with a frozen embedding).
+        base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model = get_peft_model(
-        load_base(model_dir, device),
+        base,
         LoraConfig(
             r=cfg["rank"],
             lora_alpha=cfg["alpha"],
@@ -132,7 +271,9 @@ def train_lora(
         ),
     )
     model.train()
-    steps_per_epoch = math.ceil(len(examples) / cfg["batch_size"])
+    generator = torch.Generator().manual_seed(seed)
+    rows = _rows(examples, cfg["max_length"], packed, generator)
+    steps_per_epoch = math.ceil(len(rows) / cfg["batch_size"])
     total_steps = steps_per_epoch * cfg["epochs"]
     optimizer = torch.optim.AdamW(
         [p for p in model.parameters() if p.requires_grad],
@@ -142,21 +283,22 @@ def train_lora(
     schedule = get_linear_schedule_with_warmup(
         optimizer, int(cfg["warmup_ratio"] * total_steps), total_steps
     )
-    generator = torch.Generator().manual_seed(seed)
+    amp = autocast_dtype(device, cfg["bf16_autocast"])
+    amp_device = torch.device(device).type
     log, tokens, start, step = [], 0, time.perf_counter(), 0
     bar = tqdm(total=total_steps, desc="lora", disable=not progress, mininterval=2)
     for epoch in range(cfg["epochs"]):
-        for ids, labels, mask in _batches(examples, cfg["batch_size"], generator, pad_id):
-            ids, labels, mask = ids.to(device), labels.to(device), mask.to(device)
-            with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=cfg["bf16_autocast"]):
-                loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        for batch in _batches(rows, cfg["batch_size"], generator, pad_id, packed):
+            batch = batch.to(device)
+            with torch.autocast(device_type=amp_device, dtype=amp or torch.bfloat16, enabled=amp is not None):
+                loss = model(**batch.model_inputs()).loss
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
             schedule.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
-            tokens += int(mask.sum())
+            tokens += batch.tokens
             seconds = time.perf_counter() - start
             log.append(
                 {
