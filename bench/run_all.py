@@ -21,7 +21,12 @@ import pipeline
 import sampling
 import training
 
-SUITES = {"sampling": sampling.run, "arms": arms.run, "training": training.run, "pipeline": pipeline.run}
+SUITES = {
+    "sampling": sampling.run,
+    "arms": arms.run,
+    "training": lambda workdir: training.run(out=str(Path(__file__).parent / "results" / "training_loss.png")),
+    "pipeline": pipeline.run,
+}
 
 
 def main() -> None:

