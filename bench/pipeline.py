@@ -29,21 +29,12 @@ import yaml
 import _common as common
 
 REPO = Path(__file__).resolve().parents[1]
-WORKFLOW_PARTS = ("Snakefile", "rules", "scripts", "src", "profiles", "envs", "config.yaml")
+sys.path.insert(0, str(REPO / "tests"))
+from workflow import copy_workflow  # noqa: E402 - the tests' fresh copy of the workflow
+
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--profile", "profiles/default"]
 STARTUP = ("materialize model", "engine start-up", "merge ", "swap in ")
 WORK = ("generate", "train")
-
-
-def copy_workflow(dest: Path) -> Path:
-    dest.mkdir(parents=True)
-    for part in WORKFLOW_PARTS:
-        src = REPO / part
-        if src.is_dir():
-            shutil.copytree(src, dest / part, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-        else:
-            shutil.copy(src, dest / part)
-    return dest
 
 
 def scaled_config(factor: float) -> dict:
