@@ -39,7 +39,7 @@ def test_the_model_and_fine_tunes_come_from_the_cache(tiny_run, second, output_c
     for log in ("logs/models/smollm2.log", *(f"logs/tiny/finetune_{a}.log" for a in ("sdf", "sdf_baseline", "positive_control"))):
         assert "alignlab: step" in (tiny_run["workdir"] / log).read_text(), log
         assert not (workdir / log).exists() or (workdir / log).stat().st_size == 0, log
-    assert "alignlab: step" in (workdir / "logs/tiny/sample_sdf_1-of-2.log").read_text()
+    assert "alignlab: step" in (workdir / "logs/tiny/sample_1-of-2.log").read_text()
     weights = workdir / "results/tiny/adapters/sdf/adapter_model.safetensors"
     assert weights.resolve().is_relative_to(output_cache.resolve())
 
