@@ -84,8 +84,7 @@ def test_a_killed_sampling_job_leaves_no_finished_output(workdir):
 def test_recovered_outputs_equal_those_of_an_uninterrupted_run(workdir, tiny_run):
     reference = tiny_run["workdir"] / "results/tiny"
     ours = workdir / "results/tiny"
-    assert adapter_hashes(ours / "adapters") == {
-        k: v for k, v in adapter_hashes(reference / "adapters").items() if k.startswith("sdf_baseline/")
-    }
+    # The killed fine-tune (sdf_baseline) and the adapters the sampling shard needed.
+    assert adapter_hashes(ours / "adapters") == adapter_hashes(reference / "adapters")
     shard = "shards/samples/1-of-2.parquet"
     assert tables(ours)[shard][0].equals(tables(reference)[shard][0])
