@@ -416,7 +416,7 @@ def test_api_key_reaches_the_server_but_no_artifact_or_log(proxy_to, tmp_path, m
     }
     out, log = tmp_path / "compliance.parquet", tmp_path / "judge.log"
     _run_step(
-        capsys, alignment_faking.judge_compliance, log, samples_path=str(tmp_path / "samples.parquet"),
+        capsys, alignment_faking.judge_compliance, log, arm="base", samples_path=str(tmp_path / "samples.parquet"),
         queries_path=str(tmp_path / "queries.parquet"),
         judge={"name": "rubric", "model": None, "endpoint": "judge", "max_tokens": 16,
                "temperature": 0.0, "extra_phrases": []},
