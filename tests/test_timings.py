@@ -12,3 +12,16 @@ def test_records_print_as_a_table_and_read_back_from_a_log():
     assert timings.parse_log(log) == recs
     timings.reset()
     assert timings.records() == []
+
+
+def test_timer_records_a_finished_block_only():
+    timings.reset()
+    with timings.timer("merge sdf"):
+        pass
+    try:
+        with timings.timer("swap in sdf"):
+            raise RuntimeError("failed")
+    except RuntimeError:
+        pass
+    assert [r.stage for r in timings.records()] == ["merge sdf"]
+    timings.reset()

@@ -10,7 +10,6 @@ Step-specific modules are imported inside the step's function, so each rule's co
 from __future__ import annotations
 
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -198,7 +197,8 @@ def sample(
     """Every arm of the experiment (`arms`: name -> {scratchpad, adapter}) from one engine: k
     samples for every eval query of the shard in both tiers, one seed per (arm, query, sample).
     The two tiers of a query share a seed, so their difference is the tier tag's, not the
-    dice's; and a sample depends neither on the sharding nor on which arms share the batch.
+    dice's. A request draws the same random numbers in any batch, but on CPU vLLM's arithmetic
+    depends on the batch, so another sharding or set of arms can flip close calls (README).
 
     engine.lora `request`: the base arms in one batch, then the fine-tuned arms in one batch,
     each request carrying its arm's adapter. `merge` (faster on CPU): the base arms, then per
@@ -276,9 +276,8 @@ def _sample_arms(convs, params, arm_of, adapters, model_dir, engine_cfg, seed, w
             from alignlab.finetune import merge_adapter
 
             with tempfile.TemporaryDirectory(prefix="merged-", dir=workdir) as merged:
-                start = time.perf_counter()
-                merge_adapter(model_dir, adapters[label], merged)
-                timings.record(f"merge {label}", time.perf_counter() - start)
+                with timings.timer(f"merge {label}"):
+                    merge_adapter(model_dir, adapters[label], merged)
                 eng.load_weights(merged, stage=f"swap in {label}")
         done = eng.chat(
             [convs[i] for i in idx], [params[i] for i in idx],

@@ -191,12 +191,8 @@ def describe(name: str, spec: dict[str, Any], folder: Path) -> dict[str, Any]:
 
 def build(name: str, spec: dict[str, Any], folder: str, index: str) -> None:
     """The models step: the folder (written atomically) and its one-row index table."""
-    import time
-
     from alignlab import artifacts, timings
 
-    start = time.perf_counter()
-    with artifacts.atomic_dir(folder) as tmp:
+    with timings.timer("materialize model"), artifacts.atomic_dir(folder) as tmp:
         materialize(spec, Path(tmp), name)
-    timings.record("materialize model", time.perf_counter() - start)
     artifacts.write_table([describe(name, spec, Path(folder))], index, "model", params=spec)

@@ -117,10 +117,11 @@ class Engine:
     ):
         """`kv_cache_gib` fixes the KV cache size (else `gpu_memory_utilization` decides it).
         `prefix_caching` reuses the KV cache of shared prompt prefixes (the long system prompts);
-        bench/sampling.py checks that it leaves the samples unchanged."""
+        a rerun stays identical, but like batching it can flip a close call against an engine
+        without it (bench/sampling.py counts how often)."""
         from alignlab.models import check_hf_folder
 
-        start = time.perf_counter()
+        start = time.perf_counter()  # start-up includes importing vLLM
         check_hf_folder(Path(model_dir))  # before vLLM's own, less telling, errors
         from vllm import LLM
         from vllm.platforms import current_platform
@@ -153,10 +154,9 @@ class Engine:
         """Serve the weights of `model_dir` (same architecture, e.g. the base with an adapter
         merged in) in place of the current ones, keeping the engine: vLLM reloads them layer by
         layer and redoes its CPU weight packing. Cached prefixes of the old weights are dropped."""
-        start = time.perf_counter()
-        self.llm.collective_rpc("reload_weights", kwargs={"weights_path": str(model_dir)})
-        self.llm.reset_prefix_cache()
-        timings.record(stage, time.perf_counter() - start)
+        with timings.timer(stage):
+            self.llm.collective_rpc("reload_weights", kwargs={"weights_path": str(model_dir)})
+            self.llm.reset_prefix_cache()
 
     def lora_request(self, adapter_dir: str | None):
         if not adapter_dir:
@@ -185,8 +185,8 @@ class Engine:
         stage: str = "generate",
     ) -> list[Completion]:
         """Complete each conversation with its own SamplingParams (one per conversation).
-        `adapter_dir`: one adapter for all, or one per conversation (None: the served weights),
-        so the arms of a model go through the engine in one batch."""
+        `adapter_dir`: one adapter for all, or one per conversation (None: the served weights).
+        Do not mix None with adapters in one call on CPU (see alignment_faking._sample_arms)."""
         if len(conversations) != len(params):
             raise ValueError("one SamplingParams per conversation is required")
         if not conversations:

@@ -8,6 +8,8 @@ user's own script) reads back.
 from __future__ import annotations
 
 import json
+import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 PREFIX = "alignlab-timing "
@@ -27,6 +29,14 @@ _records: list[Record] = []
 
 def record(stage: str, seconds: float, *, items: int = 0, prompt_tokens: int = 0, output_tokens: int = 0) -> None:
     _records.append(Record(stage, float(seconds), items, prompt_tokens, output_tokens))
+
+
+@contextmanager
+def timer(stage: str):
+    """Record the seconds the `with` block took as `stage` (only if it finishes)."""
+    start = time.perf_counter()
+    yield
+    record(stage, time.perf_counter() - start)
 
 
 def reset() -> None:
