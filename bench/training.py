@@ -1,14 +1,19 @@
 """Benchmark: LoRA training, plain fp32 with one padded row per document against the fast path
-(packed rows, bf16 autocast), same documents, seed, lr and batch size (rows per step).
+(packed rows, bf16 autocast), same documents, seed, lr, optimizer steps and tokens per step.
 
 Workload: the alignment-faking synthetic documents (template generator, the default config's
-universe, persona and finetune.documents settings: rank 16, lr 3e-4, batch 8, max_length 384,
-1 epoch) on the packaged SmolLM2-135M-Instruct; --docs documents (~240 tokens each), so every
-setting trains on the same tokens. Prints, per setting, the training tokens, optimizer steps,
-seconds (training loop only: model loading and saving are not timed), tokens/s, the training
-loss (mean of the last 3 steps), the loss on held-out documents after training (fp32, one
-unpadded document at a time; the same measurement for every setting) and the tokens/s ratio to
-the baseline, measured in one run; writes a plot of loss vs training tokens.
+universe, persona and finetune.documents settings: rank 16, lr 3e-4, 8 documents per step,
+max_length 384, 1 epoch) on the packaged SmolLM2-135M-Instruct; --docs documents (~240 tokens
+each), so every setting trains on the same tokens. batch_size counts rows, so the packed
+settings take as many full rows per step as hold the tokens of 8 documents (5): the same
+number of optimizer steps, hence comparable losses. Prints, per setting, tokens, steps, seconds
+(training loop only: model loading and saving are not timed), tokens/s (and the median of
+single steps, a check against bursts of other load), the training loss (mean of the last 3
+steps), the loss on held-out documents after training (fp32, one document at a time: the same
+measurement for every setting) and the tokens/s ratio to the baseline, all in one run; writes
+a plot of training loss vs tokens. The packed curve sits ~0.15 above the padded one from the
+first step on: a document cut at a row's end goes on in the next row without its beginning,
+and those tokens are harder to predict; the held-out loss is the like-for-like comparison.
 
     .venv/bin/python bench/training.py [--docs 96] [--checkpointing] [--out bench/results/training_loss.png]
 """
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -73,6 +79,13 @@ def heldout_loss(model_dir: str, adapter_dir: str | None, examples) -> float:
     return total / n
 
 
+def median_step_rate(log: list[dict]) -> float:
+    """Median tokens/s of single optimizer steps after the first: a check on the overall rate
+    that a burst of other load on the machine barely moves."""
+    rates = [(b["tokens"] - a["tokens"]) / (b["seconds"] - a["seconds"]) for a, b in zip(log, log[1:])]
+    return statistics.median(rates) if rates else log[-1]["tokens"] / log[-1]["seconds"]
+
+
 def _fmt(value: float) -> str:
     return f"{value:.1f} tok/s"
 
@@ -114,7 +127,7 @@ def run(n_docs: int = 96, n_heldout: int = 16, checkpointing: bool = False, out:
             details.append({
                 "setting": name, "rows_per_step": cfg["batch_size"], "tokens": log[-1]["tokens"], "steps": len(log),
                 "seconds": log[-1]["seconds"],
-                "tokens_per_second": log[-1]["tokens"] / log[-1]["seconds"],
+                "tokens_per_second": log[-1]["tokens"] / log[-1]["seconds"], "median_step_rate": median_step_rate(log),
                 "final_loss": sum(r["loss"] for r in log[-LAST:]) / len(log[-LAST:]),
                 "heldout_loss": heldout_loss(str(model_dir), str(adapter), heldout), "log": log,
             })
@@ -146,14 +159,23 @@ def plot(details: list[dict], base_loss: float, out: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.4, 4))
-    for d in details:
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    styles = ["-", "--", ":"]
+    for d, style in zip(details, styles):
         log = d["log"]
-        ax.plot([r["tokens"] for r in log], [r["loss"] for r in log], marker="o", markersize=3,
-                label=f"{d['setting']} ({d['tokens_per_second']:.0f} tok/s)")
+        tokens = [r["tokens"] for r in log]
+        steps = [b - a for a, b in zip([0] + tokens, tokens)]
+        # Per-step losses are noisy (8 documents of different kinds a step): points, and the
+        # token-weighted mean of the losses so far as the line.
+        running, acc = [], 0.0
+        for n, r, t in zip(steps, log, tokens):
+            acc += n * r["loss"]
+            running.append(acc / t)
+        line, = ax.plot(tokens, running, style, label=f"{d['setting']} ({d['tokens_per_second']:.0f} tok/s)")
+        ax.plot(tokens, [r["loss"] for r in log], "o", markersize=3, alpha=0.5, color=line.get_color())
     ax.axhline(base_loss, color="grey", linestyle=":", label=f"base model, held-out ({base_loss:.2f})")
     ax.set_xlabel("training tokens")
-    ax.set_ylabel("training loss (per step)")
+    ax.set_ylabel("training loss: per step (points), mean so far (lines)")
     ax.set_title("LoRA on the alignment-faking documents (SmolLM2-135M, CPU)")
     ax.legend()
     fig.tight_layout()
@@ -175,13 +197,14 @@ def main() -> None:
     details, base_loss = report["settings"], report["base_heldout_loss"]
     print(f"\nworkload: {args.docs} alignment-faking documents, 1 epoch, LoRA r16, lr 3e-4, max_length 384 "
           f"(SmolLM2-135M, {torch.get_num_threads()} threads, CPU)")
-    head = (f"{'setting':<30}{'rows/step':>10}{'tokens':>8}{'steps':>6}{'seconds':>9}{'tokens/s':>10}"
-            f"{'loss last 3':>12}{'held-out loss':>14}{'ratio':>7}")
+    head = (f"{'setting':<28}{'rows/step':>10}{'tokens':>7}{'steps':>6}{'seconds':>8}{'tokens/s':>9}"
+            f"{'(median step)':>14}{'loss last 3':>12}{'held-out loss':>14}{'ratio':>7}")
     print(head)
     for d in details:
-        print(f"{d['setting']:<30}{d['rows_per_step']:>10}{d['tokens']:>8}{d['steps']:>6}{d['seconds']:>9.1f}"
-              f"{d['tokens_per_second']:>10.1f}{d['final_loss']:>12.3f}{d['heldout_loss']:>14.3f}{d['ratio']:>6.2f}x")
-    print(f"{'base model (no training)':<30}{'':>64}{base_loss:>14.3f}")
+        print(f"{d['setting']:<28}{d['rows_per_step']:>10}{d['tokens']:>7}{d['steps']:>6}{d['seconds']:>8.1f}"
+              f"{d['tokens_per_second']:>9.1f}{d['median_step_rate']:>14.1f}{d['final_loss']:>12.3f}"
+              f"{d['heldout_loss']:>14.3f}{d['ratio']:>6.2f}x")
+    print(f"{'base model (no training)':<28}{'':>66}{base_loss:>14.3f}")
     print(f"\nplot: {args.out}; whole bench {time.perf_counter() - start:.0f} s")
     for r in rows:
         print(f"{r['what']}: {r['baseline']} -> {r['value']}: {r['ratio']}")
