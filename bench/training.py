@@ -2,18 +2,20 @@
 (packed rows, bf16 autocast), same documents, seed, lr, optimizer steps and tokens per step.
 
 Workload: the alignment-faking synthetic documents (template generator, the default config's
-universe, persona and finetune.documents settings: rank 16, lr 3e-4, 8 documents per step,
-max_length 384, 1 epoch) on the packaged SmolLM2-135M-Instruct; --docs documents (~240 tokens
-each), so every setting trains on the same tokens. batch_size counts rows, so the packed
-settings take as many full rows per step as hold the tokens of 8 documents (5): the same
-number of optimizer steps, hence comparable losses. Prints, per setting, tokens, steps, seconds
-(training loop only: model loading and saving are not timed), tokens/s (and the median of
-single steps, a check against bursts of other load), the training loss (mean of the last 3
-steps), the loss on held-out documents after training (fp32, one document at a time: the same
-measurement for every setting) and the tokens/s ratio to the baseline, all in one run; writes
-a plot of training loss vs tokens. The packed curve sits ~0.15 above the padded one from the
-first step on: a document cut at a row's end goes on in the next row without its beginning,
-and those tokens are harder to predict; the held-out loss is the like-for-like comparison.
+universe, persona and finetune.documents settings: rank 16, lr 3e-4, max_length 384, 1 epoch)
+on the packaged SmolLM2-135M-Instruct; --docs documents (~240 tokens each), so every setting
+trains on the same tokens. The baseline takes 8 documents per step (the recipe before packing);
+batch_size counts rows, so the packed settings take as many full rows as hold the tokens of 8
+documents (5, the config's batch_size): the same optimizer steps, hence comparable losses.
+Prints, per setting, tokens, steps, seconds (training loop only: model loading and saving are
+not timed), tokens/s overall and the median of single steps, the training loss (mean of the
+last 3 steps), the loss on held-out documents after training (fp32, one document at a time: the
+same measurement for every setting) and the ratio to the baseline of median step tokens/s (a
+burst of other load on a shared machine moves a run's overall rate, hardly its median step; the
+overall ratio is printed too), all in one run; writes a plot of training loss vs tokens. The
+packed training loss starts ~0.15 above the padded one (same model, same documents): a document
+cut at a row's end goes on in the next row without its beginning, and those tokens are harder
+to predict; the held-out loss is the like-for-like comparison.
 
     .venv/bin/python bench/training.py [--docs 96] [--checkpointing] [--out bench/results/training_loss.png]
 """
@@ -87,11 +89,11 @@ def median_step_rate(log: list[dict]) -> float:
 
 
 def _fmt(value: float) -> str:
-    return f"{value:.1f} tok/s"
+    return f"{value:.1f} tok/s (median step)"
 
 
 def run(n_docs: int = 96, n_heldout: int = 16, checkpointing: bool = False, out: str | None = None,
-        report: dict | None = None) -> list[dict]:
+        report: dict | None = None, docs_per_step: int = 8) -> list[dict]:
     """Measure the settings in one process; return the result rows {what, baseline, value,
     ratio} (strings) of the combined benchmark table. `report`, if given, receives "settings":
     one dict per setting (tokens, steps, seconds, tokens_per_second, final_loss, heldout_loss,
@@ -107,10 +109,10 @@ def run(n_docs: int = 96, n_heldout: int = 16, checkpointing: bool = False, out:
         tokenizer = finetune.load_tokenizer(str(model_dir))
         examples = finetune.document_examples(tokenizer, texts, lora["max_length"])
         # batch_size counts rows: a packed row holds max_length tokens, a padded one one document.
-        # Packed settings take as many rows per step as hold the tokens of batch_size documents,
+        # Packed settings take as many rows per step as hold the tokens of docs_per_step documents,
         # so that both make the same optimizer steps on the same tokens per step.
         mean_len = sum(len(e.input_ids) for e in examples) / len(examples)
-        packed_rows = max(1, round(lora["batch_size"] * mean_len / lora["max_length"]))
+        packed_rows = max(1, round(docs_per_step * mean_len / lora["max_length"]))
         heldout = finetune.document_examples(tokenizer, heldout_texts, lora["max_length"])
         seed = derive_seed(0, "bench", "training")
         # Warm-up (one-off kernel and allocator set-up), so that no setting pays it.
@@ -120,8 +122,7 @@ def run(n_docs: int = 96, n_heldout: int = 16, checkpointing: bool = False, out:
         for name in settings:
             adapter = workdir / name.replace(" ", "_").replace("+", "")
             cfg = {**lora, **SETTINGS[name]}
-            if cfg["pack"]:
-                cfg["batch_size"] = packed_rows
+            cfg["batch_size"] = packed_rows if cfg["pack"] else docs_per_step
             log = finetune.train_lora(str(model_dir), examples, cfg, seed=seed,
                                       out_dir=str(adapter), pad_id=tokenizer.pad_token_id, progress=False)
             details.append({
@@ -136,7 +137,10 @@ def run(n_docs: int = 96, n_heldout: int = 16, checkpointing: bool = False, out:
     by = {d["setting"]: d for d in details}
     base = by[BASELINE]
     for d in details:
-        d["ratio"] = d["tokens_per_second"] / base["tokens_per_second"]
+        # The ratio of median step rates: on a shared machine a burst of other load in one
+        # setting's run moves its overall rate (printed too), hardly its median step.
+        d["ratio"] = d["median_step_rate"] / base["median_step_rate"]
+        d["overall_ratio"] = d["tokens_per_second"] / base["tokens_per_second"]
     if out:
         plot(details, base_loss, out)
     rows = []
@@ -145,7 +149,7 @@ def run(n_docs: int = 96, n_heldout: int = 16, checkpointing: bool = False, out:
         rows.append({
             "what": f"LoRA training, {name} vs padded fp32 ({d['tokens']} tokens, SmolLM2-135M; "
                     f"held-out loss {d['heldout_loss']:.3f} vs {base['heldout_loss']:.3f})",
-            "baseline": _fmt(base["tokens_per_second"]), "value": _fmt(d["tokens_per_second"]),
+            "baseline": _fmt(base["median_step_rate"]), "value": _fmt(d["median_step_rate"]),
             "ratio": f"{d['ratio']:.2f}x",
         })
     if report is not None:
@@ -205,6 +209,8 @@ def main() -> None:
               f"{d['tokens_per_second']:>9.1f}{d['median_step_rate']:>14.1f}{d['final_loss']:>12.3f}"
               f"{d['heldout_loss']:>14.3f}{d['ratio']:>6.2f}x")
     print(f"{'base model (no training)':<28}{'':>66}{base_loss:>14.3f}")
+    print("ratio: of median step tokens/s; of overall tokens/s: "
+          + ", ".join(f"{d['setting']} {d['overall_ratio']:.2f}x" for d in details[1:]))
     print(f"\nplot: {args.out}; whole bench {time.perf_counter() - start:.0f} s")
     for r in rows:
         print(f"{r['what']}: {r['baseline']} -> {r['value']}: {r['ratio']}")
