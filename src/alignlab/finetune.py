@@ -1,8 +1,9 @@
 """LoRA fine-tuning with PEFT: documents as plain text, chats with the loss on assistant tokens.
 
-With `pack` (the default), whole examples are packed first-fit into rows of up to max_length
-tokens, with position_ids restarting at every example so that they do not attend to each other
-(see Batch.model_inputs); without it, each example is its own padded row.
+With `pack` (the default), examples share rows of up to max_length tokens (documents back to
+back, chats whole and first-fit; see `pack`), with position_ids restarting at every example so
+that they do not attend to each other (see Batch.model_inputs); without it, each example is its
+own padded row.
 
 Adapters are saved in PEFT's standard format (what vLLM's LoRARequest reads); the training log
 is one row per optimizer step.
