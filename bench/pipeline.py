@@ -65,6 +65,21 @@ def split_time(workdir: Path) -> dict[str, float]:
     return {"startup": startup, "work": work, "tokens": tokens}
 
 
+def positive_control_rows(folder: Path) -> list[dict]:
+    """The default run's positive-control verdict (so a speed-up that broke the experiment shows
+    here), and a copy of its summaries in bench/results/."""
+    out = []
+    keep = REPO / "bench" / "results" / "default_run"
+    for summary in sorted((folder / "results").glob("*/summary.md")):
+        dest = keep / summary.parent.name
+        dest.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(summary, dest / "summary.md")
+        verdict = next((line for line in summary.read_text().splitlines() if "Positive control" in line), None)
+        if verdict:
+            out.append(common.row(f"default run, {summary.parent.name}: positive control", "", verdict.replace("**", ""), None))
+    return out
+
+
 def run(workdir: Path, sizes: tuple[float, ...] = (0.25, 0.5, 1.0)) -> list[dict]:
     rows, scale = [], {}
     for factor in sorted(sizes, reverse=True):
@@ -81,6 +96,7 @@ def run(workdir: Path, sizes: tuple[float, ...] = (0.25, 0.5, 1.0)) -> list[dict
                 f"{wall:.0f} s, + report {report:.0f} s", 600 / (wall + report),
             ))
             rows.append(common.row("rerun with nothing to do", "goal: 5 s", f"{noop:.1f} s", 5 / noop))
+            rows += positive_control_rows(folder)
         shutil.rmtree(folder / "results")  # disk: a run's model copies and adapters
     smallest = min(scale)
     base = scale[smallest]
