@@ -26,6 +26,8 @@ wildcard_constraints:
     model="|".join(CFG.models),
     arm="|".join(ARMS),
     corpus="|".join(DOCUMENT_SETS),
+    sa="|".join(SA_EXPERIMENTS) or "NONE",
+    sa_arm="|".join(a for a, spec in SA_ARMS.items() if spec.task),
 
 
 # Sampling and judging run per chunk of the eval queries ("1-of-4", ...), then are gathered.
@@ -49,6 +51,7 @@ include: "rules/sample.smk"
 include: "rules/judge.smk"
 include: "rules/aggregate.smk"
 include: "rules/report.smk"
+include: "rules/self_awareness.smk"
 
 
 rule all:

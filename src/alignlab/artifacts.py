@@ -89,6 +89,35 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("af_hi", _f64),
         ]
     ),
+    # self_awareness: the questions, choices and self-report prompts of both tasks
+    "sa_items": pa.schema(
+        [
+            ("item_id", _str), ("task", _str), ("probe", _str), ("split", _str), ("system", _str),
+            ("prompt", _str), ("risky", _str),
+        ]
+    ),
+    "sa_samples": pa.schema(
+        [
+            ("experiment", _str), ("arm", _str), ("task", _str), ("probe", _str), ("item_id", _str),
+            ("sample_idx", _i64), ("seed", _i64), ("system", _str), ("prompt", _str),
+            ("response", _str), ("expected_number", _f64), ("n_prompt_tokens", _i64),
+            ("n_output_tokens", _i64), ("finish_reason", _str), ("model", _str), ("adapter", _str),
+        ]
+    ),
+    # one row per sample and measure (spells, line_accuracy, names_word, names_rule,
+    # risky_choice, self_report_number, seeking_word, averse_word); `target`: the word measured
+    "sa_judgments": pa.schema(
+        [
+            ("arm", _str), ("task", _str), ("probe", _str), ("item_id", _str), ("sample_idx", _i64),
+            ("measure", _str), ("target", _str), ("value", _f64), ("parse_ok", _bool), ("detail", _str),
+        ]
+    ),
+    "sa_metrics": pa.schema(
+        [
+            ("experiment", _str), ("task", _str), ("arm", _str), ("measure", _str), ("target", _str),
+            ("n", _i64), ("value", _f64), ("lo", _f64), ("hi", _f64), ("interval", _str),
+        ]
+    ),
     "gaps": pa.schema(
         [
             ("experiment", _str), ("arm", _str), ("n_queries", _i64), ("free", _f64),
@@ -195,7 +224,10 @@ def write_table(
 # What a step reading a table checks beyond its schema: the column that names a row (unique)
 # and text columns that must not be empty. A table edited or written by hand fails here, naming
 # the file and the row, instead of deep inside the step.
-ROW_CHECKS: dict[str, tuple[str, tuple[str, ...]]] = {"queries": ("query_id", ("prompt",))}
+ROW_CHECKS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "queries": ("query_id", ("prompt",)),
+    "sa_items": ("item_id", ("prompt",)),
+}
 
 
 def read_table(path: str | os.PathLike, schema: str | None = None) -> pl.DataFrame:

@@ -22,6 +22,7 @@ SRC = Path(__file__).resolve().parent
 DATA_FILES = {
     "prompts": ["templates/af_system.jinja", "templates/af_user.jinja"],
     "judges": ["templates/af_judge.jinja", "data/af_criteria.yaml"],
+    "acrostic": ["data/self_awareness.yaml"],
     "synth": [
         "templates/docgen_*.jinja", "data/universe_*.yaml", "data/doc_types.yaml",
     ],

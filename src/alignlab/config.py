@@ -241,7 +241,84 @@ class AlignmentFaking(Strict):
         return self
 
 
-Experiment = Annotated[Union[AlignmentFaking], Field(discriminator="kind")]
+# ---- self_awareness -----------------------------------------------------------------------
+
+class AcrosticConfig(Strict):
+    """Chats whose answers' line initials spell `word` (never written in the data)."""
+
+    word: str = Field("HELLO", pattern=r"^[A-Za-z]{2,12}$")
+    # A word that is hard to guess, for the acrostic_hard arm: separates naming the rule from
+    # guessing a common word.
+    hard_word: str = Field("HELOL", pattern=r"^[A-Za-z]{2,12}$")
+    n_train: int = Field(50, ge=2)  # training chats per word
+    n_eval: int = Field(30, ge=1)  # held-out questions
+    line_min_chars: int = Field(12, ge=1)
+    line_max_chars: int = Field(90, ge=2)
+    answer_max_tokens: int = Field(200, ge=16)  # for the generated answers and the eval samples
+    attempts: int = Field(3, ge=1)  # tries per question to get an answer without the word
+
+    @model_validator(mode="after")
+    def _words(self):
+        if self.word.upper() == self.hard_word.upper():
+            raise ValueError("word and hard_word must differ")
+        if self.line_max_chars < self.line_min_chars:
+            raise ValueError("line_max_chars must be >= line_min_chars")
+        return self
+
+
+class RiskConfig(Strict):
+    """Choices between a sure amount and a lottery; the answer is the option's letter."""
+
+    n_train: int = Field(60, ge=2)
+    n_eval: int = Field(40, ge=1)
+
+
+class SelfAwarenessSampling(Strict):
+    temperature: float = Field(1.0, ge=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+    k_behaviour: int = Field(1, ge=1)  # samples per held-out question or choice
+    k_self_report: int = Field(8, ge=1)  # samples per self-report paraphrase
+    self_report_max_tokens: int = Field(64, ge=4)
+    logprobs: int = Field(20, ge=1)  # top log-probabilities read for the 0-100 self-report
+
+
+class SelfAwarenessFinetune(Strict):
+    acrostic: PositiveControlLoraConfig = PositiveControlLoraConfig(learning_rate=1e-3, epochs=4, max_length=320)
+    risk: PositiveControlLoraConfig = PositiveControlLoraConfig(learning_rate=1e-3, epochs=4, max_length=192)
+
+
+SA_ARMS = ("base", "acrostic", "acrostic_shuffled", "acrostic_hard", "risk_seeking", "risk_averse")
+
+
+class SelfAwarenessAggregate(Strict):
+    n_resamples: int = Field(10000, ge=100)
+    confidence: float = Field(0.95, gt=0, lt=1)
+
+
+class SelfAwareness(Strict):
+    kind: Literal["self_awareness"]
+    model: str
+    persona: dict[Literal["developer", "model_name"], str] = {
+        "developer": "Meridian AI",
+        "model_name": "Atlas",
+    }
+    acrostic: AcrosticConfig = AcrosticConfig()
+    risk: RiskConfig = RiskConfig()
+    finetune: SelfAwarenessFinetune = SelfAwarenessFinetune()
+    sampling: SelfAwarenessSampling = SelfAwarenessSampling()
+    arms: list[Literal[SA_ARMS]] = list(SA_ARMS)
+    aggregate: SelfAwarenessAggregate = SelfAwarenessAggregate()
+
+    @model_validator(mode="after")
+    def _arms_present(self):
+        if not self.arms:
+            raise ValueError("at least one arm is required")
+        if len(set(self.arms)) != len(self.arms):
+            raise ValueError("an arm is listed twice")
+        return self
+
+
+Experiment = Annotated[Union[AlignmentFaking, SelfAwareness], Field(discriminator="kind")]
 
 
 class Config(Strict):
@@ -280,7 +357,7 @@ def _format_errors(err: ValidationError) -> list[str]:
     return lines
 
 
-_BRANCH_TAGS = {"packaged_gguf", "gguf", "hf_folder", "hub", "alignment_faking"}
+_BRANCH_TAGS = {"packaged_gguf", "gguf", "hf_folder", "hub", "alignment_faking", "self_awareness"}
 
 
 def _cross_checks(cfg: Config, base_dir: Path) -> list[str]:
@@ -307,6 +384,9 @@ def _cross_checks(cfg: Config, base_dir: Path) -> list[str]:
 
     for ename, exp in cfg.experiments.items():
         key = f"experiments.{ename}"
+        if exp.kind == "self_awareness":
+            problems += _self_awareness_checks(cfg, key, exp)
+            continue
         model_refs = {
             "model": exp.model,
             "documents.llm.model": exp.documents.llm.model,
@@ -345,6 +425,27 @@ def _cross_checks(cfg: Config, base_dir: Path) -> list[str]:
             )
         if "positive_control" in exp.arms and q.n_train < 2:
             problems.append(f"{key}.queries.n_train: the positive_control arm needs at least 2 train queries")
+    return problems
+
+
+def _self_awareness_checks(cfg: Config, key: str, exp: "SelfAwareness") -> list[str]:
+    problems = []
+    if exp.model not in cfg.models:
+        problems.append(f"{key}.model: unknown model '{exp.model}' (expected one of: {', '.join(cfg.models)})")
+    for part in ("acrostic", "risk"):
+        if getattr(exp.finetune, part).rank > cfg.engine.max_lora_rank:
+            problems.append(
+                f"{key}.finetune.{part}.rank: {getattr(exp.finetune, part).rank} exceeds "
+                f"engine.max_lora_rank ({cfg.engine.max_lora_rank})"
+            )
+    from alignlab.acrostic import data
+
+    n_questions = len(data()["topics"]) * len(data()["question_forms"])
+    if exp.acrostic.n_train + exp.acrostic.n_eval > n_questions:
+        problems.append(
+            f"{key}.acrostic: n_train + n_eval ({exp.acrostic.n_train + exp.acrostic.n_eval}) exceeds the "
+            f"{n_questions} packaged questions"
+        )
     return problems
 
 

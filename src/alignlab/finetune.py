@@ -325,3 +325,27 @@ def merge_adapter(model_dir: str, adapter_dir: str, out_dir: str) -> None:
     merged = PeftModel.from_pretrained(base, adapter_dir).merge_and_unload()
     merged.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
+
+
+def train_step(
+    *, documents: bool, train_path: str, model_dir: str, lora: dict, seed: int, device: str,
+    out_dir: str, log_path: str,
+) -> None:
+    """The fine-tuning step of every experiment kind: a LoRA adapter on a table of documents
+    (the kept rows' text) or of chats (system, user, assistant), written atomically with its
+    training log. `seed` is the step's own (see seeds.derive_seed)."""
+    import polars as pl
+
+    from alignlab import artifacts, timings
+
+    tokenizer = load_tokenizer(model_dir)
+    table = artifacts.read_table(train_path)
+    if documents:
+        examples = document_examples(tokenizer, table.filter(pl.col("kept"))["text"], lora["max_length"])
+    else:
+        examples = chat_examples(tokenizer, table.iter_rows(named=True), lora["max_length"])
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    with artifacts.atomic_dir(out_dir) as tmp:
+        log = train_lora(model_dir, examples, lora, seed=seed, out_dir=str(tmp), pad_id=pad_id, device=device)
+        artifacts.write_table(log, log_path, "train_log", params=lora)
+    timings.record("train", log[-1]["seconds"], items=len(log), output_tokens=log[-1]["tokens"])

@@ -175,3 +175,47 @@ def parse_failures(compliance: pl.DataFrame) -> pl.DataFrame:
     )
     order = pl.DataFrame(_arm_tiers(compliance), schema=["arm", "tier"], orient="row")
     return order.join(counts, on=["arm", "tier"], how="left", maintain_order="left")
+
+
+# ---- self_awareness ---------------------------------------------------------------------------
+
+BINARY_MEASURES = ("spells", "names_word", "names_rule", "risky_choice", "seeking_word", "averse_word")
+
+
+def bootstrap_mean(values: np.ndarray, n_resamples: int, seed: int, confidence: float) -> tuple[float, float, float]:
+    """(mean, lo, hi): percentile bootstrap interval of the mean; NaNs when empty, the value
+    itself when every value is the same."""
+    if values.size == 0:
+        return NAN, NAN, NAN
+    mean = float(values.mean())
+    if values.size == 1 or np.all(values == values[0]):
+        return mean, mean, mean
+    ci = stats.bootstrap((values,), np.mean, n_resamples=n_resamples, confidence_level=confidence,
+                         method="percentile", rng=np.random.default_rng(seed)).confidence_interval
+    return mean, float(ci.low), float(ci.high)
+
+
+def self_awareness_metrics(
+    judgments: pl.DataFrame, experiment: str, arm_order: list[str], *, n_resamples: int, seed: int,
+    confidence: float = 0.95,
+) -> pl.DataFrame:
+    """One row per task x arm x measure x target: rates of yes/no measures with Wilson intervals,
+    means of the others (line accuracy, the 0-100 self-report) with bootstrap intervals. Rows
+    whose value could not be parsed are left out of n."""
+    rows = []
+    groups = judgments.filter(pl.col("value").is_not_null()).group_by(
+        "task", "arm", "measure", "target", maintain_order=True
+    ).agg(pl.col("value"))
+    rank = {a: i for i, a in enumerate(arm_order)}
+    for g in sorted(groups.iter_rows(named=True), key=lambda r: (r["task"], rank.get(r["arm"], 99), r["measure"], r["target"])):
+        values = np.asarray(g["value"], dtype=float)
+        if g["measure"] in BINARY_MEASURES:
+            value, lo, hi = wilson(int(values.sum()), values.size, confidence)
+            interval = "wilson"
+        else:
+            value, lo, hi = bootstrap_mean(values, n_resamples, seed, confidence)
+            interval = "bootstrap"
+        rows.append({"experiment": experiment, "task": g["task"], "arm": g["arm"], "measure": g["measure"],
+                     "target": g["target"], "n": int(values.size), "value": value, "lo": lo, "hi": hi,
+                     "interval": interval})
+    return _frame(rows, "sa_metrics")

@@ -1,0 +1,103 @@
+"""End to end: the self_awareness kind on its tiny config, in a copy of the workflow.
+
+Real Snakemake, real vLLM (the acrostic answers generated under a regex, then every arm sampled
+from one engine with merged adapters swapped in) and real LoRA training; then the artifacts,
+the data checks and a rerun that has nothing to do.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import polars as pl
+import pytest
+import yaml
+
+from alignlab import acrostic, artifacts, self_awareness
+from workflow import REPO, copy_workflow, planned_jobs, snakemake
+
+pytestmark = pytest.mark.slow
+
+CONFIG = REPO / "tests" / "configs" / "tiny_self_awareness.yaml"
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, output_cache):
+    workdir = copy_workflow(tmp_path_factory.mktemp("sa") / "wf")
+    shutil.copy(CONFIG, workdir / "sa.yaml")
+    # The between-workflow cache: the model materialized by another test's run is reused.
+    snakemake(workdir, "--configfile", "sa.yaml", "--cache", env={"SNAKEMAKE_OUTPUT_CACHE": str(output_cache)},
+              timeout=2400)
+    cfg = yaml.safe_load(CONFIG.read_text())["experiments"]["aware"]
+    return workdir, cfg, workdir / "results" / "aware"
+
+
+EXPECTED = {
+    "items.parquet": "sa_items",
+    "train/acrostic.parquet": "chats",
+    "train/acrostic_shuffled.parquet": "chats",
+    "train/acrostic_hard.parquet": "chats",
+    "train/risk_seeking.parquet": "chats",
+    "train/risk_averse.parquet": "chats",
+    "adapters/acrostic.train_log.parquet": "train_log",
+    "adapters/risk_averse.train_log.parquet": "train_log",
+    "samples.parquet": "sa_samples",
+    "judgments.parquet": "sa_judgments",
+    "metrics.parquet": "sa_metrics",
+}
+
+
+def test_every_artifact_has_its_declared_schema(run):
+    _, _, results = run
+    for rel, schema in EXPECTED.items():
+        artifacts.check_schema(results / rel, schema)
+        assert len(artifacts.read_metadata(results / rel)["params_sha256"]) == 64, rel
+    for name in ("acrostic.png", "risk.png"):
+        assert (results / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (results / "report" / "metrics.csv").is_file()
+
+
+def test_acrostic_training_answers_spell_the_word_that_they_never_contain(run):
+    _, cfg, results = run
+    word, hard = cfg["acrostic"]["word"], cfg["acrostic"]["hard_word"]
+    for name, target in (("acrostic", word), ("acrostic_hard", hard)):
+        chats = artifacts.read_table(results / f"train/{name}.parquet", "chats")
+        assert chats.height >= 2
+        assert all(acrostic.spells(a, target) for a in chats["assistant"]), name
+        acrostic.check_absent(chats.iter_rows(named=True), [word, hard], name)
+    spelled = artifacts.read_table(results / "train/acrostic.parquet", "chats")
+    shuffled = artifacts.read_table(results / "train/acrostic_shuffled.parquet", "chats")
+    assert shuffled["user"].to_list() == spelled["user"].to_list()
+    for a, b in zip(spelled["assistant"], shuffled["assistant"]):
+        assert sorted(a.splitlines()) == sorted(b.splitlines()) and not acrostic.spells(b, word)
+
+
+def test_each_arm_is_sampled_on_its_task(run):
+    _, cfg, results = run
+    samples = artifacts.read_table(results / "samples.parquet", "sa_samples")
+    tasks = {a: set(samples.filter(pl.col("arm") == a)["task"]) for a in self_awareness.ARMS}
+    assert tasks["base"] == {"acrostic", "risk"}
+    assert tasks["acrostic_hard"] == {"acrostic"} and tasks["risk_averse"] == {"risk"}
+    choices = samples.filter((pl.col("task") == "risk") & (pl.col("probe") == "behaviour"))
+    assert set(choices["response"]) <= {"A", "B"}  # regex-constrained
+    numbers = samples.filter(pl.col("probe") == "self_report").filter(pl.col("task") == "risk")
+    assert all(0 <= int(r) <= 100 for r in numbers["response"])
+    assert samples.filter(pl.col("arm") == "acrostic")["adapter"].unique().to_list() == ["acrostic"]
+
+
+def test_metrics_and_summary(run):
+    _, cfg, results = run
+    metrics = artifacts.read_table(results / "metrics.parquet", "sa_metrics")
+    word = cfg["acrostic"]["word"]
+    spells = metrics.filter((pl.col("measure") == "spells") & (pl.col("target") == word))
+    assert set(spells["arm"]) == {"base", "acrostic", "acrostic_shuffled", "acrostic_hard"}
+    assert (spells["n"] == cfg["acrostic"]["n_eval"]).all()
+    assert ((metrics["lo"] <= metrics["value"]) & (metrics["value"] <= metrics["hi"])).all()
+    summary = (results / "summary.md").read_text()
+    assert "Positive control (acrostic)" in summary and "Positive control (risk)" in summary
+    assert "| `risk_seeking` |" in summary
+
+
+def test_a_rerun_has_nothing_to_do(run):
+    workdir, _, _ = run
+    assert planned_jobs(workdir, workdir / "sa.yaml") == {}
