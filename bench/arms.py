@@ -60,12 +60,12 @@ def requests(arms, queries: int, new_tokens: int):
 
 def worker(model_dir: str, adapter_root: str, arms: list[str], lora: str, queries: int, new_tokens: int) -> dict:
     """Sample `arms` from one engine the way the pipeline's sampling step does."""
-    from alignlab import sampling, timings
+    from alignlab import arm_sampling, timings
 
     adapters = {a: str(Path(adapter_root) / a) for a in arms if a in FINE_TUNED}
     convs, params, arm_of = requests(arms, queries, new_tokens)
     with tempfile.TemporaryDirectory() as tmp:
-        out = sampling.chat_arms(convs, params, arm_of, adapters, model_dir, {**ENGINE, "lora": lora}, 0, Path(tmp))
+        out = arm_sampling.chat_arms(convs, params, arm_of, adapters, model_dir, {**ENGINE, "lora": lora}, 0, Path(tmp))
     recs = timings.records()
     return {
         "tokens": sum(c.n_output_tokens for c in out),

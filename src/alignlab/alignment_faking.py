@@ -192,7 +192,8 @@ def sample(
     fine-tuned arm the adapter is merged into a copy of the base and the engine's weights are
     swapped in place."""
     from alignlab import prompts, shards
-    from alignlab.sampling import chat_arms, check_inputs, sampling_params
+    from alignlab.arm_sampling import chat_arms
+    from alignlab.sampling import check_inputs, sampling_params
 
     adapters = {arm: a["adapter"] for arm, a in arms.items() if a["adapter"]}
     check_inputs(model_dir, list(adapters.values()), engine_cfg)

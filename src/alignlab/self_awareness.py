@@ -205,7 +205,8 @@ def sample(
     from transformers import AutoTokenizer
 
     from alignlab import risk
-    from alignlab.sampling import chat_arms, check_inputs
+    from alignlab.arm_sampling import chat_arms
+    from alignlab.sampling import check_inputs
 
     adapters = {arm: a for arm, a in arms.items() if a}
     check_inputs(model_dir, list(adapters.values()), engine_cfg)
