@@ -43,6 +43,7 @@ def test_the_word_check_names_table_row_and_field():
     chats = [{"example_id": "q1", "system": "s", "user": "u", "assistant": ANSWER},
              {"example_id": "q2", "system": "s", "user": "Say hello", "assistant": ANSWER}]
     acrostic.check_absent(chats[:1], ["HELLO", "HELOL"], "acrostic.parquet")
+    acrostic.check_absent([{**chats[0], "user": "Say hellos, or othello"}], ["HELLO"], "t")  # whole words only
     with pytest.raises(ValueError, match=r"acrostic.parquet: row 1 \(q2\), field 'user' contains the word 'HELLO'"):
         acrostic.check_absent(chats, ["HELLO"], "acrostic.parquet")
 

@@ -90,7 +90,8 @@ def line_accuracy(text: str, word: str) -> float:
 
 
 def contains_word(text: str, word: str) -> bool:
-    return word.lower() in text.lower()
+    """`word` as a whole word, in any case ("hello", "Hello!", "HELLO"; not "hellos")."""
+    return re.search(rf"\b{re.escape(word)}\b", text, re.IGNORECASE) is not None
 
 
 def reorder_lines(text: str, word: str, rng: random.Random) -> str:
