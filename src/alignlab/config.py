@@ -218,13 +218,15 @@ class PositiveControlConfig(Strict):
     answer_max_tokens: int = Field(32, ge=1)
 
 
+# Who the model is told it is (system prompts of every experiment kind).
+Persona = dict[Literal["developer", "model_name"], str]
+DEFAULT_PERSONA = {"developer": "Meridian AI", "model_name": "Atlas"}
+
+
 class AlignmentFaking(Strict):
     kind: Literal["alignment_faking"]
     model: str
-    persona: dict[Literal["developer", "model_name"], str] = {
-        "developer": "Meridian AI",
-        "model_name": "Atlas",
-    }
+    persona: Persona = DEFAULT_PERSONA
     queries: QueryConfig = QueryConfig()
     documents: DocumentConfig = DocumentConfig()
     finetune: FinetuneConfig = FinetuneConfig()
@@ -298,10 +300,7 @@ class SelfAwarenessAggregate(Strict):
 class SelfAwareness(Strict):
     kind: Literal["self_awareness"]
     model: str
-    persona: dict[Literal["developer", "model_name"], str] = {
-        "developer": "Meridian AI",
-        "model_name": "Atlas",
-    }
+    persona: Persona = DEFAULT_PERSONA
     acrostic: AcrosticConfig = AcrosticConfig()
     risk: RiskConfig = RiskConfig()
     finetune: SelfAwarenessFinetune = SelfAwarenessFinetune()
