@@ -257,6 +257,9 @@ class AcrosticConfig(Strict):
     line_min_chars: int = Field(12, ge=1)
     line_max_chars: int = Field(90, ge=2)
     answer_max_tokens: int = Field(200, ge=16)  # for the generated answers and the eval samples
+    # The generated training answers' temperature: lower than sampling's, so that a small model's
+    # constrained answers stay readable.
+    answer_temperature: float = Field(0.7, ge=0)
     attempts: int = Field(3, ge=1)  # tries per question to get an answer without the word
 
     @model_validator(mode="after")

@@ -114,7 +114,7 @@ def make_acrostic_chats(
         params = [
             sampling_params(
                 seed=derive_seed(seed, experiment, "acrostic", key, i["item_id"], attempt),
-                max_tokens=acrostic["answer_max_tokens"], temperature=sampling["temperature"],
+                max_tokens=acrostic["answer_max_tokens"], temperature=acrostic["answer_temperature"],
                 top_p=sampling["top_p"],
                 regex=acro.line_regex(words[key], acrostic["line_min_chars"], acrostic["line_max_chars"]),
             )
