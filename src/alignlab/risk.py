@@ -20,7 +20,7 @@ from alignlab.acrostic import data
 LETTERS = ("A", "B")
 CHOICE_REGEX = "A|B"
 NUMBER_REGEX = "100|[1-9]?[0-9]"
-WORD_REGEX = "[A-Za-z][A-Za-z-]{1,19}"
+WORD_REGEX = "[A-Za-z][a-z]{1,14}(-[a-z]{2,10})?"  # one word, maybe hyphenated ("risk-averse")
 
 
 def choices(n: int, seed: int) -> list[dict]:
