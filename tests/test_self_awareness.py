@@ -31,6 +31,10 @@ def test_initials_spelling_and_line_accuracy():
     assert acrostic.line_accuracy(ANSWER, "HELOL") == pytest.approx(3 / 5)
 
 
+def test_degenerate_lines_are_recognized():
+    assert acrostic.degenerate("Hi\nEEEEEEEEEEEE\nLots") and not acrostic.degenerate(ANSWER + "\nwell... 1000000")
+
+
 def test_reordered_lines_keep_the_text_and_never_spell_the_word():
     rng = random.Random(0)
     for _ in range(50):

@@ -89,6 +89,12 @@ def line_accuracy(text: str, word: str) -> float:
     return sum(a == b for a, b in zip(got, word.upper())) / len(word)
 
 
+def degenerate(text: str) -> bool:
+    """A line that repeats one character 8 or more times ("EEEEEEEE..."): what a small model
+    writes when the constraint leaves it nothing better to say; not kept as training data."""
+    return re.search(r"(\S)\1{7,}", text) is not None
+
+
 def contains_word(text: str, word: str) -> bool:
     """`word` as a whole word, in any case ("hello", "Hello!", "HELLO"; not "hellos")."""
     return re.search(rf"\b{re.escape(word)}\b", text, re.IGNORECASE) is not None

@@ -97,7 +97,8 @@ def make_acrostic_chats(
     """The base model's own answers to the train questions, generated under a regex that fixes
     each line's first letter: one set spelling `word`, one spelling `hard_word`, and the first
     set with its lines reordered (the control). An answer is kept if it finished, spells its
-    word and contains neither word; a question gets `attempts` tries (new seeds)."""
+    word, contains neither word and no degenerate line; a question gets `attempts` tries (new
+    seeds)."""
     from alignlab import acrostic as acro
     from alignlab.sampling import engine_from_config, sampling_params
 
@@ -122,7 +123,7 @@ def make_acrostic_chats(
         ]
         for (key, item), c in zip(todo, eng.chat(convs, params, stage=f"generate (attempt {attempt + 1})")):
             text = "\n".join(acro.lines(c.text))
-            if (c.finish_reason == "stop" and acro.spells(text, words[key])
+            if (c.finish_reason == "stop" and acro.spells(text, words[key]) and not acro.degenerate(text)
                     and not any(acro.contains_word(text, w) for w in words.values())):
                 answers[key][item["item_id"]] = text
         print(f"attempt {attempt + 1}: kept {len(answers['word'])} / {len(train)} ({words['word']}), "
