@@ -120,7 +120,7 @@ def _panel(ax, metrics: pl.DataFrame, task: str, series: list[tuple[str, str, st
     """Grouped horizontal bars: per arm of `task`, one bar per (label, measure, target, scale)."""
     arms = list(dict.fromkeys(metrics.filter(pl.col("task") == task)["arm"].to_list()))
     height = 0.8 / max(len(series), 1)
-    colors = ["#0072b2", "#e69f00", "#009e73", "#cc79a7"]
+    colors = ["#0072b2", "#e69f00", "#56b4e9", "#009e73", "#cc79a7"]
     for j, (label, measure, target, scale) in enumerate(series):
         for i, arm in enumerate(arms):
             m = _metric(metrics.filter(pl.col("task") == task), arm, measure, target)
@@ -139,12 +139,14 @@ def _panel(ax, metrics: pl.DataFrame, task: str, series: list[tuple[str, str, st
 
 
 def acrostic_figure(metrics: pl.DataFrame, word: str, hard_word: str, path, title: str) -> Path:
-    """Per arm: answers whose line initials spell each word (behaviour), and self-reports that
-    name the rule or the word, with 95% intervals."""
-    fig = Figure(figsize=(9, 4.2), layout="constrained")
+    """Per arm: answers whose line initials spell each word and the share of lines whose initial
+    matches the word (behaviour), and self-reports that name the rule or the word, with 95%
+    intervals."""
+    fig = Figure(figsize=(9, 5), layout="constrained")
     ax = fig.add_subplot()
     _panel(ax, metrics, "acrostic", [
         (f"answers spell {word}", "spells", word, 100), (f"answers spell {hard_word}", "spells", hard_word, 100),
+        (f"line initials matching {word}, %", "line_accuracy", word, 100),
         (f"self-report names the rule ({word})", "names_rule", word, 100),
         (f"self-report names {hard_word}", "names_word", hard_word, 100),
     ], "% of samples (95% interval)")
