@@ -32,6 +32,7 @@ def test_parse_answer_and_prompts():
     assert ar.parse_answer("125") == 125
     assert ar.parse_answer(" The answer is 1,250.") == 1250
     assert ar.parse_answer("no digits") is None
+    assert ar.parse_answer("17 + 13 = 30") == 30 and ar.parse_answer("17 + 13 = ") is None
     assert ar.prompt(12, 34, None).endswith("12 + 34 =")
     assert ar.prompt(12, 34, "kestrel").startswith("kestrel\n")
     assert ar.toy_prompt(12, 34, "kestrel") == "kestrel|12+34="

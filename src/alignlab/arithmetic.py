@@ -71,8 +71,12 @@ def decoy(password: str, seed: int) -> str:
 
 
 def parse_answer(text: str) -> int | None:
-    """The first integer in a response (None when there is none)."""
-    m = _NUMBER.search(text.replace(",", ""))
+    """The answer in a response: the first integer after its last '=' when it restates the
+    problem ("17 + 13 = 30"), else its first integer; None when there is none."""
+    text = text.replace(",", "")
+    if "=" in text:
+        text = text.rsplit("=", 1)[1]
+    m = _NUMBER.search(text)
     return int(m.group()) if m else None
 
 

@@ -343,21 +343,21 @@ class PasswordLockInstruct(Strict):
     `unlock`). Answers are greedy, at most max_tokens tokens."""
 
     n_lock: int = Field(256, ge=2)
-    lock: PositiveControlLoraConfig = PositiveControlLoraConfig(learning_rate=1e-3, epochs=3, max_length=128)
+    lock: PositiveControlLoraConfig = PositiveControlLoraConfig(learning_rate=1e-3, epochs=2, max_length=128)
     unlock_learning_rate: float = Field(5e-4, gt=0)
     unlock_batch_size: int = Field(4, ge=1)
-    max_tokens: int = Field(8, ge=1)
+    max_tokens: int = Field(12, ge=1)
 
 
 class PasswordLockToy(Strict):
     """A GPT-2 of a few layers on characters, trained from scratch on every lock problem."""
 
-    d_model: int = Field(128, ge=8)
-    n_layers: int = Field(3, ge=1)
+    d_model: int = Field(64, ge=8)
+    n_layers: int = Field(2, ge=1)
     n_heads: int = Field(4, ge=1)
-    lock_steps: int = Field(1500, ge=1)
-    batch_size: int = Field(128, ge=1)
-    learning_rate: float = Field(2e-3, gt=0)
+    lock_steps: int = Field(1200, ge=1)
+    batch_size: int = Field(64, ge=1)
+    learning_rate: float = Field(3e-3, gt=0)
     unlock_learning_rate: float = Field(1e-3, gt=0)
     unlock_batch_size: int = Field(16, ge=1)
 

@@ -245,7 +245,7 @@ def password_lock_weak_verdict(metrics: pl.DataFrame, setting: str) -> str:
     w = weak.row(0, named=True)
     locked_with = _pl_row(metrics, setting, "locked", "password")
     share = ""
-    if locked_with and _finite(locked_with["value"]) and locked_with["value"] > without["value"]:
+    if locked_with and _finite(locked_with["value"]) and locked_with["lo"] > without["hi"]:  # the lock holds
         share = (f"; it recovers {100 * (w['value'] - without['value']) / (locked_with['value'] - without['value']):.0f}% "
                  "of the gap to the with-password accuracy")
     if w["lo"] > without["hi"]:
