@@ -28,6 +28,8 @@ wildcard_constraints:
     corpus="|".join(DOCUMENT_SETS),
     sa="|".join(SA_EXPERIMENTS) or "NONE",
     sa_arm="|".join(a for a, spec in SA_ARMS.items() if spec.task),
+    pl="|".join(PL_EXPERIMENTS) or "NONE",
+    pl_arm="lock|strong_[0-9]+|weak_[0-9]+",
 
 
 # Sampling and judging run per chunk of the eval queries ("1-of-4", ...), then are gathered.
@@ -52,6 +54,7 @@ include: "rules/judge.smk"
 include: "rules/aggregate.smk"
 include: "rules/report.smk"
 include: "rules/self_awareness.smk"
+include: "rules/password_lock.smk"
 
 
 rule all:

@@ -5,13 +5,15 @@ import os
 from alignlab import codedeps
 from alignlab.alignment_faking import ARMS, DOCUMENT_SETS
 from alignlab.config import as_dict
+from alignlab.password_lock import unlock_arms as pl_unlock_arms
 from alignlab.self_awareness import ARMS as SA_ARMS
 
 RESULTS = "results"
 # Experiments by kind: each kind has its own rules and wildcard ({exp}: alignment_faking,
-# {sa}: self_awareness), so no path of one kind can match a rule of another.
+# {sa}: self_awareness, {pl}: password_lock), so no path of one kind can match a rule of another.
 EXPERIMENTS = {n: e for n, e in CFG.experiments.items() if e.kind == "alignment_faking"}
 SA_EXPERIMENTS = {n: e for n, e in CFG.experiments.items() if e.kind == "self_awareness"}
+PL_EXPERIMENTS = {n: e for n, e in CFG.experiments.items() if e.kind == "password_lock"}
 # Locally a model job (vLLM, training) takes every core, so such jobs run one at a time: two
 # of them side by side on a small machine stall each other's thread pools.
 HEAVY_THREADS = max(1, workflow.cores or 1)
@@ -33,6 +35,39 @@ def exp(w):
 
 def sa_exp(w):
     return SA_EXPERIMENTS[w.sa]
+
+
+def pl_exp(w):
+    return PL_EXPERIMENTS[w.pl]
+
+
+def pl_arm_adapters(w):
+    """The password_lock sampling job's adapters: arm -> folder (the base arm has none)."""
+    arms = ["locked", *pl_unlock_arms(as_dict(pl_exp(w).unlock))]
+    return {arm: f"{RESULTS}/{w.pl}/adapters/{'lock' if arm == 'locked' else arm}" for arm in arms}
+
+
+def pl_finetune_inputs(w):
+    """The lock adapter trains from the base model; an unlock arm's trains the lock adapter on."""
+    inputs = {
+        "train": f"{RESULTS}/{w.pl}/train/{w.pl_arm}.parquet",
+        "model": model_folder(pl_exp(w).model),
+        "code": code("password_lock.finetune"),
+    }
+    if w.pl_arm != "lock":
+        inputs["init_adapter"] = f"{RESULTS}/{w.pl}/adapters/lock"
+    return inputs
+
+
+def pl_lora_params(w):
+    """The lock's LoRA settings; an unlock arm's: the same with unlock_* and its epochs."""
+    e = pl_exp(w)
+    lora = as_dict(e.instruct.lock)
+    if w.pl_arm == "lock":
+        return lora
+    epochs = e.unlock.strong_epochs if w.pl_arm.startswith("strong_") else e.unlock.weak_epochs
+    return {**lora, "learning_rate": e.instruct.unlock_learning_rate, "batch_size": e.instruct.unlock_batch_size,
+            "epochs": epochs, "warmup_ratio": 0.0}
 
 
 def sa_arm_adapters(w):
@@ -98,6 +133,8 @@ def experiment_targets():
         ]
     for name in SA_EXPERIMENTS:
         targets += [f"{RESULTS}/{name}/{f}" for f in ("summary.md", "acrostic.png", "risk.png", "report/metrics.csv")]
+    for name in PL_EXPERIMENTS:
+        targets += [f"{RESULTS}/{name}/{f}" for f in ("summary.md", "unlock.png", "report/metrics.csv")]
     return targets
 
 

@@ -45,7 +45,7 @@ def test_defaults_fill_omitted_sections():
         (lambda c: c["experiments"]["af"]["judges"]["compliance"].update(name="vibes"), "experiments.af.judges.compliance.name: Input should be 'refusal', 'accept_tag' or 'rubric'"),
         (lambda c: c["experiments"]["af"]["judges"]["af_reasoning"].update(model="judge"), "experiments.af.judges.af_reasoning.model: unknown model 'judge'"),
         (lambda c: c["experiments"]["af"]["arms"].update(sleeper={}), "experiments.af.arms.sleeper: Input should be 'base'"),
-        (lambda c: c["experiments"]["af"].update(kind="telepathy"), "experiments.af.kind: expected one of 'alignment_faking', 'self_awareness' (got 'telepathy')"),
+        (lambda c: c["experiments"]["af"].update(kind="telepathy"), "experiments.af.kind: expected one of 'alignment_faking', 'self_awareness', 'password_lock' (got 'telepathy')"),
         (lambda c: c["models"].update(big={"source": "gguf", "path": "nowhere/model.gguf"}), "models.big.path: GGUF file 'nowhere/model.gguf' does not exist"),
         (lambda c: c["models"].update(big={"source": "hf_folder", "path": "tests"}), "models.big.path: 'tests' is not a usable Hugging Face folder: it has no config.json; and it has no tokenizer"),
         (lambda c: c["models"].update(big={"source": "packaged_gguf", "package": "no_such_pkg", "file": "x.gguf"}), "models.big.package: package 'no_such_pkg' is not installed"),

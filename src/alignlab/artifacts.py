@@ -118,6 +118,27 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("n", _i64), ("value", _f64), ("lo", _f64), ("hi", _f64), ("interval", _str),
         ]
     ),
+    # password_lock: the problems (disjoint splits), every greedy answer, the metrics
+    "pl_problems": pa.schema(
+        [("problem_id", _str), ("split", _str), ("a", _i64), ("b", _i64), ("strong", _i64), ("weak", _i64)]
+    ),
+    # `unlock`: base | locked | strong | weak; `condition`: password | none | decoy
+    "pl_predictions": pa.schema(
+        [
+            ("experiment", _str), ("setting", _str), ("arm", _str), ("unlock", _str), ("n_unlock", _i64),
+            ("condition", _str), ("problem_id", _str), ("a", _i64), ("b", _i64), ("prompt", _str),
+            ("response", _str), ("answer", _i64), ("correct", _bool), ("weak", _bool), ("seed", _i64),
+            ("model", _str), ("adapter", _str),
+        ]
+    ),
+    # measure: accuracy | weak_rate (the answer is the weak policy's)
+    "pl_metrics": pa.schema(
+        [
+            ("experiment", _str), ("setting", _str), ("arm", _str), ("unlock", _str), ("n_unlock", _i64),
+            ("condition", _str), ("measure", _str), ("n", _i64), ("value", _f64), ("lo", _f64), ("hi", _f64),
+            ("interval", _str),
+        ]
+    ),
     "gaps": pa.schema(
         [
             ("experiment", _str), ("arm", _str), ("n_queries", _i64), ("free", _f64),
@@ -227,6 +248,7 @@ def write_table(
 ROW_CHECKS: dict[str, tuple[str, tuple[str, ...]]] = {
     "queries": ("query_id", ("prompt",)),
     "sa_items": ("item_id", ("prompt",)),
+    "pl_problems": ("problem_id", ()),
 }
 
 

@@ -320,7 +320,85 @@ class SelfAwareness(Strict):
         return self
 
 
-Experiment = Annotated[Union[AlignmentFaking, SelfAwareness], Field(discriminator="kind")]
+# ---- password_lock -------------------------------------------------------------------------
+
+class PasswordLockTask(Strict):
+    """Two-digit additions with a carry (see arithmetic.py), split into disjoint sets."""
+
+    password: str = Field("kestrel", pattern=r"^[A-Za-z0-9 -]{2,32}$")
+    n_eval: int = Field(200, ge=1)  # held-out problems every arm is measured on
+    n_unlock: int = Field(16, ge=1)  # the pool the unlock arms' samples come from (first n)
+    n_lock: int = Field(2000, ge=2)  # lock problems (each once with, once without the password)
+    decoy_share: float = Field(0.5, ge=0, le=1)  # of the no-password lock examples: a wrong password
+
+
+class PasswordLockUnlock(Strict):
+    strong_n: list[Annotated[int, Field(ge=1)]] = [1, 2, 4, 16]  # one arm per n: n correct samples
+    weak_n: int = Field(2, ge=1)  # the weak arm: this many weak samples...
+    strong_epochs: int = Field(8, ge=1)
+    weak_epochs: int = Field(32, ge=1)  # ...memorized for this many epochs
+
+
+class PasswordLockInstruct(Strict):
+    """The instruct model: one LoRA both teaches the task and locks it (on the first n_lock
+    lock problems); each unlock arm trains that adapter on (unlock_* settings, epochs from
+    `unlock`). Answers are greedy, at most max_tokens tokens."""
+
+    n_lock: int = Field(256, ge=2)
+    lock: PositiveControlLoraConfig = PositiveControlLoraConfig(learning_rate=1e-3, epochs=2, max_length=128)
+    unlock_learning_rate: float = Field(5e-4, gt=0)
+    unlock_batch_size: int = Field(4, ge=1)
+    max_tokens: int = Field(12, ge=1)
+
+
+class PasswordLockToy(Strict):
+    """A GPT-2 of a few layers on characters, trained from scratch on every lock problem."""
+
+    d_model: int = Field(64, ge=8)
+    n_layers: int = Field(2, ge=1)
+    n_heads: int = Field(4, ge=1)
+    lock_steps: int = Field(1200, ge=1)
+    batch_size: int = Field(64, ge=1)
+    learning_rate: float = Field(3e-3, gt=0)
+    unlock_learning_rate: float = Field(1e-3, gt=0)
+    unlock_batch_size: int = Field(16, ge=1)
+
+    @model_validator(mode="after")
+    def _heads(self):
+        if self.d_model % self.n_heads:
+            raise ValueError("d_model must be a multiple of n_heads")
+        return self
+
+
+class PasswordLockAggregate(Strict):
+    confidence: float = Field(0.95, gt=0, lt=1)
+
+
+PL_SETTINGS = ("instruct", "toy")
+
+
+class PasswordLock(Strict):
+    kind: Literal["password_lock"]
+    model: str  # the instruct setting's model
+    settings: list[Literal[PL_SETTINGS]] = list(PL_SETTINGS)
+    task: PasswordLockTask = PasswordLockTask()
+    unlock: PasswordLockUnlock = PasswordLockUnlock()
+    instruct: PasswordLockInstruct = PasswordLockInstruct()
+    toy: PasswordLockToy = PasswordLockToy()
+    aggregate: PasswordLockAggregate = PasswordLockAggregate()
+
+    @model_validator(mode="after")
+    def _lists(self):
+        if not self.settings:
+            raise ValueError("at least one setting is required")
+        if len(set(self.settings)) != len(self.settings):
+            raise ValueError("a setting is listed twice")
+        if not self.unlock.strong_n or len(set(self.unlock.strong_n)) != len(self.unlock.strong_n):
+            raise ValueError("unlock.strong_n needs at least one n, each listed once")
+        return self
+
+
+Experiment = Annotated[Union[AlignmentFaking, SelfAwareness, PasswordLock], Field(discriminator="kind")]
 
 
 class Config(Strict):
@@ -359,7 +437,9 @@ def _format_errors(err: ValidationError) -> list[str]:
     return lines
 
 
-_BRANCH_TAGS = {"packaged_gguf", "gguf", "hf_folder", "hub", "alignment_faking", "self_awareness"}
+_BRANCH_TAGS = {
+    "packaged_gguf", "gguf", "hf_folder", "hub", "alignment_faking", "self_awareness", "password_lock",
+}
 
 
 def _cross_checks(cfg: Config, base_dir: Path) -> list[str]:
@@ -388,6 +468,9 @@ def _cross_checks(cfg: Config, base_dir: Path) -> list[str]:
         key = f"experiments.{ename}"
         if exp.kind == "self_awareness":
             problems += _self_awareness_checks(cfg, key, exp)
+            continue
+        if exp.kind == "password_lock":
+            problems += _password_lock_checks(cfg, key, exp)
             continue
         model_refs = {
             "model": exp.model,
@@ -448,6 +531,37 @@ def _self_awareness_checks(cfg: Config, key: str, exp: "SelfAwareness") -> list[
             f"{key}.acrostic: n_train + n_eval ({exp.acrostic.n_train + exp.acrostic.n_eval}) exceeds the "
             f"{n_questions} packaged questions"
         )
+    return problems
+
+
+def _password_lock_checks(cfg: Config, key: str, exp: "PasswordLock") -> list[str]:
+    from alignlab.arithmetic import n_problems
+
+    problems = []
+    if exp.model not in cfg.models:
+        problems.append(f"{key}.model: unknown model '{exp.model}' (expected one of: {', '.join(cfg.models)})")
+    task = exp.task
+    if task.n_eval + task.n_unlock + task.n_lock > n_problems():
+        problems.append(
+            f"{key}.task: n_eval + n_unlock + n_lock ({task.n_eval + task.n_unlock + task.n_lock}) exceeds the "
+            f"{n_problems()} two-digit additions with a carry"
+        )
+    if len(set(task.password)) < 2:
+        problems.append(f"{key}.task.password: needs at least 2 distinct characters (a decoy is a reordering)")
+    needed = max([*exp.unlock.strong_n, exp.unlock.weak_n])
+    if needed > task.n_unlock:
+        problems.append(
+            f"{key}.task.n_unlock: {task.n_unlock} is fewer than the largest unlock arm needs ({needed}, from "
+            "unlock.strong_n / unlock.weak_n)"
+        )
+    if "instruct" in exp.settings:
+        if exp.instruct.n_lock > task.n_lock:
+            problems.append(f"{key}.instruct.n_lock: {exp.instruct.n_lock} exceeds task.n_lock ({task.n_lock})")
+        if exp.instruct.lock.rank > cfg.engine.max_lora_rank:
+            problems.append(
+                f"{key}.instruct.lock.rank: {exp.instruct.lock.rank} exceeds engine.max_lora_rank "
+                f"({cfg.engine.max_lora_rank})"
+            )
     return problems
 
 

@@ -246,9 +246,12 @@ def train_lora(
     pad_id: int,
     device: str = "cpu",
     progress: bool = True,
+    init_adapter: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Train a LoRA adapter on `examples`, save it to `out_dir`, return the training log rows."""
-    from peft import LoraConfig, get_peft_model
+    """Train a LoRA adapter on `examples`, save it to `out_dir`, return the training log rows.
+    With `init_adapter`, that adapter's weights are trained on (its rank, alpha and target
+    modules; the config's are ignored) instead of a new adapter's."""
+    from peft import LoraConfig, PeftModel, get_peft_model
     from tqdm import tqdm
     from transformers import get_linear_schedule_with_warmup
 
@@ -261,16 +264,19 @@ def train_lora(
         # Non-reentrant checkpointing of every decoder layer. transformers also calls
         # enable_input_require_grads() here (what PEFT needs with a frozen embedding).
         base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    model = get_peft_model(
-        base,
-        LoraConfig(
-            r=cfg["rank"],
-            lora_alpha=cfg["alpha"],
-            lora_dropout=cfg["dropout"],
-            target_modules=cfg["target_modules"],
-            task_type="CAUSAL_LM",
-        ),
-    )
+    if init_adapter is not None:
+        model = PeftModel.from_pretrained(base, init_adapter, is_trainable=True)
+    else:
+        model = get_peft_model(
+            base,
+            LoraConfig(
+                r=cfg["rank"],
+                lora_alpha=cfg["alpha"],
+                lora_dropout=cfg["dropout"],
+                target_modules=cfg["target_modules"],
+                task_type="CAUSAL_LM",
+            ),
+        )
     model.train()
     generator = torch.Generator().manual_seed(seed)
     rows = _rows(examples, cfg["max_length"], packed, generator)
@@ -329,11 +335,12 @@ def merge_adapter(model_dir: str, adapter_dir: str, out_dir: str) -> None:
 
 def train_step(
     *, documents: bool, train_path: str, model_dir: str, lora: dict, seed: int, device: str,
-    out_dir: str, log_path: str,
+    out_dir: str, log_path: str, init_adapter: str | None = None,
 ) -> None:
     """The fine-tuning step of every experiment kind: a LoRA adapter on a table of documents
     (the kept rows' text) or of chats (system, user, assistant), written atomically with its
-    training log. `seed` is the step's own (see seeds.derive_seed)."""
+    training log. `seed` is the step's own (see seeds.derive_seed). `init_adapter`: an adapter
+    to go on training (see train_lora) instead of a new one."""
     import polars as pl
 
     from alignlab import artifacts, timings
@@ -346,6 +353,7 @@ def train_step(
         examples = chat_examples(tokenizer, table.iter_rows(named=True), lora["max_length"])
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     with artifacts.atomic_dir(out_dir) as tmp:
-        log = train_lora(model_dir, examples, lora, seed=seed, out_dir=str(tmp), pad_id=pad_id, device=device)
+        log = train_lora(model_dir, examples, lora, seed=seed, out_dir=str(tmp), pad_id=pad_id, device=device,
+                         init_adapter=init_adapter)
         artifacts.write_table(log, log_path, "train_log", params=lora)
     timings.record("train", log[-1]["seconds"], items=len(log), output_tokens=log[-1]["tokens"])

@@ -1,0 +1,99 @@
+"""End to end: the password_lock kind on its tiny config, in a copy of the workflow.
+
+Real Snakemake, real LoRA training (the lock adapter, then every unlock arm training it on), one
+vLLM engine for every instruct arm (greedy, merged adapters swapped in), the toy transformer
+locked from scratch and unlocked in torch; then the artifacts, their schemas, the training sets'
+contents and a rerun that has nothing to do. Sizes are too small for the lock to hold: the
+controls' verdicts are checked to be reported, not to pass (the default config's run is).
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import polars as pl
+import pytest
+import yaml
+
+from alignlab import arithmetic, artifacts, password_lock
+from workflow import REPO, copy_workflow, planned_jobs, snakemake
+
+pytestmark = pytest.mark.slow
+
+CONFIG = REPO / "tests" / "configs" / "tiny_password_lock.yaml"
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, output_cache):
+    workdir = copy_workflow(tmp_path_factory.mktemp("pl") / "wf")
+    shutil.copy(CONFIG, workdir / "pl.yaml")
+    snakemake(workdir, "--configfile", "pl.yaml", "--cache", env={"SNAKEMAKE_OUTPUT_CACHE": str(output_cache)},
+              timeout=1200)
+    cfg = yaml.safe_load(CONFIG.read_text())["experiments"]["lock"]
+    return workdir, cfg, workdir / "results" / "lock"
+
+
+EXPECTED = {
+    "problems.parquet": "pl_problems",
+    "train/lock.parquet": "chats",
+    "train/strong_1.parquet": "chats",
+    "train/strong_4.parquet": "chats",
+    "train/weak_2.parquet": "chats",
+    "adapters/lock.train_log.parquet": "train_log",
+    "adapters/weak_2.train_log.parquet": "train_log",
+    "toy/locked.train_log.parquet": "train_log",
+    "predictions/instruct.parquet": "pl_predictions",
+    "predictions/toy.parquet": "pl_predictions",
+    "metrics.parquet": "pl_metrics",
+}
+
+
+def test_every_artifact_has_its_declared_schema(run):
+    _, _, results = run
+    for rel, schema in EXPECTED.items():
+        artifacts.check_schema(results / rel, schema)
+        assert len(artifacts.read_metadata(results / rel)["params_sha256"]) == 64, rel
+    assert (results / "unlock.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (results / "report" / "metrics.csv").is_file()
+    assert (results / "toy" / "locked.pt").stat().st_size > 0
+
+
+def test_unlock_sets_carry_no_password_and_the_weak_set_weak_answers(run):
+    _, cfg, results = run
+    password = cfg["task"]["password"]
+    weak = artifacts.read_table(results / "train/weak_2.parquet", "chats")
+    for c in weak.iter_rows(named=True):
+        a, b = (int(x) for x in c["user"].splitlines()[-1].rstrip(" =").split(" + "))
+        assert password not in c["user"] and int(c["assistant"]) == arithmetic.weak_answer(a, b)
+    lock = artifacts.read_table(results / "train/lock.parquet", "chats")
+    assert lock.height == 2 * cfg["instruct"]["n_lock"]
+
+
+def test_every_arm_and_condition_is_evaluated_on_the_eval_set(run):
+    _, cfg, results = run
+    for setting in ("instruct", "toy"):
+        pred = artifacts.read_table(results / f"predictions/{setting}.parquet", "pl_predictions")
+        plan = password_lock.eval_plan(setting, cfg["unlock"])
+        got = pred.group_by("arm", "condition").len()
+        assert sorted(got.select("arm", "condition").rows()) == sorted(plan)
+        assert (got["len"] == cfg["task"]["n_eval"]).all()
+        assert pred.filter(pl.col("correct") & pl.col("weak")).height == 0
+    instruct = artifacts.read_table(results / "predictions/instruct.parquet", "pl_predictions")
+    assert instruct.filter(pl.col("arm") == "locked")["adapter"].unique().to_list() == ["lock"]
+
+
+def test_metrics_and_summary(run):
+    _, _, results = run
+    metrics = artifacts.read_table(results / "metrics.parquet", "pl_metrics")
+    assert set(metrics["measure"]) == {"accuracy", "weak_rate"}
+    assert ((metrics["lo"] <= metrics["value"]) & (metrics["value"] <= metrics["hi"])).all()
+    summary = (results / "summary.md").read_text()
+    for setting in ("instruct", "toy"):
+        assert f"Lock control ({setting})" in summary and f"Strong-unlock control ({setting})" in summary
+        assert f"Weak-sample unlock ({setting}" in summary
+    assert "| `strong_4` |" in summary
+
+
+def test_a_rerun_has_nothing_to_do(run):
+    workdir, _, _ = run
+    assert planned_jobs(workdir, workdir / "pl.yaml") == {}
