@@ -182,6 +182,6 @@ def test_bad_self_awareness_config_names_the_key(change, message):
 def test_default_config_has_both_tasks():
     cfg = config.load(yaml.safe_load((REPO / "config.yaml").read_text()), REPO)
     kinds = {e.kind for e in cfg.experiments.values()}
-    assert kinds == {"alignment_faking", "self_awareness"}
+    assert {"alignment_faking", "self_awareness"} <= kinds
     aware = cfg.experiments["awareness"]
     assert set(aware.arms) == set(self_awareness.ARMS)
