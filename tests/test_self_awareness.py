@@ -160,6 +160,18 @@ def test_overlapping_intervals_fail_the_positive_control():
     assert report.self_awareness_checks(m, "HELLO")["risk"] is False
 
 
+def test_the_acrostic_control_compares_line_accuracy_with_base_and_shuffled():
+    def rows(arm, acc):
+        return [{"arm": arm, "task": "acrostic", "sample_idx": i, "measure": "line_accuracy", "target": "HELLO",
+                 "value": a} for i, a in enumerate(acc)]
+    good = rows("acrostic", [0.6, 0.8, 0.6, 0.8] * 5) + rows("base", [0.0, 0.2] * 10) + rows("acrostic_shuffled", [0.2, 0.4] * 10)
+    m = stats.self_awareness_metrics(_judgments(good), "aw", list(self_awareness.ARMS), n_resamples=500, seed=0)
+    assert report.self_awareness_checks(m, "HELLO")["acrostic"] is True
+    close = rows("acrostic", [0.2, 0.6] * 10) + rows("base", [0.0] * 20) + rows("acrostic_shuffled", [0.2, 0.6] * 10)
+    m = stats.self_awareness_metrics(_judgments(close), "aw", list(self_awareness.ARMS), n_resamples=500, seed=0)
+    assert report.self_awareness_checks(m, "HELLO")["acrostic"] is False  # not above the reordered control
+
+
 def _config(**sa):
     raw = yaml.safe_load((REPO / "config.yaml").read_text())
     raw["experiments"]["awareness"].update(sa)
