@@ -9,14 +9,11 @@ controls' verdicts are checked to be reported, not to pass (the default config's
 
 from __future__ import annotations
 
-import shutil
-
 import polars as pl
 import pytest
-import yaml
 
 from alignlab import arithmetic, artifacts, password_lock
-from workflow import REPO, copy_workflow, planned_jobs, snakemake
+from workflow import REPO, check_schemas, planned_jobs, run_config
 
 pytestmark = pytest.mark.slow
 
@@ -25,12 +22,7 @@ CONFIG = REPO / "tests" / "configs" / "tiny_password_lock.yaml"
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, output_cache):
-    workdir = copy_workflow(tmp_path_factory.mktemp("pl") / "wf")
-    shutil.copy(CONFIG, workdir / "pl.yaml")
-    snakemake(workdir, "--configfile", "pl.yaml", "--cache", env={"SNAKEMAKE_OUTPUT_CACHE": str(output_cache)},
-              timeout=1200)
-    cfg = yaml.safe_load(CONFIG.read_text())["experiments"]["lock"]
-    return workdir, cfg, workdir / "results" / "lock"
+    return run_config(tmp_path_factory.mktemp("pl"), CONFIG, "lock", output_cache, timeout=1200)
 
 
 EXPECTED = {
@@ -50,9 +42,7 @@ EXPECTED = {
 
 def test_every_artifact_has_its_declared_schema(run):
     _, _, results = run
-    for rel, schema in EXPECTED.items():
-        artifacts.check_schema(results / rel, schema)
-        assert len(artifacts.read_metadata(results / rel)["params_sha256"]) == 64, rel
+    check_schemas(results, EXPECTED)
     assert (results / "unlock.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (results / "report" / "metrics.csv").is_file()
     assert (results / "toy" / "locked.pt").stat().st_size > 0
@@ -96,4 +86,4 @@ def test_metrics_and_summary(run):
 
 def test_a_rerun_has_nothing_to_do(run):
     workdir, _, _ = run
-    assert planned_jobs(workdir, workdir / "pl.yaml") == {}
+    assert planned_jobs(workdir, workdir / CONFIG.name) == {}

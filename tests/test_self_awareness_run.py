@@ -7,14 +7,11 @@ the data checks and a rerun that has nothing to do.
 
 from __future__ import annotations
 
-import shutil
-
 import polars as pl
 import pytest
-import yaml
 
 from alignlab import acrostic, artifacts, self_awareness
-from workflow import REPO, copy_workflow, planned_jobs, snakemake
+from workflow import REPO, check_schemas, planned_jobs, run_config
 
 pytestmark = pytest.mark.slow
 
@@ -23,13 +20,7 @@ CONFIG = REPO / "tests" / "configs" / "tiny_self_awareness.yaml"
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, output_cache):
-    workdir = copy_workflow(tmp_path_factory.mktemp("sa") / "wf")
-    shutil.copy(CONFIG, workdir / "sa.yaml")
-    # The between-workflow cache: the model materialized by another test's run is reused.
-    snakemake(workdir, "--configfile", "sa.yaml", "--cache", env={"SNAKEMAKE_OUTPUT_CACHE": str(output_cache)},
-              timeout=2400)
-    cfg = yaml.safe_load(CONFIG.read_text())["experiments"]["aware"]
-    return workdir, cfg, workdir / "results" / "aware"
+    return run_config(tmp_path_factory.mktemp("sa"), CONFIG, "aware", output_cache, timeout=2400)
 
 
 EXPECTED = {
@@ -49,9 +40,7 @@ EXPECTED = {
 
 def test_every_artifact_has_its_declared_schema(run):
     _, _, results = run
-    for rel, schema in EXPECTED.items():
-        artifacts.check_schema(results / rel, schema)
-        assert len(artifacts.read_metadata(results / rel)["params_sha256"]) == 64, rel
+    check_schemas(results, EXPECTED)
     for name in ("acrostic.png", "risk.png"):
         assert (results / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (results / "report" / "metrics.csv").is_file()
@@ -100,4 +89,4 @@ def test_metrics_and_summary(run):
 
 def test_a_rerun_has_nothing_to_do(run):
     workdir, _, _ = run
-    assert planned_jobs(workdir, workdir / "sa.yaml") == {}
+    assert planned_jobs(workdir, workdir / CONFIG.name) == {}

@@ -96,3 +96,28 @@ def assert_same_results(a: Path, b: Path) -> int:
         assert meta == other_meta, f"{rel}: metadata differs"
     assert adapter_hashes(a) == adapter_hashes(b), "adapter weights differ"
     return len(ta)
+
+
+def run_config(parent: Path, config: Path, experiment: str, cache: Path, timeout: float = 2400):
+    """A fresh copy of the workflow run on `config` (sharing the between-workflow `cache`, so a
+    model another test materialized is reused). Returns the working folder, the experiment's
+    config section and its results folder."""
+    import yaml
+
+    workdir = copy_workflow(parent / "wf")
+    shutil.copy(config, workdir / config.name)
+    snakemake(workdir, "--configfile", config.name, "--cache", env={"SNAKEMAKE_OUTPUT_CACHE": str(cache)},
+              timeout=timeout)
+    cfg = yaml.safe_load(config.read_text())["experiments"][experiment]
+    return workdir, cfg, workdir / "results" / experiment
+
+
+def check_schemas(results: Path, expected: dict[str, str]) -> None:
+    """Every table in `expected` (path under `results` -> schema name) has its declared schema
+    and the metadata every step writes."""
+    from alignlab import artifacts
+
+    for rel, schema in expected.items():
+        artifacts.check_schema(results / rel, schema)
+        assert len(artifacts.read_metadata(results / rel)["params_sha256"]) == 64, rel
+
