@@ -30,6 +30,8 @@ wildcard_constraints:
     sa_arm="|".join(a for a, spec in SA_ARMS.items() if spec.task),
     pl="|".join(PL_EXPERIMENTS) or "NONE",
     pl_arm="lock|strong_[0-9]+|weak_[0-9]+",
+    md="|".join(MD_EXPERIMENTS) or "NONE",
+    md_pair="|".join(MD_PAIRS) or "NONE",
 
 
 # Sampling and judging run per chunk of the eval queries ("1-of-4", ...), then are gathered.
@@ -55,6 +57,7 @@ include: "rules/aggregate.smk"
 include: "rules/report.smk"
 include: "rules/self_awareness.smk"
 include: "rules/password_lock.smk"
+include: "rules/model_diff.smk"
 
 
 rule all:

@@ -10,10 +10,12 @@ from alignlab.self_awareness import ARMS as SA_ARMS
 
 RESULTS = "results"
 # Experiments by kind: each kind has its own rules and wildcard ({exp}: alignment_faking,
-# {sa}: self_awareness, {pl}: password_lock), so no path of one kind can match a rule of another.
+# {sa}: self_awareness, {pl}: password_lock, {md}: model_diff), so no path of one kind can match a rule of another.
 EXPERIMENTS = {n: e for n, e in CFG.experiments.items() if e.kind == "alignment_faking"}
 SA_EXPERIMENTS = {n: e for n, e in CFG.experiments.items() if e.kind == "self_awareness"}
 PL_EXPERIMENTS = {n: e for n, e in CFG.experiments.items() if e.kind == "password_lock"}
+MD_EXPERIMENTS = {n: e for n, e in CFG.experiments.items() if e.kind == "model_diff"}
+MD_PAIRS = sorted({p for e in MD_EXPERIMENTS.values() for p in e.pairs})
 # Locally a model job (vLLM, training) takes every core, so such jobs run one at a time: two
 # of them side by side on a small machine stall each other's thread pools.
 HEAVY_THREADS = max(1, workflow.cores or 1)
@@ -39,6 +41,28 @@ def sa_exp(w):
 
 def pl_exp(w):
     return PL_EXPERIMENTS[w.pl]
+
+
+def md_exp(w):
+    return MD_EXPERIMENTS[w.md]
+
+
+def md_tuned_folder(w):
+    """A model_diff pair's fine-tune as a model folder: a `models` key's folder, or the adapter
+    merged into the base."""
+    pair = md_exp(w).pairs[w.md_pair]
+    if pair.model is not None:
+        return model_folder(pair.model)
+    return f"{RESULTS}/{w.md}/merged/{w.md_pair}"
+
+
+def md_pair_files(md, pair):
+    return {t: f"{RESULTS}/{md}/pairs/{pair}/{t}.parquet" for t in ("weights", "activations", "sae")}
+
+
+def md_sources(w):
+    """What each pair's fine-tune is, for the tables: the adapter folder or `model:<key>`."""
+    return {p: (s.adapter if s.adapter is not None else f"model:{s.model}") for p, s in md_exp(w).pairs.items()}
 
 
 def pl_arm_adapters(w):
@@ -135,6 +159,9 @@ def experiment_targets():
         targets += [f"{RESULTS}/{name}/{f}" for f in ("summary.md", "acrostic.png", "risk.png", "report/metrics.csv")]
     for name in PL_EXPERIMENTS:
         targets += [f"{RESULTS}/{name}/{f}" for f in ("summary.md", "unlock.png", "report/metrics.csv")]
+    for name, e in MD_EXPERIMENTS.items():
+        targets += [f"{RESULTS}/{name}/{f}" for f in ("summary.md", "report/metrics.csv")]
+        targets += [f"{RESULTS}/{name}/pairs/{p}/layers.png" for p in e.pairs]
     return targets
 
 

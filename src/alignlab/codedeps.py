@@ -23,6 +23,7 @@ DATA_FILES = {
     "prompts": ["templates/af_system.jinja", "templates/af_user.jinja"],
     "judges": ["templates/af_judge.jinja", "data/af_criteria.yaml"],
     "acrostic": ["data/self_awareness.yaml"],
+    "model_diff_steps": ["data/diff_texts.yaml"],
     "synth": [
         "templates/docgen_*.jinja", "data/universe_*.yaml", "data/doc_types.yaml",
     ],

@@ -398,7 +398,72 @@ class PasswordLock(Strict):
         return self
 
 
-Experiment = Annotated[Union[AlignmentFaking, SelfAwareness, PasswordLock], Field(discriminator="kind")]
+# ---- model_diff ----------------------------------------------------------------------------
+
+class ModelDiffPair(Strict):
+    """A fine-tune of the experiment's base model: a LoRA adapter folder (merged into the base
+    for analysis; usually one another experiment writes, e.g. results/af/adapters/sdf) or a key
+    of `models` (a full fine-tune). Exactly one of the two."""
+
+    adapter: str | None = None
+    model: str | None = None
+
+    @model_validator(mode="after")
+    def _one(self):
+        if (self.adapter is None) == (self.model is None):
+            raise ValueError("set exactly one of 'adapter' (a folder) or 'model' (a key of models)")
+        return self
+
+
+class ModelDiffTexts(Strict):
+    """The fixed text set activations are compared on: the packaged passages
+    (data/diff_texts.yaml) or a CSV / JSONL / Parquet file's `column`. The first `n` are used; of
+    those, the first `sae_train_share` train the SAE and the rest score it."""
+
+    source: Literal["packaged", "file"] = "packaged"
+    path: str | None = None
+    column: str = "text"
+    n: int = Field(32, ge=4)
+    max_length: int = Field(128, ge=8)  # tokens per text
+    sae_train_share: float = Field(0.5, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _path(self):
+        if self.source == "file" and not self.path:
+            raise ValueError("source: file needs a 'path'")
+        return self
+
+
+class ModelDiffSae(Strict):
+    """A ReLU SAE trained on the base's output of decoder layer `layer` (null: the middle one)."""
+
+    layer: int | None = Field(None, ge=0)
+    d_hidden: int = Field(1024, ge=8)
+    l1: float = Field(3e-3, ge=0)
+    steps: int = Field(1000, ge=1)
+    batch_size: int = Field(256, ge=1)
+    learning_rate: float = Field(1e-3, gt=0)
+    tied: bool = False
+
+
+class ModelDiff(Strict):
+    kind: Literal["model_diff"]
+    model: str  # the base model: a key of `models`
+    pairs: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_]+$")], ModelDiffPair]
+    texts: ModelDiffTexts = ModelDiffTexts()
+    batch_size: int = Field(8, ge=1)  # texts per forward pass
+    sae: ModelDiffSae = ModelDiffSae()
+
+    @model_validator(mode="after")
+    def _pairs(self):
+        if not self.pairs:
+            raise ValueError("at least one pair is required")
+        return self
+
+
+Experiment = Annotated[
+    Union[AlignmentFaking, SelfAwareness, PasswordLock, ModelDiff], Field(discriminator="kind")
+]
 
 
 class Config(Strict):
@@ -439,6 +504,7 @@ def _format_errors(err: ValidationError) -> list[str]:
 
 _BRANCH_TAGS = {
     "packaged_gguf", "gguf", "hf_folder", "hub", "alignment_faking", "self_awareness", "password_lock",
+    "model_diff",
 }
 
 
@@ -471,6 +537,9 @@ def _cross_checks(cfg: Config, base_dir: Path) -> list[str]:
             continue
         if exp.kind == "password_lock":
             problems += _password_lock_checks(cfg, key, exp)
+            continue
+        if exp.kind == "model_diff":
+            problems += _model_diff_checks(cfg, key, exp, base_dir)
             continue
         model_refs = {
             "model": exp.model,
@@ -563,6 +632,49 @@ def _password_lock_checks(cfg: Config, key: str, exp: "PasswordLock") -> list[st
                 f"({cfg.engine.max_lora_rank})"
             )
     return problems
+
+
+def _model_diff_checks(cfg: Config, key: str, exp: "ModelDiff", base_dir: Path) -> list[str]:
+    problems = []
+    if exp.model not in cfg.models:
+        problems.append(f"{key}.model: unknown model '{exp.model}' (expected one of: {', '.join(cfg.models)})")
+    for name, pair in exp.pairs.items():
+        sub = f"{key}.pairs.{name}"
+        if pair.model is not None:
+            if pair.model not in cfg.models:
+                problems.append(f"{sub}.model: unknown model '{pair.model}' (expected one of: {', '.join(cfg.models)})")
+            continue
+        producer = adapter_producer(cfg, pair.adapter)
+        if producer is not None:
+            other = cfg.experiments[producer]
+            if other.model != exp.model:
+                problems.append(
+                    f"{sub}.adapter: '{pair.adapter}' is a fine-tune of model '{other.model}' (experiment "
+                    f"'{producer}'), not of this experiment's model '{exp.model}'"
+                )
+        elif not (base_dir / pair.adapter).is_dir():
+            problems.append(
+                f"{sub}.adapter: '{pair.adapter}' is neither an adapter folder that exists nor one that an "
+                "experiment of this config writes (results/<experiment>/adapters/<arm>)"
+            )
+    if exp.texts.source == "file":
+        path = base_dir / exp.texts.path
+        if not path.is_file():
+            problems.append(f"{key}.texts.path: file '{exp.texts.path}' does not exist")
+        elif path.suffix not in (".csv", ".jsonl", ".parquet"):
+            problems.append(f"{key}.texts.path: expected a .csv, .jsonl or .parquet file, got '{exp.texts.path}'")
+    return problems
+
+
+def adapter_producer(cfg: Config, adapter: str) -> str | None:
+    """The experiment of this config whose rules write the adapter folder `adapter`
+    (results/<experiment>/adapters/<arm>), or None."""
+    parts = Path(adapter).parts
+    if len(parts) == 4 and parts[0] == "results" and parts[2] == "adapters":
+        e = cfg.experiments.get(parts[1])
+        if e is not None and e.kind in ("alignment_faking", "self_awareness", "password_lock"):
+            return parts[1]
+    return None
 
 
 def _endpoint_refs(cfg: Config, key: str, exp: AlignmentFaking) -> list[str]:

@@ -321,13 +321,14 @@ def train_lora(
     return log
 
 
-def merge_adapter(model_dir: str, adapter_dir: str, out_dir: str) -> None:
-    """Save base + adapter as one plain model folder (LoRA weights folded into the base)."""
+def merge_adapter(model_dir: str, adapter_dir: str, out_dir: str, dtype: torch.dtype | str = torch.bfloat16) -> None:
+    """Save base + adapter as one plain model folder (LoRA weights folded into the base), in
+    `dtype` ("auto": the dtype the base folder stores, so untouched weights stay bit-identical)."""
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
     tokenizer = load_tokenizer(model_dir)
-    base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.bfloat16)
+    base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
     merged = PeftModel.from_pretrained(base, adapter_dir).merge_and_unload()
     merged.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)

@@ -290,3 +290,35 @@ def password_lock_markdown(experiment: str, metrics: pl.DataFrame) -> str:
         sections.append(f"## Setting: {setting}\n\n"
                         + _table(["arm", "n unlock samples", "password", "accuracy", "weak pattern"], rows))
     return "\n\n".join(sections) + "\n"
+
+
+# ---- model_diff ----------------------------------------------------------------------------
+
+def _f(x, fmt: str = "{:.4f}") -> str:
+    return fmt.format(x) if _finite(x) else "–"
+
+
+def model_diff_markdown(experiment: str, metrics: pl.DataFrame) -> str:
+    """The pairs ranked by how far the fine-tune moved the model (lowest global mean activation
+    cosine first), with the weight change and the SAE transfer."""
+    rows = [
+        [str(r["rank"]), f"`{r['pair']}`", r["source"], _f(r["global_mean_cosine"]), _f(r["last_layer_cosine"]),
+         _f(r["weight_relative_change"], "{:.2e}"), _f(r["max_layer_relative_change"], "{:.2e}"),
+         f"{_f(r['sae_ve_base'], '{:.3f}')} / {_f(r['sae_ve_tuned'], '{:.3f}')}",
+         f"{_f(r['loss_rise_base'], '{:.3f}')} / {_f(r['loss_rise_tuned'], '{:.3f}')}"]
+        for r in metrics.sort("rank").iter_rows(named=True)
+    ]
+    layer = metrics["sae_layer"][0] if metrics.height else "?"
+    return "\n\n".join([
+        f"# Model diff: {experiment}",
+        "Pairs ranked by how far the fine-tune moved the model: rank 1 has the lowest global mean cosine "
+        "(the per-token cosine of base and fine-tune residual streams, averaged over tokens, then over "
+        "decoder layers; Kutsyk et al. report 0.6691 for Gemma-2b vs a Python fine-tune and 0.9648 for "
+        "Mistral-7b vs MetaMath). Weight change: ||W' - W|| / ||W|| over every tensor, and the largest "
+        f"decoder layer's. SAE: trained on the base's output of decoder layer {layer}, scored on held-out "
+        "texts: variance explained and the rise in next-token loss (nats) when its reconstruction replaces "
+        "that layer's output, base / fine-tune.",
+        _table(["rank", "pair", "fine-tune", "global mean cosine", "last layer cosine", "weight change",
+                "largest layer change", "SAE variance explained", "SAE loss rise"], rows),
+        "Per-layer tables and figures: `pairs/<pair>/{weights,activations,sae}.parquet`, `pairs/<pair>/layers.png`.",
+    ]) + "\n"
