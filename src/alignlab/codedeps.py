@@ -24,6 +24,7 @@ DATA_FILES = {
     "judges": ["templates/af_judge.jinja", "data/af_criteria.yaml"],
     "acrostic": ["data/self_awareness.yaml"],
     "model_diff_steps": ["data/diff_texts.yaml"],
+    "fact_edit": ["data/athletes.yaml"],
     "synth": [
         "templates/docgen_*.jinja", "data/universe_*.yaml", "data/doc_types.yaml",
     ],

@@ -1,0 +1,232 @@
+"""fact_edit (issue 7, second half; work in progress: a library, not yet wired into rules).
+
+Change one fact the base model knows (an athlete's sport) by fine-tuning only a configured range
+of MLP layers (attention, norms and embeddings frozen) on the known facts with that one changed,
+with an L1 and/or L2 penalty pulling the trained weights toward their initial values; then ask
+how well the edit took (efficacy on the edited fact's templates, specificity on the other facts)
+and where it landed (change per layer and per MLP neuron, and how consistent the set of
+most-changed neurons is across seeds and facts).
+
+Answers are scored as a choice: the model's answer to a prompt is the option (a sport's name,
+with a leading space) whose tokens have the highest total log-probability after the prompt.
+Neurons are Llama-style MLP neurons: neuron j of layer l is row j of gate_proj and up_proj and
+column j of down_proj.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import torch
+import yaml
+
+DATA_FILE = Path(__file__).parent / "data" / "athletes.yaml"
+
+
+@dataclass(frozen=True)
+class Fact:
+    subject: str
+    answer: str
+
+
+def packaged() -> dict[str, Any]:
+    """The packaged candidate facts, templates and answer options."""
+    data = yaml.safe_load(DATA_FILE.read_text())
+    return {
+        "facts": [Fact(a["name"], a["sport"]) for a in data["athletes"]],
+        "templates": list(data["templates"]),
+        "options": list(data["sports"]),
+    }
+
+
+def prompt(template: str, fact: Fact) -> str:
+    return template.format(name=fact.subject)
+
+
+# ---- scoring ---------------------------------------------------------------------------------
+
+@torch.no_grad()
+def option_logprobs(model, tokenizer, prompts: Sequence[str], options: Sequence[str], batch_size: int = 32) -> torch.Tensor:
+    """(n_prompts, n_options): the total log-probability of each option's tokens (" " + option)
+    right after each prompt."""
+    model.eval()
+    device = next(model.parameters()).device
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
+    seqs = []
+    for p in prompts:
+        p_ids = tokenizer(p, add_special_tokens=True)["input_ids"]
+        for o in options:
+            o_ids = tokenizer(" " + o, add_special_tokens=False)["input_ids"]
+            seqs.append((p_ids + o_ids, len(p_ids)))
+    scores = []
+    for i in range(0, len(seqs), batch_size):
+        chunk = seqs[i:i + batch_size]
+        width = max(len(s) for s, _ in chunk)
+        ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for j, (s, _) in enumerate(chunk):
+            ids[j, :len(s)] = torch.tensor(s)
+            mask[j, :len(s)] = 1
+        logp = torch.log_softmax(model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float(), -1).cpu()
+        for j, (s, start) in enumerate(chunk):
+            positions = torch.arange(start, len(s))
+            scores.append(float(logp[j, positions - 1, torch.tensor(s[start:])].sum()))
+    return torch.tensor(scores).view(len(prompts), len(options))
+
+
+def answers(model, tokenizer, prompts: Sequence[str], options: Sequence[str], batch_size: int = 32) -> list[str]:
+    lp = option_logprobs(model, tokenizer, prompts, options, batch_size)
+    return [options[int(i)] for i in lp.argmax(-1)]
+
+
+def known_facts(model, tokenizer, facts: Sequence[Fact], templates: Sequence[str], options: Sequence[str],
+                min_share: float = 1.0) -> list[Fact]:
+    """The facts the model answers correctly on at least `min_share` of the templates."""
+    prompts = [prompt(t, f) for f in facts for t in templates]
+    got = answers(model, tokenizer, prompts, options)
+    kept = []
+    for i, f in enumerate(facts):
+        mine = got[i * len(templates):(i + 1) * len(templates)]
+        if sum(a == f.answer for a in mine) >= min_share * len(templates):
+            kept.append(f)
+    return kept
+
+
+# ---- the edit --------------------------------------------------------------------------------
+
+_MLP = re.compile(r"(?:^|\.)layers\.(\d+)\.mlp\.")
+
+
+def mlp_parameters(model, layers: Iterable[int]) -> dict[str, torch.nn.Parameter]:
+    """The MLP parameters of the given decoder layers (Llama-style names: model.layers.{i}.mlp.*)."""
+    wanted = set(layers)
+    found = {n: p for n, p in model.named_parameters() if (m := _MLP.search(n)) and int(m.group(1)) in wanted}
+    if not found:
+        raise ValueError(f"no MLP parameters in layers {sorted(wanted)}")
+    return found
+
+
+def edit_examples(facts: Sequence[Fact], templates: Sequence[str], edited: Fact, new_answer: str) -> list[tuple[str, str]]:
+    """(prompt, answer) for every fact and template, the edited fact answered with new_answer."""
+    out = []
+    for f in facts:
+        target = new_answer if f.subject == edited.subject else f.answer
+        out += [(prompt(t, f), target) for t in templates]
+    return out
+
+
+def _batch(tokenizer, examples: Sequence[tuple[str, str]]):
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
+    rows = []
+    for p, a in examples:
+        p_ids = tokenizer(p, add_special_tokens=True)["input_ids"]
+        a_ids = tokenizer(" " + a, add_special_tokens=False)["input_ids"]
+        rows.append((p_ids + a_ids, [-100] * len(p_ids) + a_ids))
+    width = max(len(r[0]) for r in rows)
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    labels = torch.full((len(rows), width), -100, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for j, (x, y) in enumerate(rows):
+        ids[j, :len(x)] = torch.tensor(x)
+        labels[j, :len(y)] = torch.tensor(y)
+        mask[j, :len(x)] = 1
+    return ids, mask, labels
+
+
+@dataclass
+class EditLog:
+    steps: int
+    final_loss: float
+    final_penalty: float
+
+
+def edit(model, tokenizer, examples: Sequence[tuple[str, str]], layers: Iterable[int], *, steps: int = 50,
+         learning_rate: float = 1e-3, l1: float = 0.0, l2: float = 0.0, batch_size: int = 32, seed: int = 0) -> EditLog:
+    """Fine-tune, in place, only the MLP parameters of `layers` on (prompt, answer) examples
+    (loss on the answer tokens), plus l1 * sum|W - W0| + l2 * sum (W - W0)^2 over the trained
+    parameters. Everything else is frozen. Adam, seeded batches."""
+    g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    trained = mlp_parameters(model, layers)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for p in trained.values():
+        p.requires_grad_(True)
+    initial = {n: p.detach().clone() for n, p in trained.items()}
+    ids, mask, labels = _batch(tokenizer, examples)
+    device = next(model.parameters()).device
+    opt = torch.optim.Adam(list(trained.values()), lr=learning_rate)
+    model.train()
+    loss_v = pen_v = float("nan")
+    for _ in range(steps):
+        idx = torch.randperm(ids.shape[0], generator=g)[:batch_size]
+        out = model(input_ids=ids[idx].to(device), attention_mask=mask[idx].to(device), labels=labels[idx].to(device))
+        penalty = torch.zeros((), device=device)
+        for n, p in trained.items():
+            d = p - initial[n]
+            if l1:
+                penalty = penalty + l1 * d.abs().sum()
+            if l2:
+                penalty = penalty + l2 * d.pow(2).sum()
+        loss = out.loss + penalty
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        loss_v, pen_v = out.loss.item(), penalty.item()
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(True)
+    return EditLog(steps=steps, final_loss=loss_v, final_penalty=pen_v)
+
+
+# ---- measures --------------------------------------------------------------------------------
+
+def efficacy_specificity(model, tokenizer, facts: Sequence[Fact], templates: Sequence[str], options: Sequence[str],
+                         edited: Fact, new_answer: str) -> dict[str, float]:
+    """efficacy: share of the edited fact's templates answered with new_answer; specificity:
+    share of the other facts' templates still answered with their own answer."""
+    ed = answers(model, tokenizer, [prompt(t, edited) for t in templates], options)
+    others = [f for f in facts if f.subject != edited.subject]
+    got = answers(model, tokenizer, [prompt(t, f) for f in others for t in templates], options)
+    want = [f.answer for f in others for _ in templates]
+    return {
+        "efficacy": sum(a == new_answer for a in ed) / len(ed),
+        "specificity": sum(a == w for a, w in zip(got, want)) / len(want) if want else float("nan"),
+    }
+
+
+def neuron_change(base_state: dict[str, torch.Tensor], tuned_state: dict[str, torch.Tensor]) -> dict[int, torch.Tensor]:
+    """Per decoder layer with a Llama-style MLP: a vector over its neurons of
+    sqrt(||d gate_j||^2 + ||d up_j||^2 + ||d down_:,j||^2)."""
+    out = {}
+    layers = sorted({int(m.group(1)) for n in base_state if (m := _MLP.search(n))})
+    for i in layers:
+        total = None
+        for part, dim in (("gate_proj", 1), ("up_proj", 1), ("down_proj", 0)):
+            name = next((n for n in base_state if n.endswith(f"layers.{i}.mlp.{part}.weight")), None)
+            if name is None:
+                continue
+            d2 = (tuned_state[name].double() - base_state[name].double()).pow(2).sum(dim)
+            total = d2 if total is None else total + d2
+        if total is not None:
+            out[i] = total.sqrt()
+    return out
+
+
+def top_neurons(change: dict[int, torch.Tensor], k: int) -> set[tuple[int, int]]:
+    """The k (layer, neuron) pairs that changed most."""
+    flat = [(float(v), layer, j) for layer, vec in change.items() for j, v in enumerate(vec.tolist())]
+    flat.sort(reverse=True)
+    return {(layer, j) for _, layer, j in flat[:k]}
+
+
+def mean_jaccard(sets: Sequence[set]) -> float:
+    """Mean pairwise Jaccard overlap of the sets (1: identical)."""
+    pairs = list(itertools.combinations(sets, 2))
+    if not pairs:
+        return float("nan")
+    return sum(len(a & b) / len(a | b) if a | b else 1.0 for a, b in pairs) / len(pairs)

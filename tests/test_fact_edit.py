@@ -1,0 +1,89 @@
+"""fact_edit's library on a tiny random Llama with a character tokenizer (seconds): only the
+configured MLP layers move; a penalty of 0 moves the weights more than a large one; the edit
+takes on the edited fact; neuron change and overlap measures behave."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from alignlab import fact_edit as fe
+from alignlab import model_diff as md
+from test_model_diff_steps import char_tokenizer, tiny_model
+
+FACTS = [fe.Fact("Ann", "golf"), fe.Fact("Bob", "chess"), fe.Fact("Cy", "polo"), fe.Fact("Di", "golf")]
+TEMPLATES = ["{name} plays", "the game of {name} is"]
+OPTIONS = ["golf", "chess", "polo"]
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return char_tokenizer()
+
+
+@pytest.fixture(scope="module")
+def base(tok):
+    # A random model's lm_head (std 0.02) caps its logits near uniform, and the edit never
+    # trains it: scaled up, the frozen head can express a confident answer, as a real one can.
+    model = tiny_model(len(tok))
+    with torch.no_grad():
+        model.lm_head.weight.mul_(50)
+    return model
+
+
+def test_packaged_data_is_consistent():
+    data = fe.packaged()
+    assert len(data["facts"]) >= 20 and len(data["templates"]) >= 3
+    assert all(f.answer in data["options"] for f in data["facts"])
+    assert all("{name}" in t for t in data["templates"])
+
+
+def test_option_logprobs_shape_and_answers(base, tok):
+    lp = fe.option_logprobs(base, tok, ["Ann plays", "Bob plays"], OPTIONS, batch_size=4)
+    assert lp.shape == (2, 3) and torch.isfinite(lp).all() and (lp < 0).all()
+    assert fe.answers(base, tok, ["Ann plays"], OPTIONS)[0] in OPTIONS
+
+
+def _edited(base, tok, l1=0.0, l2=0.0, seed=0, steps=60):
+    model = copy.deepcopy(base)
+    ex = fe.edit_examples(FACTS, TEMPLATES, FACTS[0], "chess")
+    log = fe.edit(model, tok, ex, layers=[1], steps=steps, learning_rate=1e-2, l1=l1, l2=l2, seed=seed)
+    return model, log
+
+
+def test_only_the_configured_mlp_layers_move(base, tok):
+    model, log = _edited(base, tok)
+    rows = md.weight_stats(base.state_dict(), model.state_dict())
+    moved = {r["name"] for r in rows if r["delta_norm"] > 0}
+    assert moved and all(n.startswith("model.layers.1.mlp.") for n in moved)
+    assert all(p.requires_grad for p in model.parameters())  # restored afterwards
+    # the tiny model learns the training set, the edited fact included
+    r = fe.efficacy_specificity(model, tok, FACTS, TEMPLATES, OPTIONS, FACTS[0], "chess")
+    assert r["efficacy"] == 1.0 and r["specificity"] == 1.0, (r, log)
+
+
+def test_a_large_penalty_moves_less(base, tok):
+    free, _ = _edited(base, tok)
+    held, _ = _edited(base, tok, l2=10.0)
+    l1_held, _ = _edited(base, tok, l1=1.0)
+    change = {}
+    for name, m in {"free": free, "l2": held, "l1": l1_held}.items():
+        change[name] = md.total_relative_change(md.weight_stats(base.state_dict(), m.state_dict()))
+    assert change["free"] > change["l2"] > 0
+    assert change["free"] > change["l1"]
+
+
+def test_neuron_change_and_overlap(base, tok):
+    a, _ = _edited(base, tok, seed=0)
+    b, _ = _edited(base, tok, seed=1)
+    ca = fe.neuron_change(base.state_dict(), a.state_dict())
+    assert set(ca) == {0, 1} and float(ca[0].abs().sum()) == 0.0 and float(ca[1].sum()) > 0
+    assert ca[1].shape == (64,)
+    top_a = fe.top_neurons(ca, 8)
+    assert len(top_a) == 8 and all(layer == 1 for layer, _ in top_a)
+    top_b = fe.top_neurons(fe.neuron_change(base.state_dict(), b.state_dict()), 8)
+    assert fe.mean_jaccard([top_a, top_a]) == 1.0
+    assert 0.0 <= fe.mean_jaccard([top_a, top_b]) <= 1.0
+    assert fe.mean_jaccard([{1}, {2}]) == 0.0
