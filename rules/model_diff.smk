@@ -114,6 +114,7 @@ rule md_aggregate:
     params:
         pairs=lambda w: {p: md_pair_files(w.md, p) for p in md_exp(w).pairs},
         sources=md_sources,
+        base=lambda w: md_exp(w).model,
     log:
         "logs/{md}/aggregate.log",
     resources:

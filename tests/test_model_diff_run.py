@@ -41,5 +41,6 @@ def test_artifacts_and_controls(run):
     assert m["self"]["global_mean_cosine"] == 1.0 and m["self"]["weight_relative_change"] == 0.0
     assert m["lock"]["rank"] == 1 and 0 < m["lock"]["weight_relative_change"] < 1
     assert m["lock"]["global_mean_cosine"] < 1.0 and m["lock"]["sae_layer"] == 3
-    assert "# Model diff: diff" in (results / "summary.md").read_text()
+    summary = (results / "summary.md").read_text()
+    assert "# Model diff: diff" in summary and "**Identity control (`self`) PASSED**" in summary
     assert not (results.parent / "lock" / "predictions").exists()  # only the adapter was built

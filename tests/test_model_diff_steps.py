@@ -113,7 +113,9 @@ def test_steps_end_to_end(folders, tmp_path):
         assert (tmp_path / pair / "layers.png").stat().st_size > 0
         pairs[pair] = files
 
-    steps.aggregate(pairs=pairs, sources={p: str(f) for p, f in tuned.items()}, experiment="d",
+    sources = {p: str(f) for p, f in tuned.items()}
+    sources["self"] = "model:base"
+    steps.aggregate(pairs=pairs, sources=sources, experiment="d", base="base",
                     metrics_out=str(tmp_path / "metrics.parquet"), summary_out=str(tmp_path / "summary.md"))
     m = {r["pair"]: r for r in artifacts.read_table(tmp_path / "metrics.parquet", "md_metrics").iter_rows(named=True)}
     assert m["self"]["global_mean_cosine"] == 1.0 and m["self"]["weight_relative_change"] == 0.0
@@ -127,3 +129,7 @@ def test_steps_end_to_end(folders, tmp_path):
     assert moved and moved <= {"self_attn.q_proj.weight", "mlp.down_proj.weight"}
     summary = (tmp_path / "summary.md").read_text()
     assert "| 1 | `large` |" in summary and "Kutsyk" in summary
+    assert "**Identity control (`self`) PASSED**" in summary
+    from alignlab import report
+
+    assert report.model_diff_identity_passed(pl.read_parquet(tmp_path / "metrics.parquet"), "small") is False

@@ -298,9 +298,21 @@ def _f(x, fmt: str = "{:.4f}") -> str:
     return fmt.format(x) if _finite(x) else "–"
 
 
-def model_diff_markdown(experiment: str, metrics: pl.DataFrame) -> str:
+def model_diff_identity_passed(metrics: pl.DataFrame, pair: str) -> bool | None:
+    """The identity control: the base against itself has global mean cosine exactly 1, no
+    weight change and the same SAE scores on both sides."""
+    rows = metrics.filter(pl.col("pair") == pair)
+    if rows.height == 0:
+        return None
+    r = rows.row(0, named=True)
+    return bool(r["global_mean_cosine"] == 1.0 and r["weight_relative_change"] == 0.0
+                and r["sae_ve_base"] == r["sae_ve_tuned"])
+
+
+def model_diff_markdown(experiment: str, metrics: pl.DataFrame, identity: list[str] | None = None) -> str:
     """The pairs ranked by how far the fine-tune moved the model (lowest global mean activation
-    cosine first), with the weight change and the SAE transfer."""
+    cosine first), with the weight change and the SAE transfer; the identity control's verdict
+    for each pair in `identity` (the base against itself)."""
     rows = [
         [str(r["rank"]), f"`{r['pair']}`", r["source"], _f(r["global_mean_cosine"]), _f(r["last_layer_cosine"]),
          _f(r["weight_relative_change"], "{:.2e}"), _f(r["max_layer_relative_change"], "{:.2e}"),
@@ -309,8 +321,15 @@ def model_diff_markdown(experiment: str, metrics: pl.DataFrame) -> str:
         for r in metrics.sort("rank").iter_rows(named=True)
     ]
     layer = metrics["sae_layer"][0] if metrics.height else "?"
+    verdict = {True: "PASSED", False: "FAILED", None: "MISSING"}
+    controls = [
+        f"**Identity control (`{p}`) {verdict[model_diff_identity_passed(metrics, p)]}**: the base against "
+        "itself has global mean cosine exactly 1, no weight change and the same SAE scores on both sides."
+        for p in identity or []
+    ]
     return "\n\n".join([
         f"# Model diff: {experiment}",
+        *controls,
         "Pairs ranked by how far the fine-tune moved the model: rank 1 has the lowest global mean cosine "
         "(the per-token cosine of base and fine-tune residual streams, averaged over tokens, then over "
         "decoder layers; Kutsyk et al. report 0.6691 for Gemma-2b vs a Python fine-tune and 0.9648 for "
