@@ -36,7 +36,11 @@ def test_model_diff_adapter_of_another_base_is_refused():
     with pytest.raises(config.ConfigError) as err:
         config.load(raw, REPO)
     assert "experiments.diff.pairs.sdf.adapter: 'results/af/adapters/sdf' is a fine-tune of model 'other'" in str(err.value)
-    assert config.adapter_producer(config.load(GOOD, REPO), "results/awareness/adapters/risk_seeking") == "awareness"
+    good = config.load(GOOD, REPO)
+    assert config.adapter_producer(good, "results/awareness/adapters/risk_seeking") == "awareness"
+    raw = copy.deepcopy(GOOD)
+    raw["experiments"]["diff"]["texts"] = {"source": "file", "path": "results/af/documents/setting.parquet"}
+    assert config.load(raw, REPO).experiments["diff"].texts.path.endswith("setting.parquet")
 
 
 def test_defaults_fill_omitted_sections():
@@ -62,6 +66,8 @@ def test_defaults_fill_omitted_sections():
         (lambda c: c["experiments"]["diff"]["pairs"].update({"bad name": {"model": "smollm2"}}), "experiments.diff.pairs"),
         (lambda c: c["experiments"]["diff"].update(pairs={}), "experiments.diff: Value error, at least one pair is required"),
         (lambda c: c["experiments"]["diff"]["texts"].update(source="file"), "source: file needs a 'path'"),
+        (lambda c: c["experiments"]["diff"]["texts"].update(source="file", path="mine.csv"), "experiments.diff.texts.path: file 'mine.csv' does not exist"),
+        (lambda c: c["experiments"]["diff"]["texts"].update(source="file", path="mine.txt"), "experiments.diff.texts.path: expected a .csv"),
         (lambda c: c["experiments"]["diff"]["sae"].update(l1=-1), "experiments.diff.sae.l1"),
         (lambda c: c["models"].update(big={"source": "gguf", "path": "nowhere/model.gguf"}), "models.big.path: GGUF file 'nowhere/model.gguf' does not exist"),
         (lambda c: c["models"].update(big={"source": "hf_folder", "path": "tests"}), "models.big.path: 'tests' is not a usable Hugging Face folder: it has no config.json; and it has no tokenizer"),

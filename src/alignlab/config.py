@@ -417,7 +417,8 @@ class ModelDiffPair(Strict):
 
 class ModelDiffTexts(Strict):
     """The fixed text set activations are compared on: the packaged passages
-    (data/diff_texts.yaml) or a CSV / JSONL / Parquet file's `column`. The first `n` are used; of
+    (data/diff_texts.yaml) or a CSV / JSONL / Parquet file's `column`, which may be a table
+    another experiment writes (results/af/documents/setting.parquet, column text). The first `n` are used; of
     those, the first `sae_train_share` train the SAE and the rest score it."""
 
     source: Literal["packaged", "file"] = "packaged"
@@ -659,11 +660,24 @@ def _model_diff_checks(cfg: Config, key: str, exp: "ModelDiff", base_dir: Path) 
             )
     if exp.texts.source == "file":
         path = base_dir / exp.texts.path
-        if not path.is_file():
+        if Path(exp.texts.path).suffix not in (".csv", ".jsonl", ".parquet"):
+            problems.append(f"{key}.texts.path: expected a .csv, .jsonl or .parquet file, got '{exp.texts.path}'")
+        elif pipeline_output(cfg, exp.texts.path):
+            pass  # another experiment's rules write it (e.g. results/af/documents/setting.parquet)
+        elif not path.is_file():
             problems.append(f"{key}.texts.path: file '{exp.texts.path}' does not exist")
         elif path.suffix not in (".csv", ".jsonl", ".parquet"):
             problems.append(f"{key}.texts.path: expected a .csv, .jsonl or .parquet file, got '{exp.texts.path}'")
     return problems
+
+
+def pipeline_output(cfg: Config, path: str) -> str | None:
+    """The experiment of this config whose results folder holds `path` (results/<experiment>/...),
+    or None: a table another experiment writes, which Snakemake builds before it is read."""
+    parts = Path(path).parts
+    if len(parts) >= 3 and parts[0] == "results" and parts[1] in cfg.experiments:
+        return parts[1]
+    return None
 
 
 def adapter_producer(cfg: Config, adapter: str) -> str | None:
