@@ -87,3 +87,17 @@ def test_neuron_change_and_overlap(base, tok):
     assert fe.mean_jaccard([top_a, top_a]) == 1.0
     assert 0.0 <= fe.mean_jaccard([top_a, top_b]) <= 1.0
     assert fe.mean_jaccard([{1}, {2}]) == 0.0
+
+
+def test_study_tables(base, tok):
+    templates = TEMPLATES + ["{name} is good at"]
+    out = fe.study(copy.deepcopy(base), tok, FACTS, FACTS[:2], templates, OPTIONS, n_train_templates=2, layers=[1],
+                   penalties={"none": {}, "l2": {"l2": 10.0}}, seeds=[0, 1], steps=20, learning_rate=1e-2, top_k=8)
+    runs = out["runs"]
+    assert len(runs) == 2 * 2 * 2  # settings x facts x seeds
+    assert all(r["new_answer"] != r["answer"] for r in runs)
+    change = {s: sum(r["weight_change"] for r in runs if r["setting"] == s) for s in ("none", "l2")}
+    assert change["none"] > change["l2"]
+    assert {r["layer"] for r in out["layers"]} == {1}
+    assert [o["setting"] for o in out["overlap"]] == ["none", "l2"]
+    assert all(0 <= o["across_seeds"] <= 1 and 0 <= o["across_facts"] <= 1 for o in out["overlap"])

@@ -230,3 +230,66 @@ def mean_jaccard(sets: Sequence[set]) -> float:
     if not pairs:
         return float("nan")
     return sum(len(a & b) / len(a | b) if a | b else 1.0 for a, b in pairs) / len(pairs)
+
+
+# ---- a study: facts x seeds x penalty settings -----------------------------------------------
+
+def new_answer(fact: Fact, options: Sequence[str], seed: int) -> str:
+    """The changed answer for an edit: an option other than the fact's own, chosen by seed."""
+    from alignlab.seeds import derive_seed
+
+    others = [o for o in options if o != fact.answer]
+    return others[derive_seed(seed, "new_answer", fact.subject) % len(others)]
+
+
+def study(model, tokenizer, facts: Sequence[Fact], edited: Sequence[Fact], templates: Sequence[str],
+          options: Sequence[str], *, n_train_templates: int, layers: Sequence[int], penalties: dict[str, dict[str, float]],
+          seeds: Sequence[int], steps: int, learning_rate: float, batch_size: int = 32, top_k: int = 50,
+          ) -> dict[str, list[dict[str, Any]]]:
+    """Every (penalty setting, edited fact, seed): restore the base weights, edit (training on the
+    first n_train_templates templates; the others are the paraphrases), measure. Returns row lists:
+    `runs` (efficacy on the trained templates and on the paraphrases, specificity, weight change,
+    the final loss), `layers` (relative change of each trained layer's MLP per run) and `overlap`
+    (per penalty setting: mean Jaccard of the top_k most-changed neurons across seeds, per fact
+    then averaged, and across facts, per seed then averaged)."""
+    from alignlab import model_diff as md
+
+    base_state = {n: t.detach().clone() for n, t in model.state_dict().items()}
+    train_t, para_t = list(templates[:n_train_templates]), list(templates[n_train_templates:])
+    runs, layer_rows, tops = [], [], {}
+    for setting, pen in penalties.items():
+        for fact in edited:
+            target = new_answer(fact, options, seeds[0])
+            for seed in seeds:
+                model.load_state_dict(base_state)
+                log = edit(model, tokenizer, edit_examples(facts, train_t, fact, target), layers, steps=steps,
+                           learning_rate=learning_rate, l1=pen.get("l1", 0.0), l2=pen.get("l2", 0.0),
+                           batch_size=batch_size, seed=seed)
+                trained = efficacy_specificity(model, tokenizer, facts, train_t, options, fact, target)
+                para = (efficacy_specificity(model, tokenizer, [fact], para_t, options, fact, target)["efficacy"]
+                        if para_t else float("nan"))
+                state = {n: t.detach() for n, t in model.state_dict().items()}
+                w = md.weight_stats(base_state, state)
+                runs.append({"setting": setting, "l1": pen.get("l1", 0.0), "l2": pen.get("l2", 0.0),
+                             "subject": fact.subject, "answer": fact.answer, "new_answer": target, "seed": seed,
+                             "efficacy": trained["efficacy"], "paraphrase_efficacy": para,
+                             "specificity": trained["specificity"], "weight_change": md.total_relative_change(w),
+                             "final_loss": log.final_loss})
+                for r in md.weight_stats_by_layer([r for r in w if r["matrix"].startswith("mlp.")]):
+                    if r["layer"] in set(layers):
+                        layer_rows.append({"setting": setting, "subject": fact.subject, "seed": seed,
+                                           "layer": r["layer"], "relative_change": r["relative_change"]})
+                tops[(setting, fact.subject, seed)] = top_neurons(neuron_change(base_state, state), top_k)
+    model.load_state_dict(base_state)
+    overlap = []
+    for setting in penalties:
+        across_seeds = [mean_jaccard([tops[(setting, f.subject, s)] for s in seeds]) for f in edited]
+        across_facts = [mean_jaccard([tops[(setting, f.subject, s)] for f in edited]) for s in seeds]
+        overlap.append({"setting": setting, "top_k": top_k,
+                        "across_seeds": _nanmean(across_seeds), "across_facts": _nanmean(across_facts)})
+    return {"runs": runs, "layers": layer_rows, "overlap": overlap}
+
+
+def _nanmean(xs: Sequence[float]) -> float:
+    xs = [x for x in xs if x == x]
+    return sum(xs) / len(xs) if xs else float("nan")
