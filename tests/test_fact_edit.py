@@ -101,3 +101,38 @@ def test_study_tables(base, tok):
     assert {r["layer"] for r in out["layers"]} == {1}
     assert [o["setting"] for o in out["overlap"]] == ["none", "l2"]
     assert all(0 <= o["across_seeds"] <= 1 and 0 <= o["across_facts"] <= 1 for o in out["overlap"])
+
+
+def test_steps_on_a_tiny_model_folder(base, tok, tmp_path):
+    """fact_edit_steps end to end on a tiny folder (min_share 0: a random model knows no fact)."""
+    from alignlab import artifacts
+    from alignlab import fact_edit_steps as steps
+
+    folder = tmp_path / "base"
+    base.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    facts_cfg = {"min_share": 0.0, "templates": None}
+    steps.filter_facts(model_dir=str(folder), facts_cfg=facts_cfg, device="cpu", experiment="fe",
+                       out=str(tmp_path / "facts.parquet"))
+    facts = artifacts.read_table(tmp_path / "facts.parquet", "fe_facts")
+    assert facts.height == len(fe.packaged()["facts"]) and facts["kept"].all()
+    with pytest.raises(ValueError, match="knows only"):
+        steps.filter_facts(model_dir=str(folder), facts_cfg={**facts_cfg, "min_share": 1.1}, device="cpu",
+                           experiment="fe", out=str(tmp_path / "none.parquet"))
+    edit_cfg = {"n_facts": 2, "n_seeds": 2, "n_train_templates": 3, "layers": [1], "steps": 5,
+                "learning_rate": 1e-2, "batch_size": 16, "top_k": 8}
+    outs = {}
+    for setting, penalty in {"none": {}, "l2": {"l2": 10.0}}.items():
+        outs[setting] = {k: str(tmp_path / setting / f"{k}.parquet") for k in ("runs", "layers", "overlap")}
+        steps.run_setting(model_dir=str(folder), facts_path=str(tmp_path / "facts.parquet"), facts_cfg=facts_cfg,
+                          edit_cfg=edit_cfg, penalty=penalty, setting=setting, seed=0, experiment="fe", device="cpu",
+                          runs_out=outs[setting]["runs"], layers_out=outs[setting]["layers"],
+                          overlap_out=outs[setting]["overlap"])
+    steps.aggregate(runs=[o["runs"] for o in outs.values()], layers=[o["layers"] for o in outs.values()],
+                    overlaps=[o["overlap"] for o in outs.values()], experiment="fe",
+                    metrics_out=str(tmp_path / "metrics.parquet"), figure=str(tmp_path / "layers.png"),
+                    summary_out=str(tmp_path / "summary.md"))
+    m = artifacts.read_table(tmp_path / "metrics.parquet", "fe_metrics")
+    assert m["setting"].to_list() == ["none", "l2"] and m["n_edits"].to_list() == [4, 4]
+    assert (tmp_path / "layers.png").stat().st_size > 0
+    assert "**Penalty check PASSED**" in (tmp_path / "summary.md").read_text()

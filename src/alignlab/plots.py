@@ -238,3 +238,21 @@ def model_diff_figure(weights_by_layer: pl.DataFrame, activations: pl.DataFrame,
     ax_a.set_ylim(min(lo - 0.02, 0.9), 1.005)
     fig.suptitle(title)
     return _save(fig, path)
+
+
+# ---- fact_edit: the change by layer, per penalty setting -----------------------------------
+
+def fact_edit_figure(layers: pl.DataFrame, path, title: str) -> Path:
+    """Mean (over edits) relative change of each trained layer's MLP, one line per penalty
+    setting."""
+    fig = Figure(figsize=(7, 4), layout="constrained")
+    ax = fig.subplots()
+    for setting in dict.fromkeys(layers["setting"].to_list()):
+        m = (layers.filter(pl.col("setting") == setting).group_by("layer").agg(pl.col("relative_change").mean())
+             .sort("layer"))
+        ax.plot(m["layer"].to_list(), m["relative_change"].to_list(), marker="o", label=setting)
+    ax.set_xlabel("decoder layer")
+    ax.set_ylabel("MLP ||W' - W|| / ||W|| (mean over edits)")
+    ax.legend(title="penalty")
+    fig.suptitle(title)
+    return _save(fig, path)
