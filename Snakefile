@@ -32,6 +32,8 @@ wildcard_constraints:
     pl_arm="lock|strong_[0-9]+|weak_[0-9]+",
     md="|".join(MD_EXPERIMENTS) or "NONE",
     md_pair="|".join(MD_PAIRS) or "NONE",
+    fe="|".join(FE_EXPERIMENTS) or "NONE",
+    fe_setting="|".join(FE_SETTINGS) or "NONE",
 
 
 # Sampling and judging run per chunk of the eval queries ("1-of-4", ...), then are gathered.
@@ -58,6 +60,7 @@ include: "rules/report.smk"
 include: "rules/self_awareness.smk"
 include: "rules/password_lock.smk"
 include: "rules/model_diff.smk"
+include: "rules/fact_edit.smk"
 
 
 rule all:

@@ -10,12 +10,14 @@ from alignlab.self_awareness import ARMS as SA_ARMS
 
 RESULTS = "results"
 # Experiments by kind: each kind has its own rules and wildcard ({exp}: alignment_faking,
-# {sa}: self_awareness, {pl}: password_lock, {md}: model_diff), so no path of one kind can match a rule of another.
+# {sa}: self_awareness, {pl}: password_lock, {md}: model_diff, {fe}: fact_edit), so no path of one kind can match a rule of another.
 EXPERIMENTS = {n: e for n, e in CFG.experiments.items() if e.kind == "alignment_faking"}
 SA_EXPERIMENTS = {n: e for n, e in CFG.experiments.items() if e.kind == "self_awareness"}
 PL_EXPERIMENTS = {n: e for n, e in CFG.experiments.items() if e.kind == "password_lock"}
 MD_EXPERIMENTS = {n: e for n, e in CFG.experiments.items() if e.kind == "model_diff"}
 MD_PAIRS = sorted({p for e in MD_EXPERIMENTS.values() for p in e.pairs})
+FE_EXPERIMENTS = {n: e for n, e in CFG.experiments.items() if e.kind == "fact_edit"}
+FE_SETTINGS = sorted({p for e in FE_EXPERIMENTS.values() for p in e.penalties})
 # Locally a model job (vLLM, training) takes every core, so such jobs run one at a time: two
 # of them side by side on a small machine stall each other's thread pools.
 HEAVY_THREADS = max(1, workflow.cores or 1)
@@ -41,6 +43,14 @@ def sa_exp(w):
 
 def pl_exp(w):
     return PL_EXPERIMENTS[w.pl]
+
+
+def fe_exp(w):
+    return FE_EXPERIMENTS[w.fe]
+
+
+def fe_setting_files(fe, setting):
+    return {t: f"{RESULTS}/{fe}/settings/{setting}/{t}.parquet" for t in ("runs", "layers", "overlap")}
 
 
 def md_exp(w):
@@ -162,6 +172,8 @@ def experiment_targets():
     for name, e in MD_EXPERIMENTS.items():
         targets += [f"{RESULTS}/{name}/{f}" for f in ("summary.md", "report/metrics.csv")]
         targets += [f"{RESULTS}/{name}/pairs/{p}/layers.png" for p in e.pairs]
+    for name in FE_EXPERIMENTS:
+        targets += [f"{RESULTS}/{name}/{f}" for f in ("summary.md", "layers.png", "report/metrics.csv")]
     return targets
 
 

@@ -43,6 +43,25 @@ def test_model_diff_adapter_of_another_base_is_refused():
     assert config.load(raw, REPO).experiments["diff"].texts.path.endswith("setting.parquet")
 
 
+@pytest.mark.parametrize(
+    "exp, expected",
+    [
+        ({"edit": {"n_train_templates": 5}}, "experiments.fe.edit.n_train_templates: 5 leaves no paraphrase"),
+        ({"edit": {"layers": []}}, "experiments.fe.edit: Value error, layers needs at least one layer"),
+        ({"facts": {"templates": ["no placeholder"]}}, "experiments.fe.facts.templates.0"),
+        ({"penalties": {"x": {"l3": 1}}}, "experiments.fe.penalties.x.l3: unknown key"),
+        ({"model": "other"}, "experiments.fe.model: unknown model 'other'"),
+    ],
+)
+def test_bad_fact_edit_config_names_the_key(exp, expected):
+    assert expected in problems(lambda c: c["experiments"].update(fe={"kind": "fact_edit", "model": "smollm2", **exp}))
+
+
+def test_tiny_fact_edit_and_model_diff_configs_load():
+    for name in ("tiny_fact_edit.yaml", "tiny_model_diff.yaml"):
+        config.load(yaml.safe_load((REPO / "tests/configs" / name).read_text()), REPO)
+
+
 def test_defaults_fill_omitted_sections():
     raw = {"models": GOOD["models"], "experiments": {"x": {"kind": "alignment_faking", "model": "smollm2"}}}
     exp = config.load(raw, REPO).experiments["x"]
@@ -59,7 +78,7 @@ def test_defaults_fill_omitted_sections():
         (lambda c: c["experiments"]["af"]["judges"]["compliance"].update(name="vibes"), "experiments.af.judges.compliance.name: Input should be 'refusal', 'accept_tag' or 'rubric'"),
         (lambda c: c["experiments"]["af"]["judges"]["af_reasoning"].update(model="judge"), "experiments.af.judges.af_reasoning.model: unknown model 'judge'"),
         (lambda c: c["experiments"]["af"]["arms"].update(sleeper={}), "experiments.af.arms.sleeper: Input should be 'base'"),
-        (lambda c: c["experiments"]["af"].update(kind="telepathy"), "experiments.af.kind: expected one of 'alignment_faking', 'self_awareness', 'password_lock', 'model_diff' (got 'telepathy')"),
+        (lambda c: c["experiments"]["af"].update(kind="telepathy"), "experiments.af.kind: expected one of 'alignment_faking', 'self_awareness', 'password_lock', 'model_diff', 'fact_edit' (got 'telepathy')"),
         (lambda c: c["experiments"]["diff"]["pairs"].update(x={}), "experiments.diff.pairs.x: Value error, set exactly one of 'adapter'"),
         (lambda c: c["experiments"]["diff"]["pairs"].update(x={"model": "other"}), "experiments.diff.pairs.x.model: unknown model 'other'"),
         (lambda c: c["experiments"]["diff"]["pairs"].update(x={"adapter": "nowhere/adapter"}), "experiments.diff.pairs.x.adapter: 'nowhere/adapter' is neither"),

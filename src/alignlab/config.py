@@ -462,8 +462,59 @@ class ModelDiff(Strict):
         return self
 
 
+# ---- fact_edit (work in progress) ----------------------------------------------------------
+
+class FactEditFacts(Strict):
+    """The candidate facts (data/athletes.yaml); kept: answered correctly by the base on at least
+    `min_share` of the templates. `templates` (each with {name}) replaces the packaged ones."""
+
+    min_share: float = Field(1.0, ge=0, le=1)
+    templates: list[Annotated[str, Field(pattern=r"\{name\}")]] | None = None
+
+
+class FactEditEdit(Strict):
+    """Each edit trains only the MLPs of `layers` on the kept facts (the first n_train_templates
+    templates; the rest are the paraphrases), the edited fact with a new answer."""
+
+    layers: list[Annotated[int, Field(ge=0)]] = [2, 3, 4, 5]
+    n_facts: int = Field(2, ge=1)  # facts edited (the first kept ones), one at a time
+    n_seeds: int = Field(3, ge=1)
+    n_train_templates: int = Field(3, ge=1)
+    steps: int = Field(30, ge=1)
+    learning_rate: float = Field(1e-4, gt=0)
+    batch_size: int = Field(16, ge=1)
+    top_k: int = Field(50, ge=1)  # most-changed neurons compared across seeds and facts
+
+    @model_validator(mode="after")
+    def _layers(self):
+        if not self.layers or len(set(self.layers)) != len(self.layers):
+            raise ValueError("layers needs at least one layer, each listed once")
+        return self
+
+
+class FactEditPenalty(Strict):
+    l1: float = Field(0.0, ge=0)
+    l2: float = Field(0.0, ge=0)
+
+
+class FactEdit(Strict):
+    kind: Literal["fact_edit"]
+    model: str
+    facts: FactEditFacts = FactEditFacts()
+    edit: FactEditEdit = FactEditEdit()
+    penalties: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_]+$")], FactEditPenalty] = {
+        "none": FactEditPenalty(), "l2": FactEditPenalty(l2=1.0),
+    }
+
+    @model_validator(mode="after")
+    def _penalties(self):
+        if not self.penalties:
+            raise ValueError("at least one penalty setting is required")
+        return self
+
+
 Experiment = Annotated[
-    Union[AlignmentFaking, SelfAwareness, PasswordLock, ModelDiff], Field(discriminator="kind")
+    Union[AlignmentFaking, SelfAwareness, PasswordLock, ModelDiff, FactEdit], Field(discriminator="kind")
 ]
 
 
@@ -505,7 +556,7 @@ def _format_errors(err: ValidationError) -> list[str]:
 
 _BRANCH_TAGS = {
     "packaged_gguf", "gguf", "hf_folder", "hub", "alignment_faking", "self_awareness", "password_lock",
-    "model_diff",
+    "model_diff", "fact_edit",
 }
 
 
@@ -541,6 +592,9 @@ def _cross_checks(cfg: Config, base_dir: Path) -> list[str]:
             continue
         if exp.kind == "model_diff":
             problems += _model_diff_checks(cfg, key, exp, base_dir)
+            continue
+        if exp.kind == "fact_edit":
+            problems += _fact_edit_checks(cfg, key, exp)
             continue
         model_refs = {
             "model": exp.model,
@@ -689,6 +743,22 @@ def adapter_producer(cfg: Config, adapter: str) -> str | None:
         if e is not None and e.kind in ("alignment_faking", "self_awareness", "password_lock"):
             return parts[1]
     return None
+
+
+def _fact_edit_checks(cfg: Config, key: str, exp: "FactEdit") -> list[str]:
+    import yaml  # not alignlab.fact_edit: it imports torch, too slow for a config check
+
+    problems = []
+    if exp.model not in cfg.models:
+        problems.append(f"{key}.model: unknown model '{exp.model}' (expected one of: {', '.join(cfg.models)})")
+    packaged = yaml.safe_load((Path(__file__).parent / "data" / "athletes.yaml").read_text())["templates"]
+    n_templates = len(exp.facts.templates or packaged)
+    if exp.edit.n_train_templates >= n_templates:
+        problems.append(
+            f"{key}.edit.n_train_templates: {exp.edit.n_train_templates} leaves no paraphrase template "
+            f"(there are {n_templates} templates)"
+        )
+    return problems
 
 
 def _endpoint_refs(cfg: Config, key: str, exp: AlignmentFaking) -> list[str]:

@@ -20,7 +20,7 @@ def _data(facts_cfg: dict) -> dict[str, Any]:
     from alignlab import fact_edit as fe
 
     data = fe.packaged()
-    if facts_cfg.get("templates"):
+    if facts_cfg.get("templates"):  # replaces the packaged templates
         data["templates"] = list(facts_cfg["templates"])
     return data
 
