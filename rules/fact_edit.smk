@@ -1,4 +1,4 @@
-# The fact_edit experiment kind (work in progress; src/alignlab/fact_edit_steps.py, measurements
+# The fact_edit experiment kind (src/alignlab/fact_edit_steps.py, measurements
 # in fact_edit.py): the candidate facts scored on the base, the known ones kept -> one job per
 # penalty setting: every (fact, seed) edit of the configured MLP layers and its measures ->
 # metrics per setting, the figure of change by layer, and the summary.

@@ -46,6 +46,17 @@ def test_option_logprobs_shape_and_answers(base, tok):
     assert fe.answers(base, tok, ["Ann plays"], OPTIONS)[0] in OPTIONS
 
 
+def test_one_token_options_score_as_their_sequences(base, tok):
+    # The fast path (one forward per prompt) against the general one (one per prompt and option),
+    # on prompts of different lengths so that padding is exercised.
+    prompts = ["Ann plays", "the game of Bobby is", "Cy"]
+    option_ids = [[tok.convert_tokens_to_ids(c)] for c in "gcp"]
+    pad = tok.pad_token_id
+    fast = fe._next_token_logprobs(base, tok, prompts, 2, pad)[:, [i[0] for i in option_ids]]
+    slow = fe._continuation_logprobs(base, tok, prompts, option_ids, 2, pad)
+    assert torch.allclose(fast, slow, atol=1e-5)
+
+
 def _edited(base, tok, l1=0.0, l2=0.0, seed=0, steps=60):
     model = copy.deepcopy(base)
     ex = fe.edit_examples(FACTS, TEMPLATES, FACTS[0], "chess")
@@ -119,7 +130,7 @@ def test_steps_on_a_tiny_model_folder(base, tok, tmp_path):
     with pytest.raises(ValueError, match="knows only"):
         steps.filter_facts(model_dir=str(folder), facts_cfg={**facts_cfg, "min_share": 1.1}, device="cpu",
                            experiment="fe", out=str(tmp_path / "none.parquet"))
-    edit_cfg = {"n_facts": 2, "n_seeds": 2, "n_train_templates": 3, "layers": [1], "steps": 5,
+    edit_cfg = {"n_facts": 2, "n_seeds": 2, "n_train_templates": 3, "layers": [1], "steps": 5, "bf16_autocast": False,
                 "learning_rate": 1e-2, "batch_size": 16, "top_k": 8}
     outs = {}
     for setting, penalty in {"none": {}, "l2": {"l2": 10.0}}.items():

@@ -176,7 +176,7 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("loss_rise_base", _f64), ("loss_rise_tuned", _f64), ("rank", _i64),
         ]
     ),
-    # fact_edit (work in progress): the candidate facts scored on the base; per edit run its
+    # fact_edit: the candidate facts scored on the base; per edit run its
     # measures; per run and trained layer the MLP's relative change; per penalty setting the
     # overlap of the most-changed neurons; per setting the means
     "fe_facts": pa.schema(

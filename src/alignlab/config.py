@@ -462,7 +462,7 @@ class ModelDiff(Strict):
         return self
 
 
-# ---- fact_edit (work in progress) ----------------------------------------------------------
+# ---- fact_edit ----------------------------------------------------------
 
 class FactEditFacts(Strict):
     """The candidate facts (data/athletes.yaml); kept: answered correctly by the base on at least
@@ -477,13 +477,14 @@ class FactEditEdit(Strict):
     templates; the rest are the paraphrases), the edited fact with a new answer."""
 
     layers: list[Annotated[int, Field(ge=0)]] = [2, 3, 4, 5]
-    n_facts: int = Field(2, ge=1)  # facts edited (the first kept ones), one at a time
+    n_facts: int = Field(2, ge=1)  # facts edited one at a time (kept ones, evenly spaced through the list)
     n_seeds: int = Field(3, ge=1)
     n_train_templates: int = Field(3, ge=1)
     steps: int = Field(30, ge=1)
     learning_rate: float = Field(1e-4, gt=0)
     batch_size: int = Field(16, ge=1)
     top_k: int = Field(50, ge=1)  # most-changed neurons compared across seeds and facts
+    bf16_autocast: bool = True  # where bf16 is native (finetune.autocast_dtype); else fp32
 
     @model_validator(mode="after")
     def _layers(self):

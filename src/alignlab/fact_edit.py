@@ -1,4 +1,4 @@
-"""fact_edit (issue 7, second half; work in progress: a library, not yet wired into rules).
+"""fact_edit: where a one-fact edit lands (rules/fact_edit.smk; its steps in fact_edit_steps.py).
 
 Change one fact the base model knows (an athlete's sport) by fine-tuning only a configured range
 of MLP layers (attention, norms and embeddings frozen) on the known facts with that one changed,
@@ -23,6 +23,8 @@ from typing import Any, Iterable, Sequence
 
 import torch
 import yaml
+
+from alignlab.finetune import autocast_dtype
 
 DATA_FILE = Path(__file__).parent / "data" / "athletes.yaml"
 
@@ -54,14 +56,22 @@ def option_logprobs(model, tokenizer, prompts: Sequence[str], options: Sequence[
     """(n_prompts, n_options): the total log-probability of each option's tokens (" " + option)
     right after each prompt."""
     model.eval()
-    device = next(model.parameters()).device
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
+    option_ids = [tokenizer(" " + o, add_special_tokens=False)["input_ids"] for o in options]
+    if all(len(ids) == 1 for ids in option_ids):
+        # Every option is one token: one forward per prompt instead of one per (prompt, option).
+        return _next_token_logprobs(model, tokenizer, prompts, batch_size, pad)[:, [ids[0] for ids in option_ids]]
+    return _continuation_logprobs(model, tokenizer, prompts, option_ids, batch_size, pad)
+
+
+def _continuation_logprobs(model, tokenizer, prompts: Sequence[str], option_ids: Sequence[list[int]],
+                           batch_size: int, pad: int) -> torch.Tensor:
+    """(n_prompts, n_options): one forward per (prompt, option) sequence, summing the option's tokens."""
+    device = next(model.parameters()).device
     seqs = []
     for p in prompts:
         p_ids = tokenizer(p, add_special_tokens=True)["input_ids"]
-        for o in options:
-            o_ids = tokenizer(" " + o, add_special_tokens=False)["input_ids"]
-            seqs.append((p_ids + o_ids, len(p_ids)))
+        seqs += [(p_ids + o_ids, len(p_ids)) for o_ids in option_ids]
     scores = []
     for i in range(0, len(seqs), batch_size):
         chunk = seqs[i:i + batch_size]
@@ -75,7 +85,26 @@ def option_logprobs(model, tokenizer, prompts: Sequence[str], options: Sequence[
         for j, (s, start) in enumerate(chunk):
             positions = torch.arange(start, len(s))
             scores.append(float(logp[j, positions - 1, torch.tensor(s[start:])].sum()))
-    return torch.tensor(scores).view(len(prompts), len(options))
+    return torch.tensor(scores).view(len(prompts), len(option_ids))
+
+
+@torch.no_grad()
+def _next_token_logprobs(model, tokenizer, prompts: Sequence[str], batch_size: int, pad: int) -> torch.Tensor:
+    """(n_prompts, vocab): the log-probabilities of the token after each prompt."""
+    device = next(model.parameters()).device
+    rows = [torch.empty(0, model.config.vocab_size)]
+    for i in range(0, len(prompts), batch_size):
+        chunk = [tokenizer(p, add_special_tokens=True)["input_ids"] for p in prompts[i:i + batch_size]]
+        width = max(len(c) for c in chunk)
+        ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for j, c in enumerate(chunk):  # right padding: each prompt's last token is at len - 1
+            ids[j, :len(c)] = torch.tensor(c)
+            mask[j, :len(c)] = 1
+        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float().cpu()
+        last = torch.tensor([len(c) - 1 for c in chunk])
+        rows.append(torch.log_softmax(logits[torch.arange(len(chunk)), last], -1))
+    return torch.cat(rows)
 
 
 def answers(model, tokenizer, prompts: Sequence[str], options: Sequence[str], batch_size: int = 32) -> list[str]:
@@ -145,10 +174,12 @@ class EditLog:
 
 
 def edit(model, tokenizer, examples: Sequence[tuple[str, str]], layers: Iterable[int], *, steps: int = 50,
-         learning_rate: float = 1e-3, l1: float = 0.0, l2: float = 0.0, batch_size: int = 32, seed: int = 0) -> EditLog:
+         learning_rate: float = 1e-3, l1: float = 0.0, l2: float = 0.0, batch_size: int = 32, seed: int = 0,
+         bf16_autocast: bool = False) -> EditLog:
     """Fine-tune, in place, only the MLP parameters of `layers` on (prompt, answer) examples
     (loss on the answer tokens), plus l1 * sum|W - W0| + l2 * sum (W - W0)^2 over the trained
-    parameters. Everything else is frozen. Adam, seeded batches."""
+    parameters. Everything else is frozen. Adam, seeded batches; the forward pass under bf16
+    autocast when asked for and native (finetune.autocast_dtype), the weights and penalty in fp32."""
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     trained = mlp_parameters(model, layers)
@@ -160,11 +191,14 @@ def edit(model, tokenizer, examples: Sequence[tuple[str, str]], layers: Iterable
     ids, mask, labels = _batch(tokenizer, examples)
     device = next(model.parameters()).device
     opt = torch.optim.Adam(list(trained.values()), lr=learning_rate)
+    amp = autocast_dtype(device.type, bf16_autocast)
     model.train()
     loss_v = pen_v = float("nan")
     for _ in range(steps):
         idx = torch.randperm(ids.shape[0], generator=g)[:batch_size]
-        out = model(input_ids=ids[idx].to(device), attention_mask=mask[idx].to(device), labels=labels[idx].to(device))
+        with torch.autocast(device_type=device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
+            out = model(input_ids=ids[idx].to(device), attention_mask=mask[idx].to(device),
+                        labels=labels[idx].to(device))
         penalty = torch.zeros((), device=device)
         for n, p in trained.items():
             d = p - initial[n]
@@ -245,7 +279,7 @@ def new_answer(fact: Fact, options: Sequence[str], seed: int) -> str:
 def study(model, tokenizer, facts: Sequence[Fact], edited: Sequence[Fact], templates: Sequence[str],
           options: Sequence[str], *, n_train_templates: int, layers: Sequence[int], penalties: dict[str, dict[str, float]],
           seeds: Sequence[int], steps: int, learning_rate: float, batch_size: int = 32, top_k: int = 50,
-          ) -> dict[str, list[dict[str, Any]]]:
+          bf16_autocast: bool = False, progress: bool = False) -> dict[str, list[dict[str, Any]]]:
     """Every (penalty setting, edited fact, seed): restore the base weights, edit (training on the
     first n_train_templates templates; the others are the paraphrases), measure. Returns row lists:
     `runs` (efficacy on the trained templates and on the paraphrases, specificity, weight change,
@@ -256,7 +290,10 @@ def study(model, tokenizer, facts: Sequence[Fact], edited: Sequence[Fact], templ
 
     base_state = {n: t.detach().clone() for n, t in model.state_dict().items()}
     train_t, para_t = list(templates[:n_train_templates]), list(templates[n_train_templates:])
+    from tqdm import tqdm
+
     runs, layer_rows, tops = [], [], {}
+    bar = tqdm(total=len(penalties) * len(edited) * len(seeds), desc="edits", disable=not progress)
     for setting, pen in penalties.items():
         for fact in edited:
             target = new_answer(fact, options, seeds[0])
@@ -264,7 +301,8 @@ def study(model, tokenizer, facts: Sequence[Fact], edited: Sequence[Fact], templ
                 model.load_state_dict(base_state)
                 log = edit(model, tokenizer, edit_examples(facts, train_t, fact, target), layers, steps=steps,
                            learning_rate=learning_rate, l1=pen.get("l1", 0.0), l2=pen.get("l2", 0.0),
-                           batch_size=batch_size, seed=seed)
+                           batch_size=batch_size, seed=seed, bf16_autocast=bf16_autocast)
+                bar.update()
                 trained = efficacy_specificity(model, tokenizer, facts, train_t, options, fact, target)
                 para = (efficacy_specificity(model, tokenizer, [fact], para_t, options, fact, target)["efficacy"]
                         if para_t else float("nan"))
@@ -280,6 +318,7 @@ def study(model, tokenizer, facts: Sequence[Fact], edited: Sequence[Fact], templ
                         layer_rows.append({"setting": setting, "subject": fact.subject, "seed": seed,
                                            "layer": r["layer"], "relative_change": r["relative_change"]})
                 tops[(setting, fact.subject, seed)] = top_neurons(neuron_change(base_state, state), top_k)
+    bar.close()
     model.load_state_dict(base_state)
     overlap = []
     for setting in penalties:

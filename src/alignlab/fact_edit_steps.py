@@ -1,5 +1,5 @@
-"""The fact_edit experiment kind's steps (work in progress: no config section or rules call
-these yet; see README, "The model-diff experiment"). Measurements are in fact_edit.py.
+"""The fact_edit experiment kind's steps, one function per rule of rules/fact_edit.smk.
+Measurements are in fact_edit.py.
 
 facts: the candidate facts scored on the base, the ones it knows kept -> one job per penalty
 setting: every (edited fact, seed) edit and its measures -> metrics per setting, the figure of
@@ -48,9 +48,17 @@ def filter_facts(*, model_dir: str, facts_cfg: dict, device: str, experiment: st
     artifacts.write_table(rows, out, "fe_facts", params=facts_cfg)
 
 
+def spread(facts: list, n: int) -> list:
+    """n of the facts, evenly spaced through the list (the packaged list is grouped by sport, so
+    the edited facts come from different sports)."""
+    if n >= len(facts):
+        return list(facts)
+    return [facts[i * len(facts) // n] for i in range(n)]
+
+
 def run_setting(*, model_dir: str, facts_path: str, facts_cfg: dict, edit_cfg: dict, penalty: dict, setting: str,
                 seed: int, experiment: str, device: str, runs_out: str, layers_out: str, overlap_out: str) -> None:
-    """Every edit of one penalty setting: the first edit_cfg['n_facts'] kept facts, each under
+    """Every edit of one penalty setting: edit_cfg['n_facts'] kept facts (spread), each under
     edit_cfg['n_seeds'] seeds."""
     from alignlab import fact_edit as fe
     from alignlab.model_diff_steps import _load
@@ -59,14 +67,14 @@ def run_setting(*, model_dir: str, facts_path: str, facts_cfg: dict, edit_cfg: d
     data = _data(facts_cfg)
     kept_subjects = set(artifacts.read_table(facts_path, "fe_facts").filter(pl.col("kept"))["subject"].to_list())
     facts = [f for f in data["facts"] if f.subject in kept_subjects]
-    edited = facts[:edit_cfg["n_facts"]]
+    edited = spread(facts, edit_cfg["n_facts"])
     seeds = [derive_seed(seed, experiment, "edit", i) for i in range(edit_cfg["n_seeds"])]
     tokenizer, model = _load(model_dir, device)
     out = fe.study(model, tokenizer, facts, edited, data["templates"], data["options"],
                    n_train_templates=edit_cfg["n_train_templates"], layers=list(edit_cfg["layers"]),
                    penalties={setting: penalty}, seeds=seeds, steps=edit_cfg["steps"],
                    learning_rate=edit_cfg["learning_rate"], batch_size=edit_cfg["batch_size"],
-                   top_k=edit_cfg["top_k"])
+                   top_k=edit_cfg["top_k"], bf16_autocast=edit_cfg["bf16_autocast"], progress=True)
     params = {"edit": edit_cfg, "penalty": penalty, "setting": setting}
     artifacts.write_table([{"experiment": experiment, **r} for r in out["runs"]], runs_out, "fe_runs", params=params)
     artifacts.write_table([{"experiment": experiment, **r} for r in out["layers"]], layers_out, "fe_layers",

@@ -343,7 +343,7 @@ def model_diff_markdown(experiment: str, metrics: pl.DataFrame, identity: list[s
     ]) + "\n"
 
 
-# ---- fact_edit (work in progress) ----------------------------------------------------------
+# ---- fact_edit ----------------------------------------------------------
 
 def fact_edit_penalty_check(metrics: pl.DataFrame) -> bool | None:
     """The sanity check: the setting without penalty moves the weights more than the setting
