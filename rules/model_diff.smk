@@ -115,6 +115,7 @@ rule md_aggregate:
         pairs=lambda w: {p: md_pair_files(w.md, p) for p in md_exp(w).pairs},
         sources=md_sources,
         base=lambda w: md_exp(w).model,
+        more_steps=lambda w: md_exp(w).more_steps,
     log:
         "logs/{md}/aggregate.log",
     resources:

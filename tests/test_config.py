@@ -44,6 +44,19 @@ def test_model_diff_adapter_of_another_base_is_refused():
 
 
 @pytest.mark.parametrize(
+    "more_steps, expected",
+    [
+        (["unlock_1"], "more_steps needs two different pairs"),
+        (["unlock_1", "unlock_1"], "more_steps needs two different pairs"),
+        (["unlock_1", "nope"], "more_steps names ['nope'], not among the pairs"),
+    ],
+)
+def test_bad_more_steps_names_the_key(more_steps, expected):
+    text = problems(lambda c: c["experiments"]["diff"].update(more_steps=more_steps))
+    assert "experiments.diff" in text and expected in text
+
+
+@pytest.mark.parametrize(
     "exp, expected",
     [
         ({"edit": {"n_train_templates": 5}}, "experiments.fe.edit.n_train_templates: 5 leaves no paraphrase"),

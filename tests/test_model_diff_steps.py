@@ -115,7 +115,7 @@ def test_steps_end_to_end(folders, tmp_path):
 
     sources = {p: str(f) for p, f in tuned.items()}
     sources["self"] = "model:base"
-    steps.aggregate(pairs=pairs, sources=sources, experiment="d", base="base",
+    steps.aggregate(pairs=pairs, sources=sources, experiment="d", base="base", more_steps=["small", "large"],
                     metrics_out=str(tmp_path / "metrics.parquet"), summary_out=str(tmp_path / "summary.md"))
     m = {r["pair"]: r for r in artifacts.read_table(tmp_path / "metrics.parquet", "md_metrics").iter_rows(named=True)}
     assert m["self"]["global_mean_cosine"] == 1.0 and m["self"]["weight_relative_change"] == 0.0
@@ -133,3 +133,8 @@ def test_steps_end_to_end(folders, tmp_path):
     from alignlab import report
 
     assert report.model_diff_identity_passed(pl.read_parquet(tmp_path / "metrics.parquet"), "small") is False
+    # "large" stands in for the fine-tune with more steps; swapped, the check fails
+    assert "**More-steps check PASSED**: `large` (more steps)" in summary
+    metrics = pl.read_parquet(tmp_path / "metrics.parquet")
+    assert report.model_diff_more_steps_passed(metrics, "large", "small") is False
+    assert report.model_diff_more_steps_passed(metrics, "small", "absent") is None

@@ -246,3 +246,17 @@ def test_parse_failures():
         ("zeta", "free", 0), ("zeta", "paid", 1), ("alpha", "free", 1), ("alpha", "paid", 0)
     ]
     assert failures.schema == pl.Schema({"arm": pl.String, "tier": pl.String, "n_failures": pl.Int64})
+
+
+def test_metric_row_finds_the_first_match_or_none():
+    table = pl.DataFrame({"arm": ["a", "b", "b"], "measure": ["x", "x", "y"], "value": [1.0, 2.0, 3.0]})
+    assert stats.metric_row(table, arm="b", measure="y")["value"] == 3.0
+    assert stats.metric_row(table, arm="b")["value"] == 2.0
+    assert stats.metric_row(table, arm="c") is None
+
+
+def test_interval_above_needs_disjoint_finite_intervals():
+    assert stats.interval_above({"lo": 0.5}, {"hi": 0.4})
+    assert not stats.interval_above({"lo": 0.4}, {"hi": 0.4})
+    assert not stats.interval_above({"lo": float("nan")}, {"hi": 0.1})
+    assert not stats.interval_above({"lo": None}, {"hi": 0.1})

@@ -454,11 +454,20 @@ class ModelDiff(Strict):
     texts: ModelDiffTexts = ModelDiffTexts()
     batch_size: int = Field(8, ge=1)  # texts per forward pass
     sae: ModelDiffSae = ModelDiffSae()
+    # [fewer, more]: two pairs fine-tuned by one recipe, the second for more steps; the summary
+    # checks that the second moved the weights more.
+    more_steps: list[str] | None = None
 
     @model_validator(mode="after")
     def _pairs(self):
         if not self.pairs:
             raise ValueError("at least one pair is required")
+        if self.more_steps is not None:
+            if len(self.more_steps) != 2 or len(set(self.more_steps)) != 2:
+                raise ValueError("more_steps needs two different pairs: [fewer steps, more steps]")
+            missing = [p for p in self.more_steps if p not in self.pairs]
+            if missing:
+                raise ValueError(f"more_steps names {missing}, not among the pairs {sorted(self.pairs)}")
         return self
 
 

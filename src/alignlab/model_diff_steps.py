@@ -181,10 +181,11 @@ def pair_metrics(weights: pl.DataFrame, activations: pl.DataFrame, sae: pl.DataF
 
 
 def aggregate(*, pairs: dict[str, dict[str, str]], sources: dict[str, str], experiment: str, metrics_out: str,
-              summary_out: str, base: str | None = None) -> None:
+              summary_out: str, base: str | None = None, more_steps: list[str] | None = None) -> None:
     """Rank the pairs by how far they moved (global mean activation cosine, lowest first; ties by
     weight change) and write the table and the summary. A pair whose fine-tune is the base
-    model itself (`model:<base>`) is the identity control the summary checks."""
+    model itself (`model:<base>`) is the identity control the summary checks; `more_steps`
+    ([fewer, more]) the pair of fine-tunes whose weight change it compares."""
     from alignlab import report
 
     rows = []
@@ -199,4 +200,4 @@ def aggregate(*, pairs: dict[str, dict[str, str]], sources: dict[str, str], expe
     written = artifacts.write_table(rows, metrics_out, "md_metrics", params={"pairs": sources})
     with artifacts.atomic_path(summary_out) as tmp:
         identity = [p for p, src in sources.items() if base is not None and src == f"model:{base}"]
-        tmp.write_text(report.model_diff_markdown(experiment, pl.from_arrow(written), identity) + "\n")
+        tmp.write_text(report.model_diff_markdown(experiment, pl.from_arrow(written), identity, more_steps) + "\n")

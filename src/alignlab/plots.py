@@ -12,6 +12,8 @@ import polars as pl
 from matplotlib.figure import Figure  # a bare Figure renders with Agg, no pyplot state
 from matplotlib.patches import Patch
 
+from alignlab.stats import metric_row
+
 COLORS = {"free": "#e69f00", "paid": "#56b4e9", "af": "#c0392b"}
 BAR_HEIGHT = 0.36
 OFFSETS = {"free": -BAR_HEIGHT / 2, "paid": BAR_HEIGHT / 2}  # free on top within each arm row
@@ -111,11 +113,6 @@ def _save(fig: Figure, path) -> Path:
 
 # ---- self_awareness: per arm, the behaviour rate beside the self-report, 95% intervals ------
 
-def _metric(metrics: pl.DataFrame, arm: str, measure: str, target: str = "") -> dict | None:
-    rows = metrics.filter((pl.col("arm") == arm) & (pl.col("measure") == measure) & (pl.col("target") == target))
-    return rows.row(0, named=True) if rows.height else None
-
-
 def _panel(ax, metrics: pl.DataFrame, task: str, series: list[tuple[str, str, str, float]], xlabel: str) -> None:
     """Grouped horizontal bars: per arm of `task`, one bar per (label, measure, target, scale)."""
     arms = list(dict.fromkeys(metrics.filter(pl.col("task") == task)["arm"].to_list()))
@@ -123,7 +120,7 @@ def _panel(ax, metrics: pl.DataFrame, task: str, series: list[tuple[str, str, st
     colors = ["#0072b2", "#e69f00", "#56b4e9", "#009e73", "#cc79a7"]
     for j, (label, measure, target, scale) in enumerate(series):
         for i, arm in enumerate(arms):
-            m = _metric(metrics.filter(pl.col("task") == task), arm, measure, target)
+            m = metric_row(metrics, task=task, arm=arm, measure=measure, target=target)
             if m is None or not _finite(m["value"]):
                 continue
             y = i - 0.4 + height * (j + 0.5)

@@ -19,6 +19,20 @@ TIERS = ("free", "paid")
 NAN = float("nan")
 
 
+def metric_row(table: pl.DataFrame, **where) -> dict | None:
+    """The first row of a metrics-like table whose columns equal the given values, as a dict;
+    None when no row matches (e.g. `metric_row(metrics, arm="base", measure="spells")`)."""
+    rows = table.filter(**where)
+    return rows.row(0, named=True) if rows.height else None
+
+
+def interval_above(row: dict, other: dict) -> bool:
+    """True if row's 95% interval lies wholly above other's (row lo > other hi); a missing or
+    NaN bound (too few samples) is no evidence: False."""
+    lo, hi = row["lo"], other["hi"]
+    return lo is not None and hi is not None and bool(lo > hi)
+
+
 def wilson(k: int, n: int, confidence: float = 0.95) -> tuple[float, float, float]:
     """(rate, lo, hi) of k successes in n trials, Wilson score interval; NaNs when n == 0."""
     if n == 0:
