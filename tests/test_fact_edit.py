@@ -147,3 +147,9 @@ def test_steps_on_a_tiny_model_folder(base, tok, tmp_path):
     assert m["setting"].to_list() == ["none", "l2"] and m["n_edits"].to_list() == [4, 4]
     assert (tmp_path / "layers.png").stat().st_size > 0
     assert "**Penalty check PASSED**" in (tmp_path / "summary.md").read_text()
+
+
+def test_a_layer_the_model_does_not_have_is_named(base):
+    with pytest.raises(ValueError, match=r"edit.layers: no MLP parameters in layer\(s\) \[5\] \(the model has 2"):
+        fe.mlp_parameters(base, [1, 5])
+    assert all(".layers.1.mlp." in n for n in fe.mlp_parameters(base, [1]))

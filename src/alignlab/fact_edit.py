@@ -134,8 +134,11 @@ def mlp_parameters(model, layers: Iterable[int]) -> dict[str, torch.nn.Parameter
     """The MLP parameters of the given decoder layers (Llama-style names: model.layers.{i}.mlp.*)."""
     wanted = set(layers)
     found = {n: p for n, p in model.named_parameters() if (m := _MLP.search(n)) and int(m.group(1)) in wanted}
-    if not found:
-        raise ValueError(f"no MLP parameters in layers {sorted(wanted)}")
+    missing = wanted - {int(_MLP.search(n).group(1)) for n in found}
+    if missing:
+        n_layers = getattr(model.config, "num_hidden_layers", "?")
+        raise ValueError(f"edit.layers: no MLP parameters in layer(s) {sorted(missing)} "
+                         f"(the model has {n_layers} decoder layers, numbered from 0)")
     return found
 
 
