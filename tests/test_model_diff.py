@@ -109,6 +109,15 @@ def test_layer_activations_match_hidden_states(base):
     with torch.no_grad():
         hs = base(input_ids=torch.tensor([ids[0]]), output_hidden_states=True).hidden_states[1][0]
     torch.testing.assert_close(acts[:len(ids[0])], hs, rtol=1e-5, atol=1e-5)
+    rest = md.layer_activations(base, ids, layer=0, batch_size=3, skip_first=True)
+    assert rest.shape == (sum(len(x) - 1 for x in ids), 32)
+    torch.testing.assert_close(rest[:len(ids[0]) - 1], hs[1:], rtol=1e-5, atol=1e-5)
+
+
+def test_after_first_leaves_the_first_position_alone():
+    h = torch.randn(2, 5, 3)
+    out = md.after_first(torch.zeros_like)(h)
+    assert torch.equal(out[:, 0], h[:, 0]) and not out[:, 1:].any()
 
 
 @pytest.mark.parametrize("tied", [False, True])

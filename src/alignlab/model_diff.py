@@ -252,9 +252,11 @@ def replace_layer_output(model, layer: int, fn):
 
 
 @torch.no_grad()
-def layer_activations(model, ids: Sequence[Sequence[int]], layer: int, batch_size: int = 8, pad_id: int = 0) -> torch.Tensor:
+def layer_activations(model, ids: Sequence[Sequence[int]], layer: int, batch_size: int = 8, pad_id: int = 0,
+                      skip_first: bool = False) -> torch.Tensor:
     """The output of decoder layer `layer` at every real token, as an (n_tokens, d) float32 tensor
-    on CPU (read with a forward hook: the same place `loss_with_sae` patches)."""
+    on CPU (read with a forward hook: the same place `loss_with_sae` patches). skip_first: leave
+    out each text's first position (the SAE's inputs; see `after_first`)."""
     model.eval()
     caught: list[torch.Tensor] = []
 
@@ -267,8 +269,23 @@ def layer_activations(model, ids: Sequence[Sequence[int]], layer: int, batch_siz
         for input_ids, mask in batches(ids, batch_size, pad_id):
             caught.clear()
             model(input_ids=input_ids.to(_device(model)), attention_mask=mask.to(_device(model)))
-            out.append(caught[0][mask.bool()])
+            keep_mask = mask.bool()
+            if skip_first:
+                keep_mask[:, 0] = False
+            out.append(caught[0][keep_mask])
     return torch.cat(out)
+
+
+def after_first(fn):
+    """fn applied to every position but the first: a language model's first position is an
+    attention sink whose residual norm dwarfs the others' (~130x in SmolLM2-135M's middle layer),
+    so an SAE fitted or scored on it reports near-perfect variance explained whatever it does
+    elsewhere; the SAE's training, scoring and patching all leave it alone."""
+    def apply(h):
+        out = h.clone()
+        out[:, 1:] = fn(h[:, 1:])
+        return out
+    return apply
 
 
 # ---- sparse autoencoder ----------------------------------------------------------------------
@@ -388,8 +405,9 @@ def next_token_loss(model, ids: Sequence[Sequence[int]], batch_size: int = 8, pa
 
 @torch.no_grad()
 def loss_with_sae(model, sae: SparseAutoencoder, layer: int, ids: Sequence[Sequence[int]], batch_size: int = 8, pad_id: int = 0) -> dict[str, float]:
-    """Next-token loss of `model` as is, with decoder layer `layer`'s output replaced by the SAE's
-    reconstruction, and with it replaced by zeros (the scale of the damage); `loss_rise` is the
+    """Next-token loss of `model` as is, with decoder layer `layer`'s output (past each text's first
+    position) replaced by the SAE's reconstruction, and with it replaced by zeros (the scale of
+    the damage); `loss_rise` is the
     SAE's loss minus the clean loss, and `loss_recovered` the share of the zero-ablation damage
     the SAE avoids (1: as good as the layer, 0: as bad as no layer output)."""
     clean = next_token_loss(model, ids, batch_size, pad_id)
@@ -397,9 +415,9 @@ def loss_with_sae(model, sae: SparseAutoencoder, layer: int, ids: Sequence[Seque
     def recon(h):
         return sae(h.float().to(sae.scale.device))[0].to(h.device)
 
-    with replace_layer_output(model, layer, recon):
+    with replace_layer_output(model, layer, after_first(recon)):
         patched = next_token_loss(model, ids, batch_size, pad_id)
-    with replace_layer_output(model, layer, torch.zeros_like):
+    with replace_layer_output(model, layer, after_first(torch.zeros_like)):
         zeroed = next_token_loss(model, ids, batch_size, pad_id)
     damage = zeroed - clean
     return {

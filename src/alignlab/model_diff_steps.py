@@ -93,7 +93,7 @@ def train_sae(*, texts_path: str, model_dir: str, sae_cfg: dict, texts_cfg: dict
     tokenizer, model = _load(model_dir, device)
     layer = sae_layer(model, sae_cfg["layer"])
     ids = md.encode(tokenizer, _texts(texts_path, "sae_train"), texts_cfg["max_length"])
-    acts = md.layer_activations(model, ids, layer, batch_size, _pad_id(tokenizer))
+    acts = md.layer_activations(model, ids, layer, batch_size, _pad_id(tokenizer), skip_first=True)
     s = derive_seed(seed, experiment, "sae")
     with timings.timer("SAE training"):
         sae, log = md.train_sae(acts, sae_cfg["d_hidden"], l1=sae_cfg["l1"], steps=sae_cfg["steps"],
@@ -150,7 +150,7 @@ def compare(*, texts_path: str, base_dir: str, tuned_dir: str, sae_path: str, te
     ids_eval = md.encode(tokenizer, _texts(texts_path, "eval"), texts_cfg["max_length"])
     rows = []
     for which, model in (("base", base), ("tuned", tuned)):
-        fit = md.variance_explained(sae, md.layer_activations(model, ids_eval, layer, batch_size, pad))
+        fit = md.variance_explained(sae, md.layer_activations(model, ids_eval, layer, batch_size, pad, skip_first=True))
         loss = md.loss_with_sae(model, sae, layer, ids_eval, batch_size, pad)
         rows.append({"experiment": experiment, "pair": pair, "model": which, "layer": layer, **fit, **loss})
     artifacts.write_table(rows, sae_out, "md_sae", params=params)
