@@ -15,6 +15,7 @@ from workflow import REPO, copy_workflow, snakemake
 PROFILES = REPO / "profiles"
 MODEL_RULES = {"sample", "finetune", "judge_af", "judge_compliance", "documents", "positive_control_data"}
 SA_MODEL_RULES = {"sa_acrostic_chats", "sa_finetune", "sa_sample"}  # the self_awareness kind's
+MD_FE_MODEL_RULES = {"md_sae", "md_compare", "fe_facts", "fe_setting"}  # model_diff's and fact_edit's
 
 
 def resolved_jobs(text: str) -> list[tuple[str, dict[str, str]]]:
@@ -56,14 +57,15 @@ def test_gpu_configs_resolve_to_gpu_jobs_on_the_gpu_partition(workdir, config, g
     jobs = dry_run(workdir, REPO / "configs" / config)
     rules = {rule for rule, _ in jobs}
     assert MODEL_RULES <= rules, rules
-    if config == "gpu_8b.yaml":  # it also runs the self_awareness experiment
-        assert SA_MODEL_RULES <= rules, rules
+    if config == "gpu_8b.yaml":  # it also runs the self_awareness, model_diff and fact_edit experiments
+        assert SA_MODEL_RULES | MD_FE_MODEL_RULES <= rules, rules
     for rule, res in jobs:
-        if rule in MODEL_RULES | SA_MODEL_RULES:
+        if rule in MODEL_RULES | SA_MODEL_RULES | MD_FE_MODEL_RULES:
             assert (res.get("gpu"), res.get("gpu_model"), res.get("slurm_partition")) == (gpus, gpu_model, "gpu"), (rule, res)
             assert (res["cpus_per_task"], res["mem_mb"]) == (cpus, mem_mb), (rule, res)
             assert int(res["runtime"]) > 60, (rule, res)
-        elif rule in {"queries", "aggregate", "materialize_model", "sa_items", "sa_judge", "sa_aggregate"}:
+        elif rule in {"queries", "aggregate", "materialize_model", "sa_items", "sa_judge", "sa_aggregate",
+                      "md_texts", "md_merge", "md_aggregate", "fe_aggregate"}:
             assert "gpu" not in res and res.get("slurm_partition") == "cpu", (rule, res)
     # 8 shards: one sampling job per shard serves all 5 arms; each arm is judged by 8 jobs and
     # gathered by one local job.
