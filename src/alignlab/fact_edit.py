@@ -24,6 +24,7 @@ from typing import Any, Iterable, Sequence
 import torch
 import yaml
 
+from alignlab import model_diff as md
 from alignlab.finetune import autocast_dtype
 
 DATA_FILE = Path(__file__).parent / "data" / "athletes.yaml"
@@ -73,16 +74,9 @@ def _continuation_logprobs(model, tokenizer, prompts: Sequence[str], option_ids:
         p_ids = tokenizer(p, add_special_tokens=True)["input_ids"]
         seqs += [(p_ids + o_ids, len(p_ids)) for o_ids in option_ids]
     scores = []
-    for i in range(0, len(seqs), batch_size):
-        chunk = seqs[i:i + batch_size]
-        width = max(len(s) for s, _ in chunk)
-        ids = torch.full((len(chunk), width), pad, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for j, (s, _) in enumerate(chunk):
-            ids[j, :len(s)] = torch.tensor(s)
-            mask[j, :len(s)] = 1
+    for i, (ids, mask) in enumerate(md.batches([s for s, _ in seqs], batch_size, pad)):
         logp = torch.log_softmax(model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float(), -1).cpu()
-        for j, (s, start) in enumerate(chunk):
+        for j, (s, start) in enumerate(seqs[i * batch_size:(i + 1) * batch_size]):
             positions = torch.arange(start, len(s))
             scores.append(float(logp[j, positions - 1, torch.tensor(s[start:])].sum()))
     return torch.tensor(scores).view(len(prompts), len(option_ids))
@@ -92,18 +86,12 @@ def _continuation_logprobs(model, tokenizer, prompts: Sequence[str], option_ids:
 def _next_token_logprobs(model, tokenizer, prompts: Sequence[str], batch_size: int, pad: int) -> torch.Tensor:
     """(n_prompts, vocab): the log-probabilities of the token after each prompt."""
     device = next(model.parameters()).device
+    encoded = [tokenizer(p, add_special_tokens=True)["input_ids"] for p in prompts]
     rows = [torch.empty(0, model.config.vocab_size)]
-    for i in range(0, len(prompts), batch_size):
-        chunk = [tokenizer(p, add_special_tokens=True)["input_ids"] for p in prompts[i:i + batch_size]]
-        width = max(len(c) for c in chunk)
-        ids = torch.full((len(chunk), width), pad, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for j, c in enumerate(chunk):  # right padding: each prompt's last token is at len - 1
-            ids[j, :len(c)] = torch.tensor(c)
-            mask[j, :len(c)] = 1
+    for ids, mask in md.batches(encoded, batch_size, pad):
         logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float().cpu()
-        last = torch.tensor([len(c) - 1 for c in chunk])
-        rows.append(torch.log_softmax(logits[torch.arange(len(chunk)), last], -1))
+        last = mask.sum(1) - 1  # right-padded: each prompt's last token
+        rows.append(torch.log_softmax(logits[torch.arange(len(ids)), last], -1))
     return torch.cat(rows)
 
 
@@ -289,12 +277,10 @@ def study(model, tokenizer, facts: Sequence[Fact], edited: Sequence[Fact], templ
     the final loss), `layers` (relative change of each trained layer's MLP per run) and `overlap`
     (per penalty setting: mean Jaccard of the top_k most-changed neurons across seeds, per fact
     then averaged, and across facts, per seed then averaged)."""
-    from alignlab import model_diff as md
+    from tqdm import tqdm
 
     base_state = {n: t.detach().clone() for n, t in model.state_dict().items()}
     train_t, para_t = list(templates[:n_train_templates]), list(templates[n_train_templates:])
-    from tqdm import tqdm
-
     runs, layer_rows, tops = [], [], {}
     bar = tqdm(total=len(penalties) * len(edited) * len(seeds), desc="edits", disable=not progress)
     for setting, pen in penalties.items():
