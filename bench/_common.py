@@ -42,15 +42,27 @@ def af_conversations(n_queries: int, arm: str = "prompted", scratchpad: bool = F
     ]
 
 
-def in_fresh_process(script: str, *args: str, timeout: int = 3600) -> dict:
-    """Run `python <script> <args>` and return the dict it printed after RESULT."""
+def run_fresh(script: str, *args: str, timeout: int = 3600) -> subprocess.CompletedProcess:
+    """Run `python <script> <args>` in a fresh process; fails with its stderr if it failed."""
     proc = subprocess.run(
         [sys.executable, script, *map(str, args)], capture_output=True, text=True, timeout=timeout
     )
-    lines = [line for line in proc.stdout.splitlines() if line.startswith(RESULT)]
-    if proc.returncode != 0 or not lines:
+    if proc.returncode != 0:
         raise RuntimeError(f"{script} {' '.join(map(str, args))} failed:\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def parse_result(proc: subprocess.CompletedProcess) -> dict:
+    """The dict a process printed after RESULT (see `emit`)."""
+    lines = [line for line in proc.stdout.splitlines() if line.startswith(RESULT)]
+    if not lines:
+        raise RuntimeError(f"{' '.join(map(str, proc.args))} printed no result:\n{proc.stderr[-3000:]}")
     return json.loads(lines[-1][len(RESULT):])
+
+
+def in_fresh_process(script: str, *args: str, timeout: int = 3600) -> dict:
+    """Run `python <script> <args>` and return the dict it printed after RESULT."""
+    return parse_result(run_fresh(script, *args, timeout=timeout))
 
 
 def emit(result: dict) -> None:

@@ -26,7 +26,7 @@ import _common as common
 ARMS = ("base", "prompted", "sdf", "sdf_baseline", "positive_control")
 FINE_TUNED = ("sdf", "sdf_baseline", "positive_control")
 ENGINE = {"max_model_len": 2048, "kv_cache_gib": 1.0, "max_lora_rank": 16, "prefix_caching": True,
-          "tensor_parallel_size": 1, "dtype": "bfloat16", "gpu_memory_utilization": 0.9}
+          "tensor_parallel_size": 1, "dtype": "auto", "gpu_memory_utilization": 0.9}
 
 
 def make_adapters(model_dir: Path, out: Path) -> dict[str, str]:
@@ -99,21 +99,25 @@ def timed(*args) -> tuple[float, dict]:
     return time.perf_counter() - start, result
 
 
-def run(workdir: Path, queries: int = 16, new_tokens: int = 32) -> list[dict]:
+def run(workdir: Path, queries: int = 16, new_tokens: int = 32, arms: tuple[str, ...] = ARMS) -> list[dict]:
+    """`arms`: a subset of ARMS (the smoke test takes one base and one fine-tuned arm)."""
     model = common.model_folder(workdir)
     adapter_root = workdir / "adapters"
     if not adapter_root.exists():
         make_adapters(model, adapter_root)
-    shared = ["--model", model, "--adapters", adapter_root, "--queries", queries, "--new-tokens", new_tokens]
-    per_arm = [timed("--worker", "single", "--arm", arm, *shared) for arm in ARMS]
+    shared = ["--model", model, "--adapters", adapter_root, "--queries", queries, "--new-tokens", new_tokens,
+              "--arms", ",".join(arms)]
+    per_arm = [timed("--worker", "single", "--arm", arm, *shared) for arm in arms]
     per_arm_s = sum(t for t, _ in per_arm)
     merge_s, merge = timed("--worker", "one", "--lora", "merge", *shared)
     request_s, request = timed("--worker", "one", "--lora", "request", *shared)
-    n = len(ARMS) * queries * 2
-    baseline = f"5 engines (one per arm): {per_arm_s:.0f} s (start-ups {sum(r['startup_s'] for _, r in per_arm):.0f} s)"
+    n = len(arms) * queries * 2
+    what = "all 5 AF arms" if tuple(arms) == ARMS else f"AF arms {', '.join(arms)}"
+    baseline = (f"{len(arms)} engines (one per arm): {per_arm_s:.0f} s "
+                f"(start-ups {sum(r['startup_s'] for _, r in per_arm):.0f} s)")
     return [
         common.row(
-            f"all 5 AF arms, {n} samples x {new_tokens} tokens, wall incl. start-up", baseline,
+            f"{what}, {n} samples x {new_tokens} tokens, wall incl. start-up", baseline,
             f"1 engine, merged weights swapped in: {merge_s:.0f} s (start-up {merge['startup_s']:.0f} s, "
             f"merge+swap {merge['swap_s']:.0f} s)", per_arm_s / merge_s,
         ),
@@ -133,14 +137,18 @@ def main() -> None:
     ap.add_argument("--adapters", help=argparse.SUPPRESS)
     ap.add_argument("--arm", help=argparse.SUPPRESS)
     ap.add_argument("--lora", help=argparse.SUPPRESS)
+    ap.add_argument("--arms", default=",".join(ARMS), help="comma-separated subset of the five AF arms")
     args = ap.parse_args()
+    arms = tuple(args.arms.split(","))
+    if unknown := set(arms) - set(ARMS):
+        ap.error(f"--arms: unknown arm(s) {sorted(unknown)}; the arms are {', '.join(ARMS)}")
     if args.worker == "one":
-        common.emit(worker(args.model, args.adapters, list(ARMS), args.lora, args.queries, args.new_tokens))
+        common.emit(worker(args.model, args.adapters, list(arms), args.lora, args.queries, args.new_tokens))
     elif args.worker == "single":
         common.emit(single_arm_worker(args.model, args.adapters, args.arm, args.queries, args.new_tokens))
     else:
         with tempfile.TemporaryDirectory(prefix="alignlab-bench-") as workdir:
-            common.print_table(run(Path(workdir), args.queries, args.new_tokens))
+            common.print_table(run(Path(workdir), args.queries, args.new_tokens, arms))
 
 
 if __name__ == "__main__":

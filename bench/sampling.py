@@ -47,7 +47,11 @@ def hf_worker(model_dir: str, queries: int, new_tokens: int, batch: int) -> dict
     convs = common.af_conversations(queries)
     start = time.perf_counter()
     tok = AutoTokenizer.from_pretrained(model_dir, padding_side="left")
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.bfloat16).eval()
+    from alignlab.sampling import resolve_dtype
+
+    # the dtype the engine runs in here (float32 on a CPU without native bf16)
+    dtype = getattr(torch, resolve_dtype("auto", on_cpu=True))
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype).eval()
     startup = time.perf_counter() - start
     torch.manual_seed(0)
     tokens, start = 0, time.perf_counter()

@@ -21,6 +21,10 @@ DEFAULT_MODEL = {
 
 # Materialized once per machine; the conversion is deterministic, so reusing it is safe.
 MODEL_CACHE = Path(os.environ.get("ALIGNLAB_TEST_MODEL_DIR", Path.home() / ".cache/alignlab-test/smollm2"))
+# One vLLM cache folder (model inspection, compiled graphs) for every engine of the test
+# session, the Snakemake jobs' included (they inherit it): only the first engine starts cold.
+# It holds no result, so sharing it cannot change one.
+os.environ.setdefault("VLLM_CACHE_ROOT", str(Path.home() / ".cache/alignlab-test/vllm"))
 
 
 @pytest.fixture(scope="session")
@@ -63,6 +67,25 @@ def tiny_run(tmp_path_factory, output_cache):
         env={"SNAKEMAKE_OUTPUT_CACHE": str(output_cache)},
     )
     return {"workdir": workdir, "config": config, "seconds": time.perf_counter() - start, "proc": proc}
+@pytest.fixture(scope="session")
+def clean_rerun(request, tmp_path_factory):
+    """A second run of the tiny config in a fresh folder, without the between-workflow cache
+    (everything recomputed). One run serves two tests: it goes through the one-node SLURM
+    (profiles/slurm-test) when this machine can host it, and always under CI, so
+    test_slurm.py checks it ran as SLURM jobs and test_reproducibility.py that it equals the
+    local run; elsewhere it runs locally and only the reproducibility test uses it."""
+    from workflow import copy_workflow, planned_jobs, snakemake
+
+    on_slurm = _slurm_unavailable() is None or bool(os.environ.get("CI"))
+    if on_slurm:
+        request.getfixturevalue("slurm_cluster")
+    workdir = copy_workflow(tmp_path_factory.mktemp("clean-rerun"))
+    expected = planned_jobs(workdir, workdir / "tiny.yaml")
+    profile = "profiles/slurm-test" if on_slurm else "profiles/test"
+    proc = snakemake(workdir, "--configfile", "tiny.yaml", profile=profile, timeout=3000)
+    return {"workdir": workdir, "on_slurm": on_slurm, "expected": expected, "proc": proc}
+
+
 # --- A real one-node SLURM (tests/slurm/up.sh) -------------------------------------------------------
 
 SLURM_DIR = Path(__file__).parent / "slurm"

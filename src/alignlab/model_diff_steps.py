@@ -49,22 +49,32 @@ def _texts(path: str, split: str | None = None) -> list[str]:
 
 
 def merge(*, model_dir: str, adapter_dir: str, out_dir: str) -> None:
+    from alignlab import timings
     from alignlab.artifacts import atomic_dir
     from alignlab.finetune import merge_adapter
 
     # in the base's own dtype: the weights the adapter does not touch stay bit-identical, so
     # every change measured is the adapter's
-    with atomic_dir(out_dir) as tmp:
+    with timings.timer("merge adapter"), atomic_dir(out_dir) as tmp:
         merge_adapter(model_dir, adapter_dir, str(tmp), dtype="auto")
 
 
 def _load(model_dir: str, device: str):
+    from alignlab import timings
     from alignlab.finetune import load_base, load_tokenizer
 
-    tokenizer = load_tokenizer(model_dir)
-    model = load_base(model_dir, device)
-    model.eval()
+    with timings.timer("load model"):
+        tokenizer = load_tokenizer(model_dir)
+        model = load_base(model_dir, device)
+        model.eval()
     return tokenizer, model
+
+
+def _forward_timer(stage: str, ids):
+    """Times a block of forward passes over `ids` (token lists), counting their tokens."""
+    from alignlab import timings
+
+    return timings.timer(f"forward ({stage})", items=len(ids), prompt_tokens=sum(len(i) for i in ids))
 
 
 def _pad_id(tokenizer) -> int:
@@ -93,7 +103,8 @@ def train_sae(*, texts_path: str, model_dir: str, sae_cfg: dict, texts_cfg: dict
     tokenizer, model = _load(model_dir, device)
     layer = sae_layer(model, sae_cfg["layer"])
     ids = md.encode(tokenizer, _texts(texts_path, "sae_train"), texts_cfg["max_length"])
-    acts = md.layer_activations(model, ids, layer, batch_size, _pad_id(tokenizer), skip_first=True)
+    with _forward_timer("activations", ids):
+        acts = md.layer_activations(model, ids, layer, batch_size, _pad_id(tokenizer), skip_first=True)
     s = derive_seed(seed, experiment, "sae")
     with timings.timer("SAE training"):
         sae, log = md.train_sae(acts, sae_cfg["d_hidden"], l1=sae_cfg["l1"], steps=sae_cfg["steps"],
@@ -133,8 +144,13 @@ def compare(*, texts_path: str, base_dir: str, tuned_dir: str, sae_path: str, te
     from alignlab import model_diff as md
     from alignlab import plots
 
+    from alignlab import timings
+
     params = {"texts": texts_cfg, "batch_size": batch_size, "pair": pair}
-    weights = md.weight_stats(md.load_state_dict(base_dir), md.load_state_dict(tuned_dir))
+    with timings.timer("load model (weights only)"):
+        base_state, tuned_state = md.load_state_dict(base_dir), md.load_state_dict(tuned_dir)
+    weights = md.weight_stats(base_state, tuned_state)
+    del base_state, tuned_state
     artifacts.write_table([{"experiment": experiment, "pair": pair, **r} for r in weights], weights_out,
                           "md_weights", params=params)
 
@@ -142,7 +158,8 @@ def compare(*, texts_path: str, base_dir: str, tuned_dir: str, sae_path: str, te
     _, tuned = _load(tuned_dir, device)
     pad = _pad_id(tokenizer)
     ids_all = md.encode(tokenizer, _texts(texts_path), texts_cfg["max_length"])
-    acts = md.activation_cosine(base, tuned, ids_all, batch_size, pad)
+    with _forward_timer("cosine, both models", ids_all):
+        acts = md.activation_cosine(base, tuned, ids_all, batch_size, pad)
     artifacts.write_table([{"experiment": experiment, "pair": pair, **r} for r in acts], activations_out,
                           "md_activations", params=params)
 
@@ -150,8 +167,10 @@ def compare(*, texts_path: str, base_dir: str, tuned_dir: str, sae_path: str, te
     ids_eval = md.encode(tokenizer, _texts(texts_path, "eval"), texts_cfg["max_length"])
     rows = []
     for which, model in (("base", base), ("tuned", tuned)):
-        fit = md.variance_explained(sae, md.layer_activations(model, ids_eval, layer, batch_size, pad, skip_first=True))
-        loss = md.loss_with_sae(model, sae, layer, ids_eval, batch_size, pad)
+        with _forward_timer(f"SAE on {which}", ids_eval):
+            fit = md.variance_explained(sae, md.layer_activations(model, ids_eval, layer, batch_size, pad,
+                                                                  skip_first=True))
+            loss = md.loss_with_sae(model, sae, layer, ids_eval, batch_size, pad)
         rows.append({"experiment": experiment, "pair": pair, "model": which, "layer": layer, **fit, **loss})
     artifacts.write_table(rows, sae_out, "md_sae", params=params)
 

@@ -116,29 +116,42 @@ class Engine:
         prefix_caching: bool = True,
         max_lora_rank: int = 16,
         tensor_parallel_size: int = 1,
-        dtype: str = "bfloat16",
+        dtype: str = "auto",
         enable_lora: bool = True,
         seed: int = 0,
+        compilation: str = "none",
+        compile_cache: str | None = None,
         **extra: Any,
     ):
         """`kv_cache_gib` fixes the KV cache size (else `gpu_memory_utilization` decides it).
         `prefix_caching` reuses the KV cache of shared prompt prefixes (the long system prompts);
         a rerun stays identical, but like batching it can flip a close call against an engine
-        without it (bench/sampling.py counts how often)."""
+        without it (bench/sampling.py counts how often). `compilation` (config key
+        engine.compilation): `none` runs the model eagerly (no torch.compile, no CUDA graphs),
+        `inductor` is vLLM's default (torch.compile, CUDA graphs on GPUs), `dynamo` traces with
+        torch.compile but runs the traced graph eagerly. `compile_cache` (engine.compile_cache):
+        vLLM's cache folder (VLLM_CACHE_ROOT), shared by every job of a run; None keeps vLLM's
+        own (~/.cache/vllm). bench/startup.py measures the choices."""
         from alignlab.models import check_hf_folder
 
         start = time.perf_counter()  # start-up includes importing vLLM
         check_hf_folder(Path(model_dir))  # before vLLM's own, less telling, errors
+        if compile_cache is not None and "VLLM_CACHE_ROOT" not in os.environ:
+            # Read by vLLM when it is imported, so set before that; one process, one engine.
+            os.environ["VLLM_CACHE_ROOT"] = os.path.abspath(compile_cache)
         from vllm import LLM
         from vllm.platforms import current_platform
 
         if kv_cache_gib is not None:
             extra["kv_cache_memory_bytes"] = int(kv_cache_gib * 2**30)
+        apply_compilation(compilation, extra)
+        dtype = resolve_dtype(dtype, current_platform.is_cpu())
         if current_platform.is_cpu():
             # vLLM 0.32 on CPU crashes ("CPU Generator does not use offset") when a seeded
             # request's prefill is split across steps; keep every prompt in one step.
             extra.setdefault("enable_chunked_prefill", False)
         self.model_dir = str(model_dir)
+        self.dtype = dtype
         self.max_model_len = max_model_len
         self.max_lora_rank = max_lora_rank
         self.llm = LLM(
@@ -227,6 +240,29 @@ class Engine:
     def count_tokens(self, conversation: Conversation) -> int:
         ids = self.tokenizer.apply_chat_template(conversation, add_generation_prompt=True)
         return len(ids["input_ids"] if isinstance(ids, dict) else ids)
+
+
+COMPILATIONS = ("none", "dynamo", "inductor")
+
+
+def resolve_dtype(dtype: str, on_cpu: bool) -> str:
+    """engine.dtype `auto`: bfloat16, except float32 on a CPU without native bf16 (no AVX512-BF16,
+    no AMX), where vLLM emulates bf16 and generates several times slower (bench/startup.py)."""
+    if dtype != "auto":
+        return dtype
+    from alignlab.hardware import native_bf16
+
+    return "float32" if on_cpu and not native_bf16("cpu") else "bfloat16"
+
+
+def apply_compilation(compilation: str, extra: dict[str, Any]) -> None:
+    """The LLM(...) arguments for an engine.compilation choice (see Engine)."""
+    if compilation == "none":
+        extra.setdefault("enforce_eager", True)
+    elif compilation == "dynamo":
+        extra.setdefault("compilation_config", {"backend": "eager"})
+    elif compilation != "inductor":
+        raise ValueError(f"engine.compilation: expected one of {COMPILATIONS} (got {compilation!r})")
 
 
 def engine_from_config(model_dir: str, engine_cfg: dict[str, Any], seed: int, **overrides: Any) -> Engine:

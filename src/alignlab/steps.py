@@ -3,8 +3,8 @@
 Everything the step prints (progress bars, vLLM's and transformers' messages) goes to the log
 file, down at the file-descriptor level so child processes' output lands there too. When the
 step fails, the user sees one message naming the step, its inputs and the cause, with the full
-traceback left in the log. A step that starts engines or trains ends its log with a table of
-where the time went (see timings.py).
+traceback left in the log. Every step ends its log with a table of where the time went (see
+timings.py): its engine start-ups, model loads, generation and training, and the job's wall time.
 """
 
 from __future__ import annotations
@@ -13,7 +13,10 @@ import os
 import socket
 import sys
 import traceback
+import time
 from typing import Any, Callable
+
+import psutil
 
 from alignlab import timings
 
@@ -34,9 +37,9 @@ def run(snakemake: Any, step: Callable[..., None], **kwargs: Any) -> None:
         timings.reset()
         try:
             step(**kwargs)
+            timings.record(timings.JOB, time.time() - psutil.Process().create_time())
             done = timings.records()
-            if done:
-                print(f"\nalignlab: where the time went\n{timings.table(done)}\n{timings.json_lines(done)}")
+            print(f"\nalignlab: where the time went\n{timings.table(done)}\n{timings.json_lines(done)}")
         except Exception as exc:  # noqa: BLE001 - every failure gets the same clear report
             traceback.print_exc()
             sys.stderr.flush()

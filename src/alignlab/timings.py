@@ -1,8 +1,10 @@
 """Where a step's time went: engine start-up, generation, training, each with its throughput.
 
-Engines and trainers call `record`; `steps.run` prints the step's records as a table at the end
-of the rule's log, plus one `alignlab-timing {json}` line per record that `bench/scale.py` (or a
-user's own script) reads back.
+Engines, model loads, forward passes and trainers call `record`; `steps.run` adds the job's
+whole wall time (`JOB`, from process start: imports included) and prints the records as a table
+at the end of the rule's log, plus one `alignlab-timing {json}` line per record that
+`bench/timesplit.py` (or a user's own script) reads back. `category` sorts a stage into
+start-up, generation or training; what a job's records leave of its wall time is "other".
 """
 
 from __future__ import annotations
@@ -13,6 +15,21 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 PREFIX = "alignlab-timing "
+JOB = "job total"
+# Stage names by category (prefixes); every stage a step records starts with one of them.
+CATEGORIES = {
+    "start-up": ("materialize model", "engine start-up", "load model", "merge", "swap in"),
+    "generation": ("generate", "forward"),
+    "training": ("train", "SAE training", "edit"),
+}
+
+
+def category(stage: str) -> str:
+    """start-up, generation, training, or other (e.g. the job total)."""
+    for name, prefixes in CATEGORIES.items():
+        if stage.startswith(prefixes):
+            return name
+    return "other"
 
 
 @dataclass(frozen=True)
@@ -32,11 +49,12 @@ def record(stage: str, seconds: float, *, items: int = 0, prompt_tokens: int = 0
 
 
 @contextmanager
-def timer(stage: str):
-    """Record the seconds the `with` block took as `stage` (only if it finishes)."""
+def timer(stage: str, **counts: int):
+    """Record the seconds the `with` block took as `stage` (only if it finishes); `counts`:
+    items, prompt_tokens, output_tokens (see `record`)."""
     start = time.perf_counter()
     yield
-    record(stage, time.perf_counter() - start)
+    record(stage, time.perf_counter() - start, **counts)
 
 
 def reset() -> None:
