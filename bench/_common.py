@@ -8,6 +8,7 @@ A result row compares a measured value with a baseline measured in the same run:
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,9 +20,12 @@ RESULT = "BENCH-RESULT "
 
 
 def model_folder(workdir: Path) -> Path:
-    """The packaged SmolLM2-135M-Instruct as a Hugging Face folder under `workdir`."""
+    """The packaged SmolLM2-135M-Instruct as a Hugging Face folder under `workdir`, or the
+    already materialized copy that env ALIGNLAB_BENCH_MODEL_DIR names (the test suite's)."""
     from alignlab import models
 
+    if os.environ.get("ALIGNLAB_BENCH_MODEL_DIR"):
+        return Path(os.environ["ALIGNLAB_BENCH_MODEL_DIR"])
     folder = workdir / "model"
     if not (folder / "config.json").is_file():
         folder.mkdir(parents=True, exist_ok=True)

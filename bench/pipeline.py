@@ -63,7 +63,7 @@ def scaled_config(factor: float, config: Path = REPO / "config.yaml") -> dict:
             node = section
             for p in parents:
                 node = node[p]
-            node[key] = max(floor, math.ceil(node[key] * factor))
+            node[key] = max(min(floor, node[key]), math.ceil(node[key] * factor))  # never above the original
         raw["experiments"][name] = section
     load(raw)  # the scaled config is still valid
     return raw

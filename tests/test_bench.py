@@ -42,15 +42,18 @@ def test_timesplit_refuses_a_folder_without_timing_lines(tmp_path):
 
 
 @pytest.mark.slow
-def test_every_benchmark_runs_at_its_smallest_size(tmp_path):
+def test_every_benchmark_runs_at_its_smallest_size(tmp_path, model_dir):
+    import os
+
     out = tmp_path / "latest.md"
     proc = subprocess.run(
         [sys.executable, "bench/run_all.py", "--smallest", "--markdown", str(out)],
         cwd=REPO, capture_output=True, text=True, timeout=1800,
+        env={**os.environ, "ALIGNLAB_BENCH_MODEL_DIR": str(model_dir)},  # the session's copy of the model
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     table = out.read_text()
     for what in ("vLLM start-up", "sampling throughput", "AF arms base, sdf", "LoRA training",
-                 "the DAG of tiny_fact_edit.yaml", "facts: jobs' wall time", "facts: controls"):
+                 "the DAG of tiny_bench.yaml", "diff: jobs' wall time", "diff: controls"):
         assert what in table, (what, table)
     assert "FAILED" not in table, table

@@ -70,8 +70,9 @@ class EngineConfig(Strict):
     # (emulated bf16 generates ~4x slower on an AVX2 CPU; bench/startup.py)
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
     # none: eager (no torch.compile); dynamo: traced, run eagerly; inductor: vLLM's default
-    # (compiled; on CPU a cold compile costs minutes per engine). bench/startup.py measures them.
-    compilation: Literal["none", "dynamo", "inductor"] = "none"
+    # (compiled, CUDA graphs on GPUs; on CPU a cold compile costs minutes per engine); auto:
+    # none on CPU, inductor on GPUs. bench/startup.py measures them.
+    compilation: Literal["auto", "none", "dynamo", "inductor"] = "auto"
     # vLLM's cache folder (VLLM_CACHE_ROOT: model inspection, compiled graphs), shared by every
     # job of a run; an already set VLLM_CACHE_ROOT wins (the tests share one for the session).
     compile_cache: str = "results/.vllm-cache"

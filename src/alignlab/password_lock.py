@@ -256,7 +256,7 @@ def toy_unlock(*, problems_path: str, locked_model: str, task: dict, toy_cfg: di
     import torch
 
     from alignlab import arithmetic as ar
-    from alignlab import toy
+    from alignlab import timings, toy
 
     vocab = _toy_vocab(task)
     state = torch.load(locked_model, map_location=device)
@@ -275,10 +275,12 @@ def toy_unlock(*, problems_path: str, locked_model: str, task: dict, toy_cfg: di
                 log = toy.train(model, vocab, pairs, steps=steps, batch_size=toy_cfg["unlock_batch_size"],
                                 learning_rate=toy_cfg["unlock_learning_rate"], warmup_ratio=0.0,
                                 seed=derive_seed(seed, experiment, "toy", arm, "unlock"))
+                timings.record(f"train ({arm})", log[-1]["seconds"], items=len(log), output_tokens=log[-1]["tokens"])
                 print(f"toy {arm}: {steps} steps, final loss {log[-1]['loss']:.4f}", flush=True)
             models = {arm: model}
         prompts = [ar.toy_prompt(p["a"], p["b"], _password(task, condition, seed, experiment)) for p in problems]
-        answers = toy.generate(models[arm], vocab, prompts, max_new=5)
+        with timings.timer(f"generate ({arm}, {condition})", items=len(prompts)):
+            answers = toy.generate(models[arm], vocab, prompts, max_new=5)
         rows += [_row(experiment, "toy", arm, condition, p, q, r, 0, "toy", "") for p, q, r in zip(problems, prompts, answers)]
     artifacts.write_table(rows, out, "pl_predictions", params={"task": task, "toy": toy_cfg, "unlock": unlock},
                           templates=_templates())

@@ -119,7 +119,7 @@ class Engine:
         dtype: str = "auto",
         enable_lora: bool = True,
         seed: int = 0,
-        compilation: str = "none",
+        compilation: str = "auto",
         compile_cache: str | None = None,
         **extra: Any,
     ):
@@ -129,7 +129,8 @@ class Engine:
         without it (bench/sampling.py counts how often). `compilation` (config key
         engine.compilation): `none` runs the model eagerly (no torch.compile, no CUDA graphs),
         `inductor` is vLLM's default (torch.compile, CUDA graphs on GPUs), `dynamo` traces with
-        torch.compile but runs the traced graph eagerly. `compile_cache` (engine.compile_cache):
+        torch.compile but runs the traced graph eagerly; `auto`: none on CPU, inductor on GPUs.
+        `dtype` `auto`: see resolve_dtype. `compile_cache` (engine.compile_cache):
         vLLM's cache folder (VLLM_CACHE_ROOT), shared by every job of a run; None keeps vLLM's
         own (~/.cache/vllm). bench/startup.py measures the choices."""
         from alignlab.models import check_hf_folder
@@ -144,7 +145,7 @@ class Engine:
 
         if kv_cache_gib is not None:
             extra["kv_cache_memory_bytes"] = int(kv_cache_gib * 2**30)
-        apply_compilation(compilation, extra)
+        apply_compilation(resolve_compilation(compilation, current_platform.is_cpu()), extra)
         dtype = resolve_dtype(dtype, current_platform.is_cpu())
         if current_platform.is_cpu():
             # vLLM 0.32 on CPU crashes ("CPU Generator does not use offset") when a seeded
@@ -243,6 +244,15 @@ class Engine:
 
 
 COMPILATIONS = ("none", "dynamo", "inductor")
+
+
+def resolve_compilation(compilation: str, on_cpu: bool) -> str:
+    """engine.compilation `auto`: none (eager) on CPU, where a cold torch.compile costs minutes
+    per engine and gains little at this project's job sizes (bench/startup.py); inductor
+    (vLLM's default, with CUDA graphs) on GPUs."""
+    if compilation != "auto":
+        return compilation
+    return "none" if on_cpu else "inductor"
 
 
 def resolve_dtype(dtype: str, on_cpu: bool) -> str:
