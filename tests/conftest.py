@@ -76,14 +76,15 @@ def clean_rerun(request, tmp_path_factory):
     local run; elsewhere it runs locally and only the reproducibility test uses it."""
     from workflow import copy_workflow, planned_jobs, snakemake
 
-    on_slurm = _slurm_unavailable() is None or bool(os.environ.get("CI"))
+    why_local = _slurm_unavailable()
+    on_slurm = why_local is None or bool(os.environ.get("CI"))
     if on_slurm:
         request.getfixturevalue("slurm_cluster")
     workdir = copy_workflow(tmp_path_factory.mktemp("clean-rerun"))
     expected = planned_jobs(workdir, workdir / "tiny.yaml")
     profile = "profiles/slurm-test" if on_slurm else "profiles/test"
     proc = snakemake(workdir, "--configfile", "tiny.yaml", profile=profile, timeout=3000)
-    return {"workdir": workdir, "on_slurm": on_slurm, "expected": expected, "proc": proc}
+    return {"workdir": workdir, "on_slurm": on_slurm, "why_local": why_local, "expected": expected, "proc": proc}
 
 
 # --- A real one-node SLURM (tests/slurm/up.sh) -------------------------------------------------------

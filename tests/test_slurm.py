@@ -22,10 +22,8 @@ LOCAL_RULES = {"all", "gather_samples", "gather_compliance", "gather_af", "repor
 def slurm_run(clean_rerun):
     """The session's second clean run of the tiny config (conftest.clean_rerun), which goes
     through SLURM wherever the SLURM fixture can run."""
-    from conftest import _slurm_unavailable
-
     if not clean_rerun["on_slurm"]:
-        pytest.skip(_slurm_unavailable())
+        pytest.skip(clean_rerun["why_local"])
     return clean_rerun["workdir"], clean_rerun["expected"], clean_rerun["proc"]
 
 
