@@ -152,7 +152,6 @@ class Engine:
             # request's prefill is split across steps; keep every prompt in one step.
             extra.setdefault("enable_chunked_prefill", False)
         self.model_dir = str(model_dir)
-        self.dtype = dtype
         self.max_model_len = max_model_len
         self.max_lora_rank = max_lora_rank
         self.llm = LLM(
