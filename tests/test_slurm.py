@@ -1,8 +1,9 @@
-"""The tiny config through a real one-node SLURM (started by the `slurm_cluster` fixture) with
-profiles/slurm-test, which differs from profiles/slurm only in partition and polling: every
-model and data job is an sbatch job, and the results equal those of the local run. The SLURM
-run is the session's clean second run (conftest.clean_rerun), which the reproducibility test
-compares with the local run too."""
+"""Part of the tiny DAG (conftest.RERUN_TARGETS: model materialization, data, vLLM sampling and
+judging for the positive-control chats, two LoRA fine-tunes) through a real one-node SLURM
+(started by the `slurm_cluster` fixture) with profiles/slurm-test, which differs from
+profiles/slurm only in partition and polling: every model and data job is an sbatch job, and
+the results equal those of the local run. The SLURM run is the session's clean second run
+(conftest.clean_rerun), which the reproducibility test compares with the local run too."""
 
 from __future__ import annotations
 
@@ -44,4 +45,4 @@ def test_every_model_and_data_job_ran_as_a_slurm_job(slurm_run):
 
 def test_slurm_results_equal_the_local_results(slurm_run, tiny_run):
     workdir, _, _ = slurm_run
-    assert assert_same_results(tiny_run["workdir"] / "results", workdir / "results") > 30
+    assert assert_same_results(tiny_run["workdir"] / "results", workdir / "results", subset=True) >= 6

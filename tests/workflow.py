@@ -77,24 +77,38 @@ def tables(results: Path) -> dict[str, tuple[pl.DataFrame, dict]]:
 
 def adapter_hashes(results: Path) -> dict[str, str]:
     """sha256 of every adapter's weights, by path; follows the symlinks into Snakemake's cache."""
+    return weight_hashes(results, "adapter_model.safetensors")
+
+
+def weight_hashes(results: Path, name: str) -> dict[str, str]:
+    """sha256 of every file called `name` under `results`, by path (following symlinks)."""
     found = {}
     for folder, _, files in os.walk(results, followlinks=True):
-        if "adapter_model.safetensors" in files:
-            path = Path(folder) / "adapter_model.safetensors"
+        if name in files:
+            path = Path(folder) / name
             found[str(path.relative_to(results))] = hashlib.sha256(path.read_bytes()).hexdigest()
     return dict(sorted(found.items()))
 
 
-def assert_same_results(a: Path, b: Path) -> int:
-    """Both runs wrote the same tables with equal content and metadata, and the same adapter
-    weights. Returns how many tables were compared."""
+def assert_same_results(a: Path, b: Path, subset: bool = False) -> int:
+    """Both runs wrote the same tables with equal content and metadata, the same adapter
+    weights and the same materialized model weights. With `subset`, run `b` ran part of the
+    DAG: every table and weight file it wrote equals run `a`'s. Returns how many tables were
+    compared."""
     ta, tb = tables(a), tables(b)
+    if subset:
+        assert set(tb) <= set(ta), f"tables the first run did not write: {sorted(set(tb) - set(ta))}"
+        ta = {rel: ta[rel] for rel in tb}
     assert sorted(ta) == sorted(tb), f"different tables: {sorted(set(ta) ^ set(tb))}"
     for rel, (frame, meta) in ta.items():
         other, other_meta = tb[rel]
         assert frame.equals(other), f"{rel}: content differs"
         assert meta == other_meta, f"{rel}: metadata differs"
-    assert adapter_hashes(a) == adapter_hashes(b), "adapter weights differ"
+    for name in ("adapter_model.safetensors", "model.safetensors"):
+        wa, wb = weight_hashes(a, name), weight_hashes(b, name)
+        if subset:
+            wa = {rel: wa.get(rel) for rel in wb}
+        assert wa == wb, f"{name} weights differ: {sorted(k for k in wa if wa[k] != wb.get(k))}"
     return len(ta)
 
 
