@@ -67,6 +67,8 @@ def tiny_run(tmp_path_factory, output_cache):
         env={"SNAKEMAKE_OUTPUT_CACHE": str(output_cache)},
     )
     return {"workdir": workdir, "config": config, "seconds": time.perf_counter() - start, "proc": proc}
+
+
 # What the clean rerun runs: every job of the tiny DAG that does not need the positive-control
 # adapter (model materialization, queries, documents, the positive-control data, which samples
 # and judges with vLLM, and two LoRA fine-tunes). The rest (the positive-control fine-tune,
@@ -78,6 +80,9 @@ RERUN_TARGETS = (
     "results/tiny/adapters/sdf_baseline",
     "results/tiny/train/positive_control.parquet",
 )
+# It writes 7 tables (the model index, queries, two document sets, the positive-control chats,
+# two training logs); the tests require that at least 6 were compared, so an empty rerun fails.
+RERUN_MIN_TABLES = 6
 
 
 @pytest.fixture(scope="session")

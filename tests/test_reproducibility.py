@@ -12,19 +12,17 @@ import sys
 import pytest
 
 from alignlab import artifacts
+from conftest import RERUN_MIN_TABLES
 from workflow import assert_same_results
 
 pytestmark = pytest.mark.slow
 
-# queries, the two document sets, the positive-control chats, two training logs
-MIN_TABLES = 6
-
 
 def test_two_clean_runs_with_the_same_seed_are_identical(tiny_run, clean_rerun):
-    # clean_rerun: no between-workflow cache, everything recomputed (on SLURM where it can be)
+    # clean_rerun: no between-workflow cache, every job it runs recomputed (on SLURM where it can be)
     rerun = clean_rerun["workdir"] / "results"
     n = assert_same_results(tiny_run["workdir"] / "results", rerun, subset=True)
-    assert n >= MIN_TABLES, n
+    assert n >= RERUN_MIN_TABLES, n
     assert len(list(rerun.glob("tiny/adapters/*/adapter_model.safetensors"))) == 2
     assert (rerun / "models/smollm2/hf/model.safetensors").is_file()
 
