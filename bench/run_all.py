@@ -47,7 +47,7 @@ def suites(smallest: bool, workdir: Path) -> dict:
     """name -> a function of the working folder returning result rows."""
     if smallest:
         return {
-            "startup": lambda w: startup.run(w, choices=("none:float32",), chats=2, tokens=4, warm=False),
+            "startup": lambda w: startup.run(w, choices=("auto:auto",), chats=2, tokens=4, warm=False),
             "sampling": lambda w: sampling.run(w, queries=1, new_tokens=4, hf_batch=2),
             "arms": lambda w: arms.run(w, queries=1, new_tokens=4, arms=("base", "sdf")),
             "training": lambda w: training.run(n_docs=4, n_heldout=2, out=str(workdir / "training_loss.png"),

@@ -5,12 +5,14 @@ Each measurement is a fresh process (as every pipeline job is) that imports vLLM
 samples the alignment-faking workload at the size of one arm of the default run's sampling job
 (30 queries x 2 tiers = 60 chats, 96 new tokens). Start-up is split from vLLM's own log lines:
 importing vLLM, loading the weights, compiling (torch.compile / inductor), and the rest (KV-cache
-profiling and allocation, warm-up, tokenizer). Each choice (engine.compilation : engine.dtype; bf16 is
-emulated, and slow, on CPUs without AVX512-BF16 or AMX) runs twice against one compile cache
+profiling and allocation, warm-up, tokenizer; compilation is part of engine init in vLLM's own
+split, and is shown apart from it here). Each choice (engine.compilation : engine.dtype; bf16 is
+emulated, and slow, on CPUs without AVX512-BF16 or AMX; `auto:auto` is what the pipeline runs on
+this machine, named with what it resolved to) runs twice against one compile cache
 folder (`VLLM_CACHE_ROOT`) that starts empty: `cold` is a new machine's first job, `warm` every
 later job of a run (the pipeline shares one cache folder, `engine.compile_cache`, by all jobs).
 
-    .venv/bin/python bench/startup.py [--choices none:float32 inductor:float32] [--chats 60] [--tokens 96]
+    .venv/bin/python bench/startup.py [--choices auto:auto inductor:float32] [--chats 60] [--tokens 96]
 """
 
 from __future__ import annotations
@@ -27,9 +29,10 @@ from pathlib import Path
 import _common as common
 
 # vLLM's log lines that split start-up (the regexes take the seconds).
+# vLLM logs compilation inside engine init: "init engine (...) took 65.2 s (compilation: 40.1 s)".
 PHASES = {
     "weights": r"Loading weights took ([\d.]+) s",
-    "compile": r"torch\.compile took ([\d.]+) s in total",
+    "compile": r"init engine \(profile, create kv cache, warmup model\) took [\d.]+ s \(compilation: ([\d.]+) s",
     "engine init": r"init engine \(profile, create kv cache, warmup model\) took ([\d.]+) s",
 }
 
@@ -72,34 +75,55 @@ def measure(choice: str, cache: Path, model: Path, chats: int, tokens: int) -> d
 
 
 def describe(r: dict) -> str:
-    other = r["startup"] - r["weights"] - r["compile"] - r["engine init"]
+    other = r["startup"] - r["weights"] - r["engine init"]  # compilation is part of engine init
     return (
         f"start-up {r['import'] + r['startup']:.0f} s (import {r['import']:.0f}, weights {r['weights']:.0f}, "
-        f"compile {r['compile']:.0f}, KV cache + warm-up {r['engine init']:.0f}, other {other:.0f}); "
+        f"compile {r['compile']:.0f}, KV cache + warm-up {r['engine init'] - r['compile']:.0f}, other {other:.0f}); "
         f"generate {r['tokens'] / r['generate']:.0f} tok/s"
     )
 
 
-DEFAULT_CHOICES = ("inductor:bfloat16", "none:float32", "inductor:float32")  # before, after, compiled in fp32
+# vLLM's default (before), then engine.compilation:dtype `auto:auto` (what the pipeline runs on
+# this machine: float32 or bfloat16 by the CPU), then the other dtype eagerly and compiled.
+DEFAULT_CHOICES = ("inductor:bfloat16", "auto:auto", "none:float32", "none:bfloat16", "inductor:float32")
+
+
+def resolve(choice: str) -> str:
+    """A compilation:dtype choice with `auto` resolved as the pipeline resolves it on this machine."""
+    from alignlab.sampling import resolve_compilation, resolve_dtype
+
+    compilation, dtype = choice.split(":")
+    return f"{resolve_compilation(compilation, on_cpu=True)}:{resolve_dtype(dtype, on_cpu=True)}"
 
 
 def run(workdir: Path, choices=DEFAULT_CHOICES, chats: int = 60, tokens: int = 96, warm: bool = True) -> list[dict]:
+    """`auto` in a choice is resolved as the pipeline would here; a choice that resolves to one
+    already measured is measured once, under the `auto` name (e.g. `auto:auto = none:bfloat16`)."""
     model = common.model_folder(workdir)
-    rows, got = [], {}
+    names: dict[str, str] = {}  # resolved choice -> its row name
     for choice in choices:
-        cache = Path(tempfile.mkdtemp(prefix=f"vllm-cache-{choice.replace(':', '-')}-", dir=workdir))
+        resolved = resolve(choice)
+        if "auto" in choice:
+            names[resolved] = f"{choice} = {resolved}"
+        else:
+            names.setdefault(resolved, choice)
+    rows, got = [], {}
+    for resolved, name in names.items():
+        cache = Path(tempfile.mkdtemp(prefix=f"vllm-cache-{resolved.replace(':', '-')}-", dir=workdir))
         for state in ("cold", "warm") if warm else ("cold",):
-            got[choice, state] = r = measure(choice, cache, model, chats, tokens)
-            print(f"{choice} {state}: {describe(r)}", flush=True)
-    base = got[choices[0], "cold"]
+            got[name, state] = r = measure(resolved, cache, model, chats, tokens)
+            print(f"{name} {state}: {describe(r)}", flush=True)
+    first = next(iter(names.values()))
+    base = got[first, "cold"]
     base_total = base["import"] + base["startup"] + base["generate"]
-    for (choice, state), r in got.items():
+    for (name, state), r in got.items():
         total = r["import"] + r["startup"] + r["generate"]
+        is_base = (name, state) == (first, "cold")
         rows.append(common.row(
-            f"vLLM start-up + {r['chats']} chats x {tokens} tokens, engine compilation:dtype {choice}, {state} cache",
-            f"{choices[0]}, cold: {base_total:.0f} s" if (choice, state) != (choices[0], "cold") else "(the baseline)",
+            f"vLLM start-up + {r['chats']} chats x {tokens} tokens, engine compilation:dtype {name}, {state} cache",
+            "(the baseline)" if is_base else f"{first}, cold: {base_total:.0f} s",
             f"{total:.0f} s: {describe(r)}",
-            base_total / total if (choice, state) != (choices[0], "cold") else None,
+            None if is_base else base_total / total,
         ))
     return rows
 
@@ -110,7 +134,7 @@ def main() -> None:
         return
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--choices", nargs="+", default=list(DEFAULT_CHOICES),
-                    help="engine.compilation:engine.dtype pairs, e.g. none:float32 inductor:bfloat16")
+                    help="engine.compilation:engine.dtype pairs, e.g. auto:auto none:float32 inductor:bfloat16")
     ap.add_argument("--chats", type=int, default=60)
     ap.add_argument("--tokens", type=int, default=96)
     ap.add_argument("--cold-only", action="store_true")

@@ -27,6 +27,9 @@ def test_shipped_configs_are_valid():
     assert list(cfg.experiments["af"].arms) == ["base", "prompted", "sdf", "sdf_baseline", "positive_control"]
     assert cfg.experiments["af"].arms["prompted"].scratchpad
     config.load(yaml.safe_load((REPO / "tests/configs/tiny.yaml").read_text()), REPO)
+    # the longer CPU study: the same experiments as the default, at the sizes before issue 13
+    study = config.load(yaml.safe_load((REPO / "configs/cpu_study.yaml").read_text()), REPO)
+    assert {k: e.kind for k, e in study.experiments.items()} == {k: e.kind for k, e in cfg.experiments.items()}
 
 
 def test_model_diff_adapter_of_another_base_is_refused():
