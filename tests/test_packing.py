@@ -133,7 +133,9 @@ def test_packed_examples_do_not_attend_to_each_other(model_dir, tokenizer, attn)
         for e in examples:
             n = len(e.input_ids)
             alone = model(input_ids=torch.tensor([e.input_ids])).logits[0]
-            torch.testing.assert_close(packed[0, at : at + n], alone, atol=1e-4, rtol=1e-4)
+            # fp32 sums in another order in a longer row: up to ~1.3e-4 apart on AMX CPUs; a
+            # leak across examples moves logits by more than 1e-2 (the `leaky` check below)
+            torch.testing.assert_close(packed[0, at : at + n], alone, atol=1e-3, rtol=1e-4)
             if at:
                 assert (leaky[0, at : at + n] - alone).abs().max() > 1e-2
             at += n
