@@ -29,12 +29,7 @@ class FakeEngine:
 
 
 class CountingEngine:
-    """Wraps the real engine and counts the conversations sent to it.
-
-    Each call starts from an empty prefix cache: vLLM's prefix caching changes the numerics of
-    prompts it has seen, so a warm cache can flip a near-tie (even at temperature 0) and a
-    repeated call would differ for reasons unrelated to the judges' seeds.
-    """
+    """Wraps the real engine and counts the conversations sent to it."""
 
     def __init__(self, engine):
         self.engine = engine
@@ -43,7 +38,6 @@ class CountingEngine:
 
     def chat(self, conversations, params, **kwargs):
         self.calls.append(len(conversations))
-        self.engine.llm.reset_prefix_cache()
         completions = self.engine.chat(conversations, params, progress=False, **kwargs)
         self.texts += [c.text for c in completions]
         return completions

@@ -34,6 +34,7 @@ class Completion:
     # The first generated token's top log-probabilities (token text -> logprob), when asked
     # for with `sampling_params(logprobs=...)`; vLLM's raw ones, before any constraint.
     first_logprobs: dict[str, float] | None = None
+    n_cached_tokens: int = 0  # prompt tokens served from vLLM's prefix cache
 
 
 def sampling_params(
@@ -124,9 +125,12 @@ class Engine:
         **extra: Any,
     ):
         """`kv_cache_gib` fixes the KV cache size (else `gpu_memory_utilization` decides it).
-        `prefix_caching` reuses the KV cache of shared prompt prefixes (the long system prompts);
-        a rerun stays identical, but like batching it can flip a close call against an engine
-        without it (bench/sampling.py counts how often). `compilation` (config key
+        `prefix_caching` reuses the KV cache of shared prompt prefixes (the long system prompts)
+        within one call; every call starts from an empty cache, because a prompt whose prefix is
+        cached is computed along another path whose numerics differ (in bf16 enough to flip
+        sampled tokens), so without that a call's samples would depend on what the process sampled
+        before. Like batching, caching can flip a close call against an engine without it
+        (bench/sampling.py counts how often). `compilation` (config key
         engine.compilation): `none` runs the model eagerly (no torch.compile, no CUDA graphs),
         `inductor` is vLLM's default (torch.compile, CUDA graphs on GPUs), `dynamo` traces with
         torch.compile but runs the traced graph eagerly; `auto`: none on CPU, inductor on GPUs.
@@ -211,6 +215,7 @@ class Engine:
         if not conversations:
             return []
         start = time.perf_counter()
+        self.llm.reset_prefix_cache()  # see __init__: a call's samples depend on its requests only
         outputs = self.llm.chat(
             list(conversations),
             list(params),
@@ -231,6 +236,7 @@ class Engine:
         if not prompts:
             return []
         start = time.perf_counter()
+        self.llm.reset_prefix_cache()  # see __init__
         outputs = self.llm.generate(
             list(prompts), list(params), lora_request=self._lora_requests(adapter_dir, len(prompts)),
             use_tqdm=progress,
@@ -301,4 +307,5 @@ def _completion(output) -> Completion:
         n_prompt_tokens=len(output.prompt_token_ids or []),
         n_output_tokens=len(best.token_ids),
         first_logprobs=first,
+        n_cached_tokens=output.num_cached_tokens or 0,
     )
