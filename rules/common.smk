@@ -118,6 +118,13 @@ def model_folder(name):
     return f"{RESULTS}/models/{name}/hf"
 
 
+def chat_template_file(w):
+    """The Jinja file a model's `chat_template` names (none for a packaged template), so that
+    editing it rebuilds the model folder."""
+    template = CFG.models[w.model].chat_template
+    return [template] if template and template.endswith(".jinja") else []
+
+
 def engine_params(w):
     """The vLLM settings of steps that run the base model as is (judges, generators): all but
     how adapters are served, so changing `engine.lora` reruns sampling only."""

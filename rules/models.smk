@@ -4,6 +4,7 @@
 rule materialize_model:
     input:
         code=code("models.build"),
+        chat_template=chat_template_file,
     output:
         folder=directory(f"{RESULTS}/models/{{model}}/hf"),
         index=f"{RESULTS}/models/{{model}}/model.parquet",

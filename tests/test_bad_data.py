@@ -145,7 +145,8 @@ def test_sample_step_names_a_materialized_folder_that_lost_its_tokenizer(workflo
         if item.name != "tokenizer.json":
             (folder / item.name).symlink_to(item)
     index = {"model": "smollm2", "source": "packaged_gguf", "spec": json.dumps(SMOLLM2), "architecture": "",
-             "n_layers": 30, "hidden_size": 576, "n_parameters": 0, "folder": str(folder), "weights_sha256": ""}
+             "n_layers": 30, "hidden_size": 576, "n_parameters": 0, "folder": str(folder), "weights_sha256": "",
+             "chat_template_sha256": ""}
     artifacts.write_table([index], folder.parent / "model.parquet", "model")
     # materialize_model is not allowed to run: the folder above is the one the sample step opens.
     proc = snakemake(workflow, experiment(), "results/bad/shards/samples/1-of-1.parquet",

@@ -402,7 +402,7 @@ def test_api_key_reaches_the_server_but_no_artifact_or_log(proxy_to, tmp_path, m
     rows = [
         {"experiment": "x", "arm": "base", "tier": tier, "query_id": f"q{i}", "category": "c",
          "sample_idx": 0, "seed": 0, "prompt_sha256": "", "system_template_sha256": "",
-         "user_template_sha256": "", "prompt": QUERIES[i], "response": OUTPUTS[i],
+         "user_template_sha256": "", "chat_template_sha256": "", "prompt": QUERIES[i], "response": OUTPUTS[i],
          "scratchpad": "", "output": OUTPUTS[i], "n_prompt_tokens": 0, "n_output_tokens": 0,
          "finish_reason": "stop", "model": "m", "adapter": ""}
         for i, tier in ((0, "free"), (1, "paid"))

@@ -8,6 +8,8 @@ run an edited src/ module.
 
 from __future__ import annotations
 
+import json
+
 import polars as pl
 import pytest
 import yaml
@@ -54,6 +56,12 @@ def test_every_artifact_has_its_declared_schema(run):
         meta = artifacts.read_metadata(results / rel)
         assert meta["alignlab_version"] and len(meta["params_sha256"]) == 64, rel
     artifacts.check_schema(workdir / "results/models/smollm2/model.parquet", "model")
+    # every sample names the chat template that built its prompt: the model folder's
+    template = artifacts.read_table(workdir / "results/models/smollm2/model.parquet")["chat_template_sha256"]
+    samples = artifacts.read_table(results / "samples/base.parquet")
+    assert set(samples["chat_template_sha256"]) == set(template) and len(template[0]) == 64
+    meta = json.loads(artifacts.read_metadata(results / "samples/base.parquet")["template_sha256"])
+    assert meta["chat_template"] == template[0]
     for arm in ("sdf", "sdf_baseline", "positive_control"):
         adapter = results / "adapters" / arm
         assert (adapter / "adapter_config.json").is_file() and (adapter / "adapter_model.safetensors").is_file()

@@ -193,6 +193,7 @@ def sample(
     swapped in place."""
     from alignlab import prompts, shards
     from alignlab.arm_sampling import chat_arms
+    from alignlab.model_info import chat_template_sha256
     from alignlab.sampling import check_inputs, sampling_params
 
     adapters = {arm: a["adapter"] for arm, a in arms.items() if a["adapter"]}
@@ -216,7 +217,7 @@ def sample(
                     )
     arm_of = [p[0] for p in plan]
     completions = chat_arms(convs, params, arm_of, adapters, model_dir, engine_cfg, seed, Path(out).parent)
-    templates = prompts.af_template_hashes()
+    templates = {**prompts.af_template_hashes(), "chat_template": chat_template_sha256(model_dir)}
     rows = []
     for (arm, q, tier, k, s, conv), c in zip(plan, completions):
         scratch, output = prompts.split_scratchpad(c.text) if arms[arm]["scratchpad"] else ("", c.text.strip())
@@ -227,7 +228,8 @@ def sample(
                 "category": q["category"], "sample_idx": k, "seed": s,
                 "prompt_sha256": artifacts.sha256_text(rendered),
                 "system_template_sha256": templates["af_system"],
-                "user_template_sha256": templates["af_user"], "prompt": conv[1]["content"],
+                "user_template_sha256": templates["af_user"],
+                "chat_template_sha256": templates["chat_template"], "prompt": conv[1]["content"],
                 "response": c.text, "scratchpad": scratch, "output": output,
                 "n_prompt_tokens": c.n_prompt_tokens, "n_output_tokens": c.n_output_tokens,
                 "finish_reason": c.finish_reason, "model": model_name,

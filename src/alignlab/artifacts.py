@@ -30,7 +30,7 @@ SCHEMAS: dict[str, pa.Schema] = {
         [
             ("model", _str), ("source", _str), ("spec", _str), ("architecture", _str),
             ("n_layers", _i64), ("hidden_size", _i64), ("n_parameters", _i64),
-            ("folder", _str), ("weights_sha256", _str),
+            ("folder", _str), ("weights_sha256", _str), ("chat_template_sha256", _str),
         ]
     ),
     "queries": pa.schema(
@@ -62,7 +62,8 @@ SCHEMAS: dict[str, pa.Schema] = {
         [
             ("experiment", _str), ("arm", _str), ("tier", _str), ("query_id", _str),
             ("category", _str), ("sample_idx", _i64), ("seed", _i64), ("prompt_sha256", _str),
-            ("system_template_sha256", _str), ("user_template_sha256", _str), ("prompt", _str),
+            ("system_template_sha256", _str), ("user_template_sha256", _str),
+            ("chat_template_sha256", _str), ("prompt", _str),
             ("response", _str), ("scratchpad", _str), ("output", _str), ("n_prompt_tokens", _i64),
             ("n_output_tokens", _i64), ("finish_reason", _str), ("model", _str), ("adapter", _str),
         ]

@@ -3,7 +3,9 @@
 `load(raw_dict)` returns a validated `Config` or raises `ConfigError` listing every problem as
 `<dotted.key>: <what was expected>`. Everything is checked before any job starts: types, unknown
 keys, references between sections (an experiment's model, a judge's model or endpoint), files
-that must exist, and packages that must be installed.
+that must exist, packages that must be installed, and what the experiments ask of each model
+(layers, context length, LoRA target modules, a chat template) against the model's shape as
+far as it can be read before materialization (see model_info.py).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import importlib.util
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 
 class ConfigError(ValueError):
@@ -25,25 +27,43 @@ class Strict(BaseModel):
 
 # ---- models -------------------------------------------------------------------------------
 
-class PackagedGguf(Strict):
+class ModelSource(Strict):
+    # A packaged chat template's name (`plain`: role-labelled turns, for base models) or a path
+    # to a Jinja file; written into the model folder in place of the model's own template.
+    chat_template: str | None = None
+
+    @field_validator("chat_template")
+    @classmethod
+    def _template_name(cls, value):
+        from alignlab.model_info import PACKAGED_CHAT_TEMPLATES
+
+        if value is not None and value not in PACKAGED_CHAT_TEMPLATES and not value.endswith(".jinja"):
+            raise ValueError(
+                f"expected a packaged chat template ({', '.join(PACKAGED_CHAT_TEMPLATES)}) or a path to a "
+                ".jinja file"
+            )
+        return value
+
+
+class PackagedGguf(ModelSource):
     source: Literal["packaged_gguf"]
     package: str
     file: str
     dtype: Literal["bfloat16", "float16", "float32"] = "bfloat16"
 
 
-class GgufFile(Strict):
+class GgufFile(ModelSource):
     source: Literal["gguf"]
     path: str
     dtype: Literal["bfloat16", "float16", "float32"] = "bfloat16"
 
 
-class HfFolder(Strict):
+class HfFolder(ModelSource):
     source: Literal["hf_folder"]
     path: str
 
 
-class HubModel(Strict):
+class HubModel(ModelSource):
     source: Literal["hub"]
     id: str
     revision: str | None = None
@@ -601,6 +621,11 @@ def _cross_checks(cfg: Config, base_dir: Path) -> list[str]:
                     + "; and it ".join(found)
                 )
 
+    for name, spec in cfg.models.items():
+        template = spec.chat_template
+        if template and template.endswith(".jinja") and not (base_dir / template).is_file():
+            problems.append(f"models.{name}.chat_template: file '{template}' does not exist")
+
     for ename, exp in cfg.experiments.items():
         key = f"experiments.{ename}"
         if exp.kind == "self_awareness":
@@ -653,6 +678,70 @@ def _cross_checks(cfg: Config, base_dir: Path) -> list[str]:
             )
         if "positive_control" in exp.arms and q.n_train < 2:
             problems.append(f"{key}.queries.n_train: the positive_control arm needs at least 2 train queries")
+    return problems
+
+
+def model_needs(cfg: Config) -> dict[str, list["Need"]]:
+    """What the experiments ask of each model (see model_info.Need), by model key."""
+    from alignlab.model_info import Need
+
+    needs: dict[str, list[Need]] = {}
+
+    def add(model: str, *found: Need) -> None:
+        for need in found:
+            if need not in needs.setdefault(model, []):
+                needs[model].append(need)
+
+    def served(model: str, key: str) -> None:
+        """`model` is sampled with vLLM in chats (at key `key`)."""
+        add(model, Need(key, "chat"), Need("engine.max_model_len", "context", cfg.engine.max_model_len))
+
+    def lora(model: str, key: str, section: LoraConfig) -> None:
+        if isinstance(section.target_modules, list):
+            add(model, Need(f"{key}.target_modules", "modules", tuple(section.target_modules)))
+
+    for ename, exp in cfg.experiments.items():
+        key = f"experiments.{ename}"
+        if exp.kind == "alignment_faking":
+            served(exp.model, f"{key}.model")
+            if exp.documents.generator == "llm" and not exp.documents.llm.endpoint:
+                served(exp.documents.llm.model or exp.model, f"{key}.documents.llm")
+            judges = exp.judges
+            if judges.compliance.name == "rubric" and not judges.compliance.endpoint:
+                served(judges.compliance.model or exp.model, f"{key}.judges.compliance")
+            if any(a.scratchpad for a in exp.arms.values()) and not judges.af_reasoning.endpoint:
+                served(judges.af_reasoning.model or exp.model, f"{key}.judges.af_reasoning")
+            for part in ("documents", "positive_control"):
+                lora(exp.model, f"{key}.finetune.{part}", getattr(exp.finetune, part))
+        elif exp.kind == "self_awareness":
+            served(exp.model, f"{key}.model")
+            for part in ("acrostic", "risk"):
+                lora(exp.model, f"{key}.finetune.{part}", getattr(exp.finetune, part))
+        elif exp.kind == "password_lock" and "instruct" in exp.settings:
+            served(exp.model, f"{key}.model")
+            lora(exp.model, f"{key}.instruct.lock", exp.instruct.lock)
+        elif exp.kind == "model_diff" and exp.sae.layer is not None:
+            add(exp.model, Need(f"{key}.sae.layer", "layers", (exp.sae.layer,)))
+        elif exp.kind == "fact_edit":
+            add(exp.model, Need(f"{key}.edit.layers", "layers", tuple(exp.edit.layers)))
+    return {m: n for m, n in needs.items() if m in cfg.models}
+
+
+def _model_checks(cfg: Config, base_dir: Path) -> list[str]:
+    """What the experiments ask of each model, against what can be read of it now (a hub model
+    not yet downloaded is checked when materialization ends)."""
+    from alignlab import model_info
+
+    problems = []
+    for name, needs in model_needs(cfg).items():
+        built = base_dir / "results" / "models" / name / "hf"
+        try:
+            info = model_info.for_spec(as_dict(cfg.models[name]), base_dir, built)
+        except Exception as exc:  # noqa: BLE001 - an unreadable model file is a config problem
+            problems.append(f"models.{name}: cannot read the model's shape: {type(exc).__name__}: {exc}")
+            continue
+        if info is not None:
+            problems += model_info.problems(name, info, needs)
     return problems
 
 
@@ -818,6 +907,8 @@ def load(raw: dict[str, Any], base_dir: str | Path = ".") -> Config:
     except ValidationError as err:
         raise ConfigError("\n".join(_format_errors(err))) from None
     problems = _cross_checks(cfg, Path(base_dir))
+    if not problems:  # the model checks read the model files, so they must exist
+        problems = _model_checks(cfg, Path(base_dir))
     if problems:
         raise ConfigError("\n".join(problems))
     return cfg

@@ -7,10 +7,13 @@ Sources (config `models.<name>.source`):
 - `hub`: a hub id (`id`, optional `revision`), downloaded with huggingface_hub (needs network).
 
 GGUF weights are dequantized and saved as safetensors, so vLLM and PEFT read every source alike.
+A `chat_template` setting (a packaged name or a Jinja file) is written into the folder as
+chat_template.jinja, in place of the model's own, so vLLM, PEFT and transformers all use it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import hashlib
 import importlib.util
@@ -121,11 +124,30 @@ def convert_gguf(gguf: Path, out: Path, dtype: str = "bfloat16") -> None:
     tokenizer.save_pretrained(out)
 
 
-def link_folder(src: Path, out: Path, key: str | None = None) -> None:
+# What transformers loads a chat template from; replaced, not linked, when the config sets one.
+CHAT_TEMPLATE_FILES = ("chat_template.jinja", "chat_template.json", "additional_chat_templates")
+
+
+def link_folder(src: Path, out: Path, key: str | None = None, skip: tuple[str, ...] = ()) -> None:
     check_hf_folder(src, key)
     for item in src.iterdir():
-        if not item.name.startswith("."):
+        if not item.name.startswith(".") and item.name not in skip:
             os.symlink(item.resolve(), out / item.name)
+
+
+def write_chat_template(out: Path, text: str) -> None:
+    """Make `text` the folder's chat template: chat_template.jinja wins over any entry in
+    tokenizer_config.json, and the other template files are removed (links only, for linked
+    folders; their sources are left alone)."""
+    import shutil
+
+    for name in CHAT_TEMPLATE_FILES:
+        path = out / name
+        if path.is_symlink() or path.is_file():
+            path.unlink()
+        elif path.is_dir():
+            shutil.rmtree(path)
+    (out / "chat_template.jinja").write_text(text)
 
 
 def download_hub(repo_id: str, revision: str | None, out: Path) -> None:
@@ -137,16 +159,21 @@ def download_hub(repo_id: str, revision: str | None, out: Path) -> None:
 def materialize(spec: dict[str, Any], out: Path, name: str | None = None) -> None:
     """Write the Hugging Face folder for `spec` into the (empty, existing) folder `out`.
     `name` (the key under `models`) lets errors name the config key."""
+    from alignlab.model_info import chat_template_text
+
     source = spec["source"]
     key = f"models.{name}.{SOURCE_KEYS.get(source, 'source')}" if name else None
+    template = spec.get("chat_template")
     if source in ("packaged_gguf", "gguf"):
         convert_gguf(gguf_location(spec), out, spec.get("dtype", "bfloat16"))
     elif source == "hf_folder":
-        link_folder(Path(spec["path"]), out, key)
+        link_folder(Path(spec["path"]), out, key, skip=CHAT_TEMPLATE_FILES if template else ())
     elif source == "hub":
         download_hub(spec["id"], spec.get("revision"), out)
     else:
         raise ModelError(f"unknown model source '{source}'")
+    if template:
+        write_chat_template(out, chat_template_text(template))
     problems = folder_problems(out)
     if problems:
         raise ModelError(
@@ -170,6 +197,8 @@ def describe(name: str, spec: dict[str, Any], folder: Path) -> dict[str, Any]:
     """One row of the model index table."""
     from safetensors import safe_open
 
+    from alignlab.model_info import chat_template_sha256
+
     cfg = json.loads((folder / "config.json").read_text())
     n_params = 0
     for f in sorted(folder.glob("*.safetensors")):
@@ -186,13 +215,20 @@ def describe(name: str, spec: dict[str, Any], folder: Path) -> dict[str, Any]:
         "n_parameters": n_params,
         "folder": str(folder),
         "weights_sha256": weights_digest(folder),
+        "chat_template_sha256": chat_template_sha256(folder),
     }
 
 
-def build(name: str, spec: dict[str, Any], folder: str, index: str) -> None:
-    """The models step: the folder (written atomically) and its one-row index table."""
-    from alignlab import artifacts, timings
+def build(name: str, spec: dict[str, Any], folder: str, index: str, needs: list | None = None) -> None:
+    """The models step: the folder (written atomically) and its one-row index table. `needs`
+    (model_info.Need, from config.model_needs) are checked against the new folder before it
+    is kept: a hub model's shape is known only now."""
+    from alignlab import artifacts, model_info, timings
 
     with timings.timer("materialize model"), artifacts.atomic_dir(folder) as tmp:
         materialize(spec, Path(tmp), name)
+        info = dataclasses.replace(model_info.from_folder(Path(tmp)), read_from=str(folder))
+        problems = model_info.problems(name, info, needs or [])
+        if problems:
+            raise ModelError("the config asks what the model does not have:\n" + "\n".join(problems))
     artifacts.write_table([describe(name, spec, Path(folder))], index, "model", params=spec)

@@ -183,6 +183,7 @@ def sample(
 
     from alignlab import arithmetic as ar
     from alignlab.arm_sampling import chat_arms
+    from alignlab.model_info import chat_template_sha256
     from alignlab.sampling import check_inputs, sampling_params
 
     adapters = {arm: a for arm, a in arms.items() if a}
@@ -204,7 +205,7 @@ def sample(
         for (arm, condition, p, user, s), c in zip(plan, completions)
     ]
     artifacts.write_table(rows, out, "pl_predictions", params={"arms": arms, "task": task, "unlock": unlock},
-                          templates=_templates())
+                          templates={**_templates(), "chat_template": chat_template_sha256(model_dir)})
 
 
 # ---- toy setting: from scratch, full fine-tuning -------------------------------------------

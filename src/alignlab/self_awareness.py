@@ -207,6 +207,7 @@ def sample(
 
     from alignlab import risk
     from alignlab.arm_sampling import chat_arms
+    from alignlab.model_info import chat_template_sha256
     from alignlab.sampling import check_inputs
 
     adapters = {arm: a for arm, a in arms.items() if a}
@@ -238,7 +239,7 @@ def sample(
             "adapter": Path(adapters[arm]).name if arm in adapters else "",
         })
     artifacts.write_table(rows, out, "sa_samples", params={"arms": arms, "sampling": sampling, "acrostic": acrostic},
-                          templates=_templates())
+                          templates={**_templates(), "chat_template": chat_template_sha256(model_dir)})
 
 
 # ---- judging ------------------------------------------------------------------------------
