@@ -102,8 +102,7 @@ def test_family_goes_through_every_model_step(family, tokenizer, tmp_path):
     config.load(config_for(spec))
 
     base = tmp_path / "results/models/m/hf"
-    models.build("m", spec, str(base), str(base.parent / "model.parquet"), needs=config.model_needs(
-        config.load(config_for(spec)))["m"])
+    models.build("m", spec, str(base), str(base.parent / "model.parquet"), config=config_for(spec))
     plain = model_info.chat_template_text("plain")
     assert model_info.folder_chat_template(base) == plain
     row = artifacts.read_table(base.parent / "model.parquet").row(0, named=True)
@@ -263,11 +262,11 @@ def test_hub_model_is_checked_when_materialization_ends(tokenizer, tmp_path, mon
     spec = {"source": "hub", "id": "someone/tiny-qwen3"}
     cfg = config_for(spec)
     cfg["experiments"]["fe"]["edit"]["layers"] = [1, 7]
-    needs = config.model_needs(config.load(cfg))["m"]  # nothing to read yet: it passes
+    config.load(cfg)  # nothing to read yet: it passes
     monkeypatch.setattr(models, "download_hub", lambda repo_id, revision, out: models.link_folder(source, out))
     folder, index = tmp_path / "results/models/m/hf", tmp_path / "results/models/m/model.parquet"
     with pytest.raises(models.ModelError) as err:
-        models.build("m", spec, str(folder), str(index), needs=needs)
+        models.build("m", spec, str(folder), str(index), config=cfg)
     assert str(err.value).splitlines()[1:] == [
         f"models.m: the model has no chat template (none in {folder}), and experiments.sa.model chats with it. "
         "Set models.m.chat_template: 'plain' (role-labelled turns, for a base model) or a path to a Jinja chat "

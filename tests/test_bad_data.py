@@ -117,7 +117,7 @@ class Wildcards(dict):
     __getattr__ = dict.__getitem__
 snakemake = types.SimpleNamespace(
     rule="materialize_model", log=[job["log"]], input=[], wildcards=Wildcards(model="mine"),
-    params=types.SimpleNamespace(spec=job["spec"]),
+    params=types.SimpleNamespace(spec=job["spec"]), config={"models": {"mine": job["spec"]}, "experiments": {}},
     output=types.SimpleNamespace(folder=job["folder"], index=job["index"]),
 )
 sys.path.append(str(__import__("pathlib").Path(sys.argv[1]).parent))  # as Snakemake does for scripts

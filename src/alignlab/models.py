@@ -219,16 +219,20 @@ def describe(name: str, spec: dict[str, Any], folder: Path) -> dict[str, Any]:
     }
 
 
-def build(name: str, spec: dict[str, Any], folder: str, index: str, needs: list | None = None) -> None:
-    """The models step: the folder (written atomically) and its one-row index table. `needs`
-    (model_info.Need, from config.model_needs) are checked against the new folder before it
-    is kept: a hub model's shape is known only now."""
+def build(name: str, spec: dict[str, Any], folder: str, index: str, config: dict[str, Any] | None = None) -> None:
+    """The models step: the folder (written atomically) and its one-row index table. What the
+    run's `config` (the raw dict) asks of this model (config.model_needs) is checked against
+    the new folder before it is kept: a hub model's shape is known only now. The config comes
+    from Snakemake, not from the rule's params, so that the folder (and its between-workflow
+    cache entry) does not change when only an experiment's setting does."""
     from alignlab import artifacts, model_info, timings
+    from alignlab.config import Config, model_needs
 
+    needs = model_needs(Config.model_validate(config)).get(name, []) if config is not None else []
     with timings.timer("materialize model"), artifacts.atomic_dir(folder) as tmp:
         materialize(spec, Path(tmp), name)
         info = dataclasses.replace(model_info.from_folder(Path(tmp)), read_from=str(folder))
-        problems = model_info.problems(name, info, needs or [])
+        problems = model_info.problems(name, info, needs)
         if problems:
             raise ModelError("the config asks what the model does not have:\n" + "\n".join(problems))
     artifacts.write_table([describe(name, spec, Path(folder))], index, "model", params=spec)
