@@ -603,6 +603,9 @@ def _cross_checks(cfg: Config, base_dir: Path) -> list[str]:
     problems = []
     for name, spec in cfg.models.items():
         key = f"models.{name}"
+        template = spec.chat_template
+        if template and template.endswith(".jinja") and not (base_dir / template).is_file():
+            problems.append(f"{key}.chat_template: file '{template}' does not exist")
         if spec.source == "packaged_gguf":
             found = importlib.util.find_spec(spec.package)
             if found is None or not found.submodule_search_locations:
@@ -620,11 +623,6 @@ def _cross_checks(cfg: Config, base_dir: Path) -> list[str]:
                     f"{key}.path: '{spec.path}' is not a usable Hugging Face folder: it "
                     + "; and it ".join(found)
                 )
-
-    for name, spec in cfg.models.items():
-        template = spec.chat_template
-        if template and template.endswith(".jinja") and not (base_dir / template).is_file():
-            problems.append(f"models.{name}.chat_template: file '{template}' does not exist")
 
     for ename, exp in cfg.experiments.items():
         key = f"experiments.{ename}"

@@ -21,7 +21,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from alignlab.artifacts import sha256_text
+from alignlab.artifacts import atomic_path, sha256_text
 
 PACKAGED_CHAT_TEMPLATES = ("plain",)
 
@@ -122,10 +122,8 @@ def _gguf_fields(path: str, mtime_ns: int, size: int) -> dict[str, Any]:
     }
     fields = {name: reader.fields[k].contents() if k in reader.fields else None for name, k in wanted.items()}
     try:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cached.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(fields))
-        os.replace(tmp, cached)
+        with atomic_path(cached) as tmp:
+            tmp.write_text(json.dumps(fields))
     except OSError:
         pass  # a read-only home only costs the next check the same seconds
     return fields

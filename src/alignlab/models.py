@@ -124,14 +124,14 @@ def convert_gguf(gguf: Path, out: Path, dtype: str = "bfloat16") -> None:
     tokenizer.save_pretrained(out)
 
 
-# What transformers loads a chat template from; replaced, not linked, when the config sets one.
+# What transformers loads a chat template from; replaced when the config sets one.
 CHAT_TEMPLATE_FILES = ("chat_template.jinja", "chat_template.json", "additional_chat_templates")
 
 
-def link_folder(src: Path, out: Path, key: str | None = None, skip: tuple[str, ...] = ()) -> None:
+def link_folder(src: Path, out: Path, key: str | None = None) -> None:
     check_hf_folder(src, key)
     for item in src.iterdir():
-        if not item.name.startswith(".") and item.name not in skip:
+        if not item.name.startswith("."):
             os.symlink(item.resolve(), out / item.name)
 
 
@@ -167,7 +167,7 @@ def materialize(spec: dict[str, Any], out: Path, name: str | None = None) -> Non
     if source in ("packaged_gguf", "gguf"):
         convert_gguf(gguf_location(spec), out, spec.get("dtype", "bfloat16"))
     elif source == "hf_folder":
-        link_folder(Path(spec["path"]), out, key, skip=CHAT_TEMPLATE_FILES if template else ())
+        link_folder(Path(spec["path"]), out, key)
     elif source == "hub":
         download_hub(spec["id"], spec.get("revision"), out)
     else:
