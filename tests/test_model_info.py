@@ -137,3 +137,14 @@ def test_a_materialized_folder_built_from_the_same_spec_is_read_instead_of_the_s
     other = {**spec, "chat_template": "plain"}  # another spec: the folder is stale, read the source
     info = model_info.for_spec(other, tmp_path, built)
     assert info.read_from == str(model_dir) and info.chat_template == model_info.chat_template_text("plain")
+
+
+def test_an_unreadable_model_file_is_named_not_raised(tmp_path):
+    junk = tmp_path / "broken.gguf"
+    junk.write_bytes(b"GGUF" + bytes(range(256)) * 4)
+
+    def use_junk(c):
+        c["models"]["smollm2"] = {"source": "gguf", "path": str(junk)}
+
+    [found] = problems(use_junk)
+    assert found.startswith("models.smollm2: cannot read the model's shape: ")
