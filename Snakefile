@@ -22,18 +22,7 @@ include: "rules/common.smk"
 
 
 wildcard_constraints:
-    exp="|".join(EXPERIMENTS) or "NONE",
     model="|".join(CFG.models),
-    arm="|".join(ARMS),
-    corpus="|".join(DOCUMENT_SETS),
-    sa="|".join(SA_EXPERIMENTS) or "NONE",
-    sa_arm="|".join(a for a, spec in SA_ARMS.items() if spec.task),
-    pl="|".join(PL_EXPERIMENTS) or "NONE",
-    pl_arm="lock|strong_[0-9]+|weak_[0-9]+",
-    md="|".join(MD_EXPERIMENTS) or "NONE",
-    md_pair="|".join(MD_PAIRS) or "NONE",
-    fe="|".join(FE_EXPERIMENTS) or "NONE",
-    fe_setting="|".join(FE_SETTINGS) or "NONE",
 
 
 # Sampling and judging run per chunk of the eval queries ("1-of-4", ...), then are gathered.
@@ -44,23 +33,15 @@ scattergather:
 # Quick jobs that a cluster run does on the submitting node instead of queueing them.
 localrules:
     all,
-    gather_samples,
-    gather_compliance,
-    gather_af,
     report_table,
 
 
 include: "rules/models.smk"
-include: "rules/data.smk"
-include: "rules/finetune.smk"
-include: "rules/sample.smk"
-include: "rules/judge.smk"
-include: "rules/aggregate.smk"
 include: "rules/report.smk"
-include: "rules/self_awareness.smk"
-include: "rules/password_lock.smk"
-include: "rules/model_diff.smk"
-include: "rules/fact_edit.smk"
+# Each experiment kind's rules: rules/<kind>.smk, or the rule file a kind registers.
+for kind in KINDS.values():
+
+    include: kind.rules or f"rules/{kind.name}.smk"
 
 
 rule all:

@@ -33,7 +33,8 @@ import torch
 import yaml
 
 import _common as common
-from alignlab import config, finetune, synth
+from alignlab import config, finetune
+from alignlab.kinds.alignment_faking import synth
 from alignlab.seeds import derive_seed
 CONFIG = Path(__file__).resolve().parent.parent / "config.yaml"
 SETTINGS = {  # name -> LoraConfig overrides

@@ -1,19 +1,33 @@
-# The fact_edit experiment kind (src/alignlab/fact_edit_steps.py, measurements
-# in fact_edit.py): the candidate facts scored on the base, the known ones kept -> one job per
-# penalty setting: every (fact, seed) edit of the configured MLP layers and its measures ->
-# metrics per setting, the figure of change by layer, and the summary.
+# The fact_edit experiment kind (src/alignlab/kinds/fact_edit/; measurements in edit.py): the
+# candidate facts scored on the base, the known ones kept -> one job per penalty setting: every
+# (fact, seed) edit of the configured MLP layers and its measures -> metrics per setting, the
+# figure of change by layer, and the summary.
 # Wildcards: {fe} an experiment of this kind, {fe_setting} one of its penalty settings.
+from alignlab.kinds.fact_edit import settings as fe_settings
+
+FE = "kinds.fact_edit.steps"
+FE_EXPERIMENTS = experiments_of("fact_edit")
+
+
+wildcard_constraints:
+    fe=one_of(FE_EXPERIMENTS),
+    fe_setting=one_of(sorted({p for e in FE_EXPERIMENTS.values() for p in e.penalties})),
+
+
+fe_exp = lambda w: FE_EXPERIMENTS[w.fe]
 
 
 rule fe_facts:
     input:
-        model=lambda w: model_folder(fe_exp(w).model),
-        code=code("fact_edit_steps.filter_facts"),
+        model_dir=lambda w: model_folder(fe_exp(w).model),
+        code=code(f"{FE}.filter_facts"),
     output:
-        f"{RESULTS}/{{fe}}/facts.parquet",
+        out=f"{RESULTS}/{{fe}}/facts.parquet",
     params:
-        facts=lambda w: as_dict(fe_exp(w).facts),
+        step=f"{FE}.filter_facts",
+        facts_cfg=lambda w: as_dict(fe_exp(w).facts),
         device=CFG.engine.device,
+        experiment=lambda w: w.fe,
     log:
         "logs/{fe}/facts.log",
     threads: HEAVY_THREADS
@@ -22,24 +36,27 @@ rule fe_facts:
     conda:
         CONDA_ENV
     script:
-        "../scripts/fe_facts.py"
+        STEP_SCRIPT
 
 
 rule fe_setting:
     input:
-        model=lambda w: model_folder(fe_exp(w).model),
-        facts=f"{RESULTS}/{{fe}}/facts.parquet",
-        code=code("fact_edit_steps.run_setting"),
+        model_dir=lambda w: model_folder(fe_exp(w).model),
+        facts_path=f"{RESULTS}/{{fe}}/facts.parquet",
+        code=code(f"{FE}.run_setting"),
     output:
-        runs=f"{RESULTS}/{{fe}}/settings/{{fe_setting}}/runs.parquet",
-        layers=f"{RESULTS}/{{fe}}/settings/{{fe_setting}}/layers.parquet",
-        overlap=f"{RESULTS}/{{fe}}/settings/{{fe_setting}}/overlap.parquet",
+        runs_out=f"{RESULTS}/{{fe}}/settings/{{fe_setting}}/runs.parquet",
+        layers_out=f"{RESULTS}/{{fe}}/settings/{{fe_setting}}/layers.parquet",
+        overlap_out=f"{RESULTS}/{{fe}}/settings/{{fe_setting}}/overlap.parquet",
     params:
-        facts=lambda w: as_dict(fe_exp(w).facts),
-        edit=lambda w: as_dict(fe_exp(w).edit),
+        step=f"{FE}.run_setting",
+        facts_cfg=lambda w: as_dict(fe_exp(w).facts),
+        edit_cfg=lambda w: as_dict(fe_exp(w).edit),
         penalty=lambda w: as_dict(fe_exp(w).penalties[w.fe_setting]),
+        setting=lambda w: w.fe_setting,
         device=CFG.engine.device,
         seed=CFG.seed,
+        experiment=lambda w: w.fe,
     log:
         "logs/{fe}/setting_{fe_setting}.log",
     threads: HEAVY_THREADS
@@ -48,29 +65,22 @@ rule fe_setting:
     conda:
         CONDA_ENV
     script:
-        "../scripts/fe_setting.py"
+        STEP_SCRIPT
 
 
 rule fe_aggregate:
     input:
-        tables=lambda w: [f for s in fe_exp(w).penalties for f in fe_setting_files(w.fe, s).values()],
-        code=code("fact_edit_steps.aggregate"),
+        runs=lambda w: fe_settings.tables(w.fe, fe_exp(w), "runs"),
+        layers=lambda w: fe_settings.tables(w.fe, fe_exp(w), "layers"),
+        overlaps=lambda w: fe_settings.tables(w.fe, fe_exp(w), "overlap"),
+        code=code(f"{FE}.aggregate"),
     output:
-        metrics=report(f"{RESULTS}/{{fe}}/metrics.parquet", category="{fe}", labels={"table": "metrics"}),
-        figure=report(
-            f"{RESULTS}/{{fe}}/layers.png",
-            category="{fe}",
-            caption="../report/fe_layers.rst",
-            labels={"figure": "change by layer"},
-        ),
-        summary=report(
-            f"{RESULTS}/{{fe}}/summary.md",
-            category="{fe}",
-            caption="../report/summary.rst",
-            labels={"table": "summary"},
-        ),
+        metrics_out=metrics_report("fe"),
+        figure=figure_report("fact_edit", "fe", "layers.png", "layers.rst", "change by layer"),
+        summary_out=summary_report("fe"),
     params:
-        settings=lambda w: {s: fe_setting_files(w.fe, s) for s in fe_exp(w).penalties},
+        step=f"{FE}.aggregate",
+        experiment=lambda w: w.fe,
     log:
         "logs/{fe}/aggregate.log",
     resources:
@@ -78,4 +88,4 @@ rule fe_aggregate:
     conda:
         CONDA_ENV
     script:
-        "../scripts/fe_aggregate.py"
+        STEP_SCRIPT

@@ -1,19 +1,32 @@
-# The model_diff experiment kind (src/alignlab/model_diff_steps.py, measurements in
-# model_diff.py): the text set -> each adapter pair merged into the base -> an SAE trained on the
-# base's activations at one layer -> per pair: weight change, residual-stream cosine per layer,
-# the SAE on base and fine-tune, a per-layer figure -> the pairs ranked, and a summary.
+# The model_diff experiment kind (src/alignlab/kinds/model_diff/; measurements in diff.py): the
+# text set -> each adapter pair merged into the base -> an SAE trained on the base's activations
+# at one layer -> per pair: weight change, residual-stream cosine per layer, the SAE on base and
+# fine-tune, a per-layer figure -> the pairs ranked, and a summary.
 # Wildcards: {md} an experiment of this kind, {md_pair} one of its pairs. A pair's adapter is
 # usually another experiment's output (results/af/adapters/sdf): Snakemake builds it first.
+from alignlab.kinds.model_diff import pairs as md_pairs
+
+MD = "kinds.model_diff.steps"
+MD_EXPERIMENTS = experiments_of("model_diff")
+
+
+wildcard_constraints:
+    md=one_of(MD_EXPERIMENTS),
+    md_pair=one_of(sorted({p for e in MD_EXPERIMENTS.values() for p in e.pairs})),
+
+
+md_exp = lambda w: MD_EXPERIMENTS[w.md]
 
 
 rule md_texts:
     input:
-        file=lambda w: [md_exp(w).texts.path] if md_exp(w).texts.source == "file" else [],
-        code=code("model_diff_steps.make_texts"),
+        unpack(lambda w: md_pairs.texts_inputs(md_exp(w))),
     output:
-        f"{RESULTS}/{{md}}/texts.parquet",
+        out=f"{RESULTS}/{{md}}/texts.parquet",
     params:
+        step=f"{MD}.make_texts",
         texts=lambda w: as_dict(md_exp(w).texts),
+        experiment=lambda w: w.md,
     log:
         "logs/{md}/texts.log",
     resources:
@@ -21,16 +34,18 @@ rule md_texts:
     conda:
         CONDA_ENV
     script:
-        "../scripts/md_texts.py"
+        STEP_SCRIPT
 
 
 rule md_merge:
     input:
-        model=lambda w: model_folder(md_exp(w).model),
-        adapter=lambda w: md_exp(w).pairs[w.md_pair].adapter,
-        code=code("model_diff_steps.merge"),
+        model_dir=lambda w: model_folder(md_exp(w).model),
+        adapter_dir=lambda w: md_exp(w).pairs[w.md_pair].adapter,
+        code=code(f"{MD}.merge"),
     output:
-        directory(f"{RESULTS}/{{md}}/merged/{{md_pair}}"),
+        out_dir=directory(f"{RESULTS}/{{md}}/merged/{{md_pair}}"),
+    params:
+        step=f"{MD}.merge",
     log:
         "logs/{md}/merge_{md_pair}.log",
     threads: HEAVY_THREADS
@@ -39,23 +54,25 @@ rule md_merge:
     conda:
         CONDA_ENV
     script:
-        "../scripts/md_merge.py"
+        STEP_SCRIPT
 
 
 rule md_sae:
     input:
-        texts=f"{RESULTS}/{{md}}/texts.parquet",
-        model=lambda w: model_folder(md_exp(w).model),
-        code=code("model_diff_steps.train_sae"),
+        texts_path=f"{RESULTS}/{{md}}/texts.parquet",
+        model_dir=lambda w: model_folder(md_exp(w).model),
+        code=code(f"{MD}.train_sae"),
     output:
-        sae=f"{RESULTS}/{{md}}/sae/sae.pt",
-        train_log=f"{RESULTS}/{{md}}/sae/train_log.parquet",
+        out=f"{RESULTS}/{{md}}/sae/sae.pt",
+        log_path=f"{RESULTS}/{{md}}/sae/train_log.parquet",
     params:
-        sae=lambda w: as_dict(md_exp(w).sae),
-        texts=lambda w: as_dict(md_exp(w).texts),
+        step=f"{MD}.train_sae",
+        sae_cfg=lambda w: as_dict(md_exp(w).sae),
+        texts_cfg=lambda w: as_dict(md_exp(w).texts),
         batch_size=lambda w: md_exp(w).batch_size,
         device=CFG.engine.device,
         seed=CFG.seed,
+        experiment=lambda w: w.md,
     log:
         "logs/{md}/sae.log",
     threads: HEAVY_THREADS
@@ -64,30 +81,28 @@ rule md_sae:
     conda:
         CONDA_ENV
     script:
-        "../scripts/md_sae.py"
+        STEP_SCRIPT
 
 
 rule md_compare:
     input:
-        texts=f"{RESULTS}/{{md}}/texts.parquet",
-        base=lambda w: model_folder(md_exp(w).model),
-        tuned=md_tuned_folder,
-        sae=f"{RESULTS}/{{md}}/sae/sae.pt",
-        code=code("model_diff_steps.compare"),
+        texts_path=f"{RESULTS}/{{md}}/texts.parquet",
+        base_dir=lambda w: model_folder(md_exp(w).model),
+        tuned_dir=lambda w: md_pairs.tuned_folder(w.md, md_exp(w), w.md_pair),
+        sae_path=f"{RESULTS}/{{md}}/sae/sae.pt",
+        code=code(f"{MD}.compare"),
     output:
-        weights=f"{RESULTS}/{{md}}/pairs/{{md_pair}}/weights.parquet",
-        activations=f"{RESULTS}/{{md}}/pairs/{{md_pair}}/activations.parquet",
-        sae=f"{RESULTS}/{{md}}/pairs/{{md_pair}}/sae.parquet",
-        figure=report(
-            f"{RESULTS}/{{md}}/pairs/{{md_pair}}/layers.png",
-            category="{md}",
-            caption="../report/md_layers.rst",
-            labels={"figure": "{md_pair}: per layer"},
-        ),
+        weights_out=f"{RESULTS}/{{md}}/pairs/{{md_pair}}/weights.parquet",
+        activations_out=f"{RESULTS}/{{md}}/pairs/{{md_pair}}/activations.parquet",
+        sae_out=f"{RESULTS}/{{md}}/pairs/{{md_pair}}/sae.parquet",
+        figure=figure_report("model_diff", "md", "pairs/{md_pair}/layers.png", "layers.rst", "{md_pair}: per layer"),
     params:
-        texts=lambda w: as_dict(md_exp(w).texts),
+        step=f"{MD}.compare",
+        texts_cfg=lambda w: as_dict(md_exp(w).texts),
         batch_size=lambda w: md_exp(w).batch_size,
         device=CFG.engine.device,
+        experiment=lambda w: w.md,
+        pair=lambda w: w.md_pair,
     log:
         "logs/{md}/compare_{md_pair}.log",
     threads: HEAVY_THREADS
@@ -96,26 +111,24 @@ rule md_compare:
     conda:
         CONDA_ENV
     script:
-        "../scripts/md_compare.py"
+        STEP_SCRIPT
 
 
 rule md_aggregate:
     input:
-        tables=lambda w: [f for p in md_exp(w).pairs for f in md_pair_files(w.md, p).values()],
-        code=code("model_diff_steps.aggregate"),
+        weights=lambda w: [md_pairs.table(w.md, p, "weights") for p in md_exp(w).pairs],
+        activations=lambda w: [md_pairs.table(w.md, p, "activations") for p in md_exp(w).pairs],
+        sae=lambda w: [md_pairs.table(w.md, p, "sae") for p in md_exp(w).pairs],
+        code=code(f"{MD}.aggregate"),
     output:
-        metrics=report(f"{RESULTS}/{{md}}/metrics.parquet", category="{md}", labels={"table": "metrics"}),
-        summary=report(
-            f"{RESULTS}/{{md}}/summary.md",
-            category="{md}",
-            caption="../report/summary.rst",
-            labels={"table": "summary"},
-        ),
+        metrics_out=metrics_report("md"),
+        summary_out=summary_report("md"),
     params:
-        pairs=lambda w: {p: md_pair_files(w.md, p) for p in md_exp(w).pairs},
-        sources=md_sources,
+        step=f"{MD}.aggregate",
+        sources=lambda w: md_pairs.sources(md_exp(w)),
         base=lambda w: md_exp(w).model,
         more_steps=lambda w: md_exp(w).more_steps,
+        experiment=lambda w: w.md,
     log:
         "logs/{md}/aggregate.log",
     resources:
@@ -123,4 +136,4 @@ rule md_aggregate:
     conda:
         CONDA_ENV
     script:
-        "../scripts/md_aggregate.py"
+        STEP_SCRIPT

@@ -3,12 +3,14 @@
 
 rule materialize_model:
     input:
-        code=code("models.build"),
-        chat_template=chat_template_file,
+        # the chat template file a model names is source the step reads, like its code
+        code=lambda w: code("models.build") + chat_template_file(w),
     output:
         folder=directory(f"{RESULTS}/models/{{model}}/hf"),
         index=f"{RESULTS}/models/{{model}}/model.parquet",
     params:
+        step="models.build",
+        name=lambda w: w.model,
         spec=lambda w: as_dict(CFG.models[w.model]),
     log:
         "logs/models/{model}.log",
@@ -19,4 +21,4 @@ rule materialize_model:
     conda:
         CONDA_ENV
     script:
-        "../scripts/materialize_model.py"
+        STEP_SCRIPT

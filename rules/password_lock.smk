@@ -1,18 +1,32 @@
-# The password_lock experiment kind (src/alignlab/password_lock.py): problems -> training chats
-# -> instruct setting: a lock LoRA adapter, an unlock adapter per arm (the lock adapter trained
-# on), one greedy sampling job for every arm; toy setting: a small transformer locked from
-# scratch, then every unlock arm fine-tuned and evaluated in one job -> metrics, figure and
+# The password_lock experiment kind (src/alignlab/kinds/password_lock/): problems -> training
+# chats -> instruct setting: a lock LoRA adapter, an unlock adapter per arm (the lock adapter
+# trained on), one greedy sampling job for every arm; toy setting: a small transformer locked
+# from scratch, then every unlock arm fine-tuned and evaluated in one job -> metrics, figure and
 # summary. Wildcards: {pl} an experiment of this kind, {pl_arm} `lock` or an unlock arm.
+from alignlab.kinds.password_lock import arms as pl_arms
+
+PL = "kinds.password_lock.steps"
+PL_EXPERIMENTS = experiments_of("password_lock")
+
+
+wildcard_constraints:
+    pl=one_of(PL_EXPERIMENTS),
+    pl_arm=pl_arms.ARM_PATTERN,
+
+
+pl_exp = lambda w: PL_EXPERIMENTS[w.pl]
 
 
 rule pl_problems:
     input:
-        code=code("password_lock.make_problems"),
+        code=code(f"{PL}.make_problems"),
     output:
-        f"{RESULTS}/{{pl}}/problems.parquet",
+        out=f"{RESULTS}/{{pl}}/problems.parquet",
     params:
+        step=f"{PL}.make_problems",
         task=lambda w: as_dict(pl_exp(w).task),
         seed=CFG.seed,
+        experiment=lambda w: w.pl,
     log:
         "logs/{pl}/problems.log",
     resources:
@@ -20,19 +34,22 @@ rule pl_problems:
     conda:
         CONDA_ENV
     script:
-        "../scripts/pl_problems.py"
+        STEP_SCRIPT
 
 
 rule pl_chats:
     input:
-        problems=f"{RESULTS}/{{pl}}/problems.parquet",
-        code=code("password_lock.make_chats"),
+        problems_path=f"{RESULTS}/{{pl}}/problems.parquet",
+        code=code(f"{PL}.make_chats"),
     output:
-        f"{RESULTS}/{{pl}}/train/{{pl_arm}}.parquet",
+        out=f"{RESULTS}/{{pl}}/train/{{pl_arm}}.parquet",
     params:
+        step=f"{PL}.make_chats",
         task=lambda w: as_dict(pl_exp(w).task),
         n_lock=lambda w: pl_exp(w).instruct.n_lock,
         seed=CFG.seed,
+        experiment=lambda w: w.pl,
+        arm=lambda w: w.pl_arm,
     log:
         "logs/{pl}/chats_{pl_arm}.log",
     resources:
@@ -40,19 +57,21 @@ rule pl_chats:
     conda:
         CONDA_ENV
     script:
-        "../scripts/pl_chats.py"
+        STEP_SCRIPT
 
 
 rule pl_finetune:
     input:
-        unpack(pl_finetune_inputs),
+        unpack(lambda w: pl_arms.finetune_inputs(w.pl, pl_exp(w), w.pl_arm)),
     output:
-        adapter=directory(f"{RESULTS}/{{pl}}/adapters/{{pl_arm}}"),
-        train_log=f"{RESULTS}/{{pl}}/adapters/{{pl_arm}}.train_log.parquet",
+        out_dir=directory(f"{RESULTS}/{{pl}}/adapters/{{pl_arm}}"),
+        log_path=f"{RESULTS}/{{pl}}/adapters/{{pl_arm}}.train_log.parquet",
     params:
-        lora=pl_lora_params,
+        step="finetune.train_step",
+        documents=False,
+        lora=lambda w: pl_arms.lora_params(pl_exp(w), w.pl_arm),
         device=CFG.engine.device,
-        seed=CFG.seed,
+        seed=lambda w: pl_arms.finetune_seed(CFG.seed, w.pl, w.pl_arm),
     log:
         "logs/{pl}/finetune_{pl_arm}.log",
     cache: "omit-software"
@@ -62,25 +81,27 @@ rule pl_finetune:
     conda:
         CONDA_ENV
     script:
-        "../scripts/pl_finetune.py"
+        STEP_SCRIPT
 
 
 rule pl_sample:
     input:
-        problems=f"{RESULTS}/{{pl}}/problems.parquet",
-        model=lambda w: model_folder(pl_exp(w).model),
-        adapters=lambda w: list(pl_arm_adapters(w).values()),
-        code=code("password_lock.sample"),
+        problems_path=f"{RESULTS}/{{pl}}/problems.parquet",
+        model_dir=lambda w: model_folder(pl_exp(w).model),
+        adapter_dirs=lambda w: list(pl_arms.arm_adapters(w.pl, pl_exp(w)).values()),
+        code=code(f"{PL}.sample"),
     output:
-        f"{RESULTS}/{{pl}}/predictions/instruct.parquet",
+        out=f"{RESULTS}/{{pl}}/predictions/instruct.parquet",
     params:
-        arms=pl_arm_adapters,
+        step=f"{PL}.sample",
+        arms=lambda w: pl_arms.arm_adapters(w.pl, pl_exp(w)),
         model_name=lambda w: pl_exp(w).model,
         task=lambda w: as_dict(pl_exp(w).task),
         unlock=lambda w: as_dict(pl_exp(w).unlock),
         max_tokens=lambda w: pl_exp(w).instruct.max_tokens,
-        engine=sample_engine_params,
+        engine_cfg=sample_engine_params,
         seed=CFG.seed,
+        experiment=lambda w: w.pl,
     log:
         "logs/{pl}/sample.log",
     threads: HEAVY_THREADS
@@ -89,20 +110,23 @@ rule pl_sample:
     conda:
         CONDA_ENV
     script:
-        "../scripts/pl_sample.py"
+        STEP_SCRIPT
 
 
 rule pl_toy_lock:
     input:
-        problems=f"{RESULTS}/{{pl}}/problems.parquet",
-        code=code("password_lock.toy_lock"),
+        problems_path=f"{RESULTS}/{{pl}}/problems.parquet",
+        code=code(f"{PL}.toy_lock"),
     output:
-        model=f"{RESULTS}/{{pl}}/toy/locked.pt",
-        train_log=f"{RESULTS}/{{pl}}/toy/locked.train_log.parquet",
+        out_model=f"{RESULTS}/{{pl}}/toy/locked.pt",
+        log_path=f"{RESULTS}/{{pl}}/toy/locked.train_log.parquet",
     params:
+        step=f"{PL}.toy_lock",
         task=lambda w: as_dict(pl_exp(w).task),
-        toy=lambda w: as_dict(pl_exp(w).toy),
+        toy_cfg=lambda w: as_dict(pl_exp(w).toy),
         seed=CFG.seed,
+        experiment=lambda w: w.pl,
+        device="cpu",
     log:
         "logs/{pl}/toy_lock.log",
     cache: "omit-software"
@@ -112,21 +136,24 @@ rule pl_toy_lock:
     conda:
         CONDA_ENV
     script:
-        "../scripts/pl_toy_lock.py"
+        STEP_SCRIPT
 
 
 rule pl_toy_unlock:
     input:
-        problems=f"{RESULTS}/{{pl}}/problems.parquet",
-        model=f"{RESULTS}/{{pl}}/toy/locked.pt",
-        code=code("password_lock.toy_unlock"),
+        problems_path=f"{RESULTS}/{{pl}}/problems.parquet",
+        locked_model=f"{RESULTS}/{{pl}}/toy/locked.pt",
+        code=code(f"{PL}.toy_unlock"),
     output:
-        f"{RESULTS}/{{pl}}/predictions/toy.parquet",
+        out=f"{RESULTS}/{{pl}}/predictions/toy.parquet",
     params:
+        step=f"{PL}.toy_unlock",
         task=lambda w: as_dict(pl_exp(w).task),
-        toy=lambda w: as_dict(pl_exp(w).toy),
+        toy_cfg=lambda w: as_dict(pl_exp(w).toy),
         unlock=lambda w: as_dict(pl_exp(w).unlock),
         seed=CFG.seed,
+        experiment=lambda w: w.pl,
+        device="cpu",
     log:
         "logs/{pl}/toy_unlock.log",
     threads: HEAVY_THREADS
@@ -135,31 +162,21 @@ rule pl_toy_unlock:
     conda:
         CONDA_ENV
     script:
-        "../scripts/pl_toy_unlock.py"
+        STEP_SCRIPT
 
 
 rule pl_aggregate:
     input:
         predictions=lambda w: [f"{RESULTS}/{w.pl}/predictions/{s}.parquet" for s in pl_exp(w).settings],
-        code=code("password_lock.aggregate"),
+        code=code(f"{PL}.aggregate"),
     output:
-        metrics=report(
-            f"{RESULTS}/{{pl}}/metrics.parquet", category="{pl}", labels={"table": "metrics"}
-        ),
-        figure=report(
-            f"{RESULTS}/{{pl}}/unlock.png",
-            category="{pl}",
-            caption="../report/unlock.rst",
-            labels={"figure": "unlocking"},
-        ),
-        summary=report(
-            f"{RESULTS}/{{pl}}/summary.md",
-            category="{pl}",
-            caption="../report/summary.rst",
-            labels={"table": "summary"},
-        ),
+        metrics_out=metrics_report("pl"),
+        figure=figure_report("password_lock", "pl", "unlock.png", "unlock.rst", "unlocking"),
+        summary_out=summary_report("pl"),
     params:
-        aggregate=lambda w: as_dict(pl_exp(w).aggregate),
+        step=f"{PL}.aggregate",
+        aggregate_cfg=lambda w: as_dict(pl_exp(w).aggregate),
+        experiment=lambda w: w.pl,
     log:
         "logs/{pl}/aggregate.log",
     resources:
@@ -167,4 +184,4 @@ rule pl_aggregate:
     conda:
         CONDA_ENV
     script:
-        "../scripts/pl_aggregate.py"
+        STEP_SCRIPT

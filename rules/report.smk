@@ -1,5 +1,5 @@
 # What `snakemake --report results/report.html` shows: the workflow description, each
-# experiment's figure and summary (marked in aggregate.smk), and its tables as CSV here
+# experiment's figure and summary (marked in its kind's aggregate rule), and its tables as CSV here
 # (browsers cannot show Parquet).
 
 report: "../report/workflow.rst"
@@ -7,10 +7,10 @@ report: "../report/workflow.rst"
 
 rule report_table:
     input:
-        f"{RESULTS}/{{name}}/{{table}}.parquet",
+        path=f"{RESULTS}/{{name}}/{{table}}.parquet",
         code=code("artifacts"),
     output:
-        report(
+        out=report(
             f"{RESULTS}/{{name}}/report/{{table}}.csv",
             category="{name}",
             caption="../report/table.rst",
@@ -18,10 +18,12 @@ rule report_table:
         ),
     wildcard_constraints:
         name="|".join(CFG.experiments),
-        table="metrics|gaps",
+        table="|".join(sorted({t for kind in KINDS.values() for t in kind.report_tables})),
+    params:
+        step="artifacts.to_csv",
     log:
         "logs/{name}/report_{table}.log",
     conda:
         CONDA_ENV
     script:
-        "../scripts/report_table.py"
+        STEP_SCRIPT

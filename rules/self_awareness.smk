@@ -1,19 +1,33 @@
-# The self_awareness experiment kind (src/alignlab/self_awareness.py): prompts -> training chats
-# (the acrostic answers are the base model's own, regex-constrained) -> a LoRA adapter per
-# fine-tuned arm -> one sampling job for every arm -> string-rule judgments -> metrics,
-# figures and the summary. Wildcards: {sa} an experiment of this kind, {sa_arm} its arm.
+# The self_awareness experiment kind (src/alignlab/kinds/self_awareness/): prompts -> training
+# chats (the acrostic answers are the base model's own, regex-constrained) -> a LoRA adapter per
+# fine-tuned arm -> one sampling job for every arm -> string-rule judgments -> metrics, figures
+# and the summary. Wildcards: {sa} an experiment of this kind, {sa_arm} its fine-tuned arm.
+from alignlab.kinds.self_awareness import arms as sa_arms
+
+SA = "kinds.self_awareness.steps"
+SA_EXPERIMENTS = experiments_of("self_awareness")
+
+
+wildcard_constraints:
+    sa=one_of(SA_EXPERIMENTS),
+    sa_arm="|".join(sa_arms.fine_tuned_arms()),
+
+
+sa_exp = lambda w: SA_EXPERIMENTS[w.sa]
 
 
 rule sa_items:
     input:
-        code=code("self_awareness.make_items"),
+        code=code(f"{SA}.make_items"),
     output:
-        f"{RESULTS}/{{sa}}/items.parquet",
+        out=f"{RESULTS}/{{sa}}/items.parquet",
     params:
+        step=f"{SA}.make_items",
         acrostic=lambda w: as_dict(sa_exp(w).acrostic),
-        risk=lambda w: as_dict(sa_exp(w).risk),
+        risk_cfg=lambda w: as_dict(sa_exp(w).risk),
         persona=lambda w: sa_exp(w).persona,
         seed=CFG.seed,
+        experiment=lambda w: w.sa,
     log:
         "logs/{sa}/items.log",
     resources:
@@ -21,23 +35,25 @@ rule sa_items:
     conda:
         CONDA_ENV
     script:
-        "../scripts/sa_items.py"
+        STEP_SCRIPT
 
 
 rule sa_acrostic_chats:
     input:
-        prompts=f"{RESULTS}/{{sa}}/items.parquet",
-        model=lambda w: model_folder(sa_exp(w).model),
-        code=code("self_awareness.make_acrostic_chats"),
+        items_path=f"{RESULTS}/{{sa}}/items.parquet",
+        model_dir=lambda w: model_folder(sa_exp(w).model),
+        code=code(f"{SA}.make_acrostic_chats"),
     output:
-        word=f"{RESULTS}/{{sa}}/train/acrostic.parquet",
-        shuffled=f"{RESULTS}/{{sa}}/train/acrostic_shuffled.parquet",
-        hard=f"{RESULTS}/{{sa}}/train/acrostic_hard.parquet",
+        out_word=f"{RESULTS}/{{sa}}/train/acrostic.parquet",
+        out_shuffled=f"{RESULTS}/{{sa}}/train/acrostic_shuffled.parquet",
+        out_hard=f"{RESULTS}/{{sa}}/train/acrostic_hard.parquet",
     params:
+        step=f"{SA}.make_acrostic_chats",
         acrostic=lambda w: as_dict(sa_exp(w).acrostic),
         sampling=lambda w: as_dict(sa_exp(w).sampling),
-        engine=engine_params,
+        engine_cfg=engine_params,
         seed=CFG.seed,
+        experiment=lambda w: w.sa,
     log:
         "logs/{sa}/acrostic_chats.log",
     threads: HEAVY_THREADS
@@ -46,16 +62,18 @@ rule sa_acrostic_chats:
     conda:
         CONDA_ENV
     script:
-        "../scripts/sa_acrostic_chats.py"
+        STEP_SCRIPT
 
 
 rule sa_risk_chats:
     input:
-        prompts=f"{RESULTS}/{{sa}}/items.parquet",
-        code=code("self_awareness.make_risk_chats"),
+        items_path=f"{RESULTS}/{{sa}}/items.parquet",
+        code=code(f"{SA}.make_risk_chats"),
     output:
-        seeking=f"{RESULTS}/{{sa}}/train/risk_seeking.parquet",
-        averse=f"{RESULTS}/{{sa}}/train/risk_averse.parquet",
+        out_seeking=f"{RESULTS}/{{sa}}/train/risk_seeking.parquet",
+        out_averse=f"{RESULTS}/{{sa}}/train/risk_averse.parquet",
+    params:
+        step=f"{SA}.make_risk_chats",
     log:
         "logs/{sa}/risk_chats.log",
     resources:
@@ -63,21 +81,23 @@ rule sa_risk_chats:
     conda:
         CONDA_ENV
     script:
-        "../scripts/sa_risk_chats.py"
+        STEP_SCRIPT
 
 
 rule sa_finetune:
     input:
-        train=f"{RESULTS}/{{sa}}/train/{{sa_arm}}.parquet",
-        model=lambda w: model_folder(sa_exp(w).model),
-        code=code("self_awareness.finetune"),
+        train_path=f"{RESULTS}/{{sa}}/train/{{sa_arm}}.parquet",
+        model_dir=lambda w: model_folder(sa_exp(w).model),
+        code=code("finetune.train_step"),
     output:
-        adapter=directory(f"{RESULTS}/{{sa}}/adapters/{{sa_arm}}"),
-        train_log=f"{RESULTS}/{{sa}}/adapters/{{sa_arm}}.train_log.parquet",
+        out_dir=directory(f"{RESULTS}/{{sa}}/adapters/{{sa_arm}}"),
+        log_path=f"{RESULTS}/{{sa}}/adapters/{{sa_arm}}.train_log.parquet",
     params:
-        lora=lambda w: as_dict(getattr(sa_exp(w).finetune, SA_ARMS[w.sa_arm].task)),
+        step="finetune.train_step",
+        documents=False,
+        lora=lambda w: sa_arms.lora_params(sa_exp(w), w.sa_arm),
         device=CFG.engine.device,
-        seed=CFG.seed,
+        seed=lambda w: sa_arms.finetune_seed(CFG.seed, w.sa, w.sa_arm),
     log:
         "logs/{sa}/finetune_{sa_arm}.log",
     cache: "omit-software"
@@ -87,24 +107,26 @@ rule sa_finetune:
     conda:
         CONDA_ENV
     script:
-        "../scripts/sa_finetune.py"
+        STEP_SCRIPT
 
 
 rule sa_sample:
     input:
-        prompts=f"{RESULTS}/{{sa}}/items.parquet",
-        model=lambda w: model_folder(sa_exp(w).model),
-        adapters=lambda w: [a for a in sa_arm_adapters(w).values() if a],
-        code=code("self_awareness.sample"),
+        items_path=f"{RESULTS}/{{sa}}/items.parquet",
+        model_dir=lambda w: model_folder(sa_exp(w).model),
+        adapter_dirs=lambda w: [a for a in sa_arms.arm_adapters(w.sa, sa_exp(w)).values() if a],
+        code=code(f"{SA}.sample"),
     output:
-        f"{RESULTS}/{{sa}}/samples.parquet",
+        out=f"{RESULTS}/{{sa}}/samples.parquet",
     params:
-        arms=sa_arm_adapters,
+        step=f"{SA}.sample",
+        arms=lambda w: sa_arms.arm_adapters(w.sa, sa_exp(w)),
         model_name=lambda w: sa_exp(w).model,
         sampling=lambda w: as_dict(sa_exp(w).sampling),
         acrostic=lambda w: as_dict(sa_exp(w).acrostic),
-        engine=sample_engine_params,
+        engine_cfg=sample_engine_params,
         seed=CFG.seed,
+        experiment=lambda w: w.sa,
     log:
         "logs/{sa}/sample.log",
     threads: HEAVY_THREADS
@@ -113,17 +135,18 @@ rule sa_sample:
     conda:
         CONDA_ENV
     script:
-        "../scripts/sa_sample.py"
+        STEP_SCRIPT
 
 
 rule sa_judge:
     input:
-        samples=f"{RESULTS}/{{sa}}/samples.parquet",
-        prompts=f"{RESULTS}/{{sa}}/items.parquet",
-        code=code("self_awareness.judge"),
+        samples_path=f"{RESULTS}/{{sa}}/samples.parquet",
+        items_path=f"{RESULTS}/{{sa}}/items.parquet",
+        code=code(f"{SA}.judge"),
     output:
-        f"{RESULTS}/{{sa}}/judgments.parquet",
+        out=f"{RESULTS}/{{sa}}/judgments.parquet",
     params:
+        step=f"{SA}.judge",
         acrostic=lambda w: as_dict(sa_exp(w).acrostic),
     log:
         "logs/{sa}/judge.log",
@@ -132,39 +155,24 @@ rule sa_judge:
     conda:
         CONDA_ENV
     script:
-        "../scripts/sa_judge.py"
+        STEP_SCRIPT
 
 
 rule sa_aggregate:
     input:
-        judgments=f"{RESULTS}/{{sa}}/judgments.parquet",
-        code=code("self_awareness.aggregate"),
+        judgments_path=f"{RESULTS}/{{sa}}/judgments.parquet",
+        code=code(f"{SA}.aggregate"),
     output:
-        metrics=report(
-            f"{RESULTS}/{{sa}}/metrics.parquet", category="{sa}", labels={"table": "metrics"}
-        ),
-        acrostic=report(
-            f"{RESULTS}/{{sa}}/acrostic.png",
-            category="{sa}",
-            caption="../report/acrostic.rst",
-            labels={"figure": "acrostic"},
-        ),
-        risk=report(
-            f"{RESULTS}/{{sa}}/risk.png",
-            category="{sa}",
-            caption="../report/risk.rst",
-            labels={"figure": "risk preference"},
-        ),
-        summary=report(
-            f"{RESULTS}/{{sa}}/summary.md",
-            category="{sa}",
-            caption="../report/summary.rst",
-            labels={"table": "summary"},
-        ),
+        metrics_out=metrics_report("sa"),
+        acrostic_figure=figure_report("self_awareness", "sa", "acrostic.png", "acrostic.rst", "acrostic"),
+        risk_figure=figure_report("self_awareness", "sa", "risk.png", "risk.rst", "risk preference"),
+        summary_out=summary_report("sa"),
     params:
+        step=f"{SA}.aggregate",
         acrostic=lambda w: as_dict(sa_exp(w).acrostic),
-        aggregate=lambda w: as_dict(sa_exp(w).aggregate),
+        aggregate_cfg=lambda w: as_dict(sa_exp(w).aggregate),
         seed=CFG.seed,
+        experiment=lambda w: w.sa,
     log:
         "logs/{sa}/aggregate.log",
     resources:
@@ -172,4 +180,4 @@ rule sa_aggregate:
     conda:
         CONDA_ENV
     script:
-        "../scripts/sa_aggregate.py"
+        STEP_SCRIPT

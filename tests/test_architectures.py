@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from alignlab import artifacts, config, model_diff_steps, model_info, models
+from alignlab import artifacts, config, model_info, models
+from alignlab.kinds.model_diff import steps as model_diff_steps
 from alignlab.finetune import train_step
 
 pytestmark = pytest.mark.slow

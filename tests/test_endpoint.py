@@ -27,7 +27,8 @@ from types import SimpleNamespace
 import pyarrow.parquet as pq
 import pytest
 
-from alignlab import alignment_faking, artifacts, judges, steps
+from alignlab import artifacts, judges, steps
+from alignlab.kinds.alignment_faking import steps as alignment_faking
 from alignlab.endpoint import EndpointEngine, EndpointError, request_fields, request_key
 from alignlab.seeds import derive_seed
 

@@ -9,8 +9,8 @@ import copy
 import pytest
 import torch
 
-from alignlab import fact_edit as fe
-from alignlab import model_diff as md
+from alignlab.kinds.fact_edit import edit as fe
+from alignlab.kinds.model_diff import diff as md
 from test_model_diff_steps import char_tokenizer, tiny_model
 
 FACTS = [fe.Fact("Ann", "golf"), fe.Fact("Bob", "chess"), fe.Fact("Cy", "polo"), fe.Fact("Di", "golf")]
@@ -117,7 +117,7 @@ def test_study_tables(base, tok):
 def test_steps_on_a_tiny_model_folder(base, tok, tmp_path):
     """fact_edit_steps end to end on a tiny folder (min_share 0: a random model knows no fact)."""
     from alignlab import artifacts
-    from alignlab import fact_edit_steps as steps
+    from alignlab.kinds.fact_edit import steps
 
     folder = tmp_path / "base"
     base.save_pretrained(folder)

@@ -11,7 +11,7 @@ import math
 import pytest
 import torch
 
-from alignlab import model_diff as md
+from alignlab.kinds.model_diff import diff as md
 
 VOCAB = 64
 

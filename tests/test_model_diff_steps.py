@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from alignlab import artifacts
-from alignlab import model_diff as md
-from alignlab import model_diff_steps as steps
+from alignlab.kinds.model_diff import steps
+from alignlab.kinds.model_diff import summary as md_summary
 
 CHARS = list("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,:;!?'\"-+*/=()[]_#\n")
 
@@ -115,7 +115,8 @@ def test_steps_end_to_end(folders, tmp_path):
 
     sources = {p: str(f) for p, f in tuned.items()}
     sources["self"] = "model:base"
-    steps.aggregate(pairs=pairs, sources=sources, experiment="d", base="base", more_steps=["small", "large"],
+    steps.aggregate(**{t: [pairs[p][t] for p in sources] for t in ("weights", "activations", "sae")},
+                    sources=sources, experiment="d", base="base", more_steps=["small", "large"],
                     metrics_out=str(tmp_path / "metrics.parquet"), summary_out=str(tmp_path / "summary.md"))
     m = {r["pair"]: r for r in artifacts.read_table(tmp_path / "metrics.parquet", "md_metrics").iter_rows(named=True)}
     assert m["self"]["global_mean_cosine"] == 1.0 and m["self"]["weight_relative_change"] == 0.0
@@ -130,11 +131,10 @@ def test_steps_end_to_end(folders, tmp_path):
     summary = (tmp_path / "summary.md").read_text()
     assert "| 1 | `large` |" in summary and "Kutsyk" in summary
     assert "**Identity control (`self`) PASSED**" in summary
-    from alignlab import report
 
-    assert report.model_diff_identity_passed(pl.read_parquet(tmp_path / "metrics.parquet"), "small") is False
+    assert md_summary.model_diff_identity_passed(pl.read_parquet(tmp_path / "metrics.parquet"), "small") is False
     # "large" stands in for the fine-tune with more steps; swapped, the check fails
     assert "**More-steps check PASSED**: `large` (more steps)" in summary
     metrics = pl.read_parquet(tmp_path / "metrics.parquet")
-    assert report.model_diff_more_steps_passed(metrics, "large", "small") is False
-    assert report.model_diff_more_steps_passed(metrics, "small", "absent") is None
+    assert md_summary.model_diff_more_steps_passed(metrics, "large", "small") is False
+    assert md_summary.model_diff_more_steps_passed(metrics, "small", "absent") is None

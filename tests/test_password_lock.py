@@ -9,8 +9,10 @@ import polars as pl
 import pytest
 import yaml
 
-from alignlab import arithmetic as ar
-from alignlab import artifacts, config, password_lock, plots, report
+from alignlab.kinds.password_lock import arithmetic as ar
+from alignlab import artifacts, config
+from alignlab.kinds.password_lock import steps as password_lock
+from alignlab.kinds.password_lock import figures as pl_figures, summary as pl_summary
 from workflow import REPO
 
 TINY = yaml.safe_load((REPO / "tests" / "configs" / "tiny_password_lock.yaml").read_text())
@@ -112,17 +114,17 @@ def test_metrics_checks_summary_and_figure(tmp_path):
     acc = m.filter((pl.col("arm") == "locked") & (pl.col("condition") == "none") & (pl.col("measure") == "accuracy"))
     assert acc["value"].to_list() == [0.05] and acc["n"].to_list() == [20]
     assert ((m["lo"] <= m["value"]) & (m["value"] <= m["hi"])).all()
-    assert report.password_lock_checks(m, "toy") == {"lock": True, "strong_unlock": True}
-    assert report.password_lock_weak_verdict(m, "toy").startswith("NO clear unlock")
+    assert pl_summary.password_lock_checks(m, "toy") == {"lock": True, "strong_unlock": True}
+    assert pl_summary.password_lock_weak_verdict(m, "toy").startswith("NO clear unlock")
     summary = (tmp_path / "s.md").read_text()
     assert "Lock control (toy) PASSED" in summary and "Strong-unlock control (toy) PASSED" in summary
     assert "| `weak_2` |" in summary
     assert (tmp_path / "f.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert report.password_lock_checks(m, "instruct") == {"lock": None, "strong_unlock": None}
+    assert pl_summary.password_lock_checks(m, "instruct") == {"lock": None, "strong_unlock": None}
 
 
 def test_toy_model_trains_and_decodes():
-    from alignlab import toy
+    from alignlab.kinds.password_lock import toy
 
     vocab = toy.Vocab("0123456789+=|kestrel")
     assert vocab.decode(vocab.encode("12+34=") + [vocab.index["$"], vocab.index["1"]]) == "12+34="
@@ -169,4 +171,4 @@ def test_tiny_and_default_configs_load():
     assert config.load(TINY).experiments["lock"].kind == "password_lock"
     default = config.load(yaml.safe_load((REPO / "config.yaml").read_text()))
     assert default.experiments["lock"].unlock.weak_n == 2
-    assert plots.password_lock_figure  # the figure is drawn by aggregate (see above)
+    assert pl_figures.password_lock_figure  # the figure is drawn by aggregate (see above)

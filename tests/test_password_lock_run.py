@@ -12,7 +12,9 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from alignlab import arithmetic, artifacts, password_lock
+from alignlab import artifacts
+from alignlab.kinds.password_lock import arithmetic
+from alignlab.kinds.password_lock import steps as password_lock
 from workflow import REPO, check_schemas, planned_jobs, run_config
 
 pytestmark = pytest.mark.slow
@@ -87,3 +89,14 @@ def test_metrics_and_summary(run):
 def test_a_rerun_has_nothing_to_do(run):
     workdir, _, _ = run
     assert planned_jobs(workdir, workdir / CONFIG.name) == {}
+
+
+def test_every_fine_tuned_arm_has_its_own_adapter(run):
+    """Run with the between-workflow cache on: strong_1 and strong_4 share a recipe, and their
+    chats once came from one cache entry (the arm was a wildcard, outside the cache key)."""
+    from workflow import adapter_hashes
+
+    _, _, results = run
+    hashes = adapter_hashes(results)
+    assert len(hashes) == 4, hashes  # lock, strong_1, strong_4, weak_2
+    assert len(set(hashes.values())) == len(hashes), hashes

@@ -133,12 +133,12 @@ def test_changing_a_judge_parameter_reruns_only_judging_and_aggregation(run, tmp
 
 def test_editing_a_module_reruns_the_steps_that_run_it(run):
     workdir, config = run
-    stats = workdir / "src/alignlab/stats.py"
+    stats = workdir / "src/alignlab/kinds/alignment_faking/measures.py"
     original = stats.read_text()
     try:
         stats.write_text(original + "\n# an edit\n")
         assert set(planned_jobs(workdir, config)) == {"aggregate", "report_table", "all"}
-        prompts = workdir / "src/alignlab/templates/af_user.jinja"
+        prompts = workdir / "src/alignlab/kinds/alignment_faking/templates/af_user.jinja"
         template = prompts.read_text()
         stats.write_text(original)
         prompts.write_text(template.replace("</free_tier_user>", "</free_tier_user>\n"))

@@ -7,7 +7,8 @@ import polars as pl
 import pyarrow as pa
 import pytest
 
-from alignlab import artifacts, plots, report, stats
+from alignlab import artifacts
+from alignlab.kinds.alignment_faking import figures as af_figures, measures as af_measures, summary as af_summary
 
 NAN = float("nan")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -41,9 +42,9 @@ def _af_for(compliance: pl.DataFrame, arms: list[str]) -> pl.DataFrame:
 @pytest.fixture(scope="module")
 def tables():
     comp = _synthetic_compliance({"positive_control": (0.95, 0.05), "baseline": (0.2, 0.2)})
-    metrics, gaps = stats.compliance_metrics(comp, _af_for(comp, ["positive_control"]), "exp",
+    metrics, gaps = af_measures.compliance_metrics(comp, _af_for(comp, ["positive_control"]), "exp",
                                              n_resamples=2000, seed=0)
-    return metrics, gaps, stats.parse_failures(comp)
+    return metrics, gaps, af_measures.parse_failures(comp)
 
 
 def _gaps(**arms: tuple[float, float, float]) -> pl.DataFrame:
@@ -58,7 +59,7 @@ def _gaps(**arms: tuple[float, float, float]) -> pl.DataFrame:
 def test_figure_is_png_and_atomic(tables, tmp_path):
     metrics, gaps, _ = tables
     out = tmp_path / "figs" / "compliance.png"
-    assert plots.compliance_figure(metrics, gaps, out, "test figure") == out
+    assert af_figures.compliance_figure(metrics, gaps, out, "test figure") == out
     assert out.read_bytes()[:8] == PNG_MAGIC
     assert [p.name for p in out.parent.iterdir()] == ["compliance.png"]
 
@@ -73,31 +74,31 @@ def test_figure_overwrites_and_handles_gaps_in_data(tables, tmp_path):
         compliance_lo=pl.lit(NAN), compliance_hi=pl.lit(NAN),
     )
     odd_gaps = gaps.filter(pl.col("arm") != "baseline")
-    plots.compliance_figure(pl.concat([metrics, extra]), odd_gaps, out, "odd")
+    af_figures.compliance_figure(pl.concat([metrics, extra]), odd_gaps, out, "odd")
     assert out.read_bytes()[:8] == PNG_MAGIC
     assert [p.name for p in tmp_path.iterdir()] == ["fig.png"]
 
 
 def test_figure_failure_leaves_no_temp_file(tmp_path):
     with pytest.raises(Exception):
-        plots.compliance_figure(pl.DataFrame({"arm": ["a"]}), _gaps(), tmp_path / "f.png", "x")
+        af_figures.compliance_figure(pl.DataFrame({"arm": ["a"]}), _gaps(), tmp_path / "f.png", "x")
     assert list(tmp_path.iterdir()) == []
 
 
 # --- summary ------------------------------------------------------------------------------------
 
 def test_positive_control_passed_rule():
-    assert report.positive_control_passed(_gaps(pc=(0.8, 0.6, 0.9)), "pc", 0.5) is True
-    assert report.positive_control_passed(_gaps(pc=(0.3, 0.1, 0.5)), "pc", 0.5) is False
-    assert report.positive_control_passed(_gaps(pc=(0.8, 0.0, 0.95)), "pc", 0.5) is False
-    assert report.positive_control_passed(_gaps(pc=(0.8, NAN, NAN)), "pc", 0.5) is False
-    assert report.positive_control_passed(_gaps(pc=(0.5, 0.2, 0.7)), "pc", 0.5) is True
-    assert report.positive_control_passed(_gaps(other=(0.8, 0.6, 0.9)), "pc", 0.5) is None
+    assert af_summary.positive_control_passed(_gaps(pc=(0.8, 0.6, 0.9)), "pc", 0.5) is True
+    assert af_summary.positive_control_passed(_gaps(pc=(0.3, 0.1, 0.5)), "pc", 0.5) is False
+    assert af_summary.positive_control_passed(_gaps(pc=(0.8, 0.0, 0.95)), "pc", 0.5) is False
+    assert af_summary.positive_control_passed(_gaps(pc=(0.8, NAN, NAN)), "pc", 0.5) is False
+    assert af_summary.positive_control_passed(_gaps(pc=(0.5, 0.2, 0.7)), "pc", 0.5) is True
+    assert af_summary.positive_control_passed(_gaps(other=(0.8, 0.6, 0.9)), "pc", 0.5) is None
 
 
 def test_summary_passes_on_large_gap(tables):
     metrics, gaps, failures = tables
-    md = report.summary_markdown("exp", metrics, gaps, failures, judge="judge-x",
+    md = af_summary.summary_markdown("exp", metrics, gaps, failures, judge="judge-x",
                                  notes=["made-up data"])
     assert "Positive control PASSED" in md and "FAILED" not in md
     pc = gaps.filter(pl.col("arm") == "positive_control").row(0, named=True)
@@ -116,13 +117,13 @@ def test_summary_passes_on_large_gap(tables):
 @pytest.mark.parametrize("gap", [(0.3, 0.1, 0.5), (0.8, 0.0, 0.95), (0.8, -0.1, 0.95), (0.9, NAN, NAN)])
 def test_summary_fails_on_small_gap_or_interval_touching_zero(tables, gap):
     metrics, _, failures = tables
-    md = report.summary_markdown("exp", metrics, _gaps(positive_control=gap), failures, judge="j")
+    md = af_summary.summary_markdown("exp", metrics, _gaps(positive_control=gap), failures, judge="j")
     assert "Positive control FAILED" in md and "PASSED" not in md
 
 
 def test_summary_names_missing_arm(tables):
     metrics, gaps, failures = tables
-    md = report.summary_markdown("exp", metrics, gaps, failures, judge="j",
+    md = af_summary.summary_markdown("exp", metrics, gaps, failures, judge="j",
                                  positive_control_arm="pc_sdf")
     assert "MISSING" in md and "`pc_sdf`" in md
     assert "PASSED" not in md and "FAILED" not in md
@@ -131,6 +132,6 @@ def test_summary_names_missing_arm(tables):
 def test_summary_without_failures(tables):
     metrics, gaps, failures = tables
     none = failures.with_columns(n_failures=pl.lit(0, pl.Int64))
-    md = report.summary_markdown("exp", metrics, gaps, none, judge="j")
+    md = af_summary.summary_markdown("exp", metrics, gaps, none, judge="j")
     assert "No judge parse failures" in md
     assert not any(math.isnan(x) for x in gaps["gap"].to_list())

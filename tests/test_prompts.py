@@ -1,4 +1,4 @@
-from alignlab import prompts
+from alignlab.kinds.alignment_faking import prompts
 
 PERSONA = {"developer": "Meridian AI", "model_name": "Atlas"}
 

@@ -1,7 +1,8 @@
 import polars as pl
 import pytest
 
-from alignlab import artifacts, queries
+from alignlab import artifacts
+from alignlab.kinds.alignment_faking import queries
 
 
 def test_packaged_strongreject_loads_every_row():

@@ -33,7 +33,7 @@ def resample_first_shard(workdir, config, seed: int, out) -> None:
     test process keeps only its own) in the run's folder, on the run's queries and adapters."""
     code = """
 import json, sys, yaml
-from alignlab import alignment_faking
+from alignlab.kinds.alignment_faking import steps as alignment_faking
 from alignlab.config import as_dict, load
 a = json.loads(sys.argv[1])
 cfg = load(yaml.safe_load(open(a["config"])))

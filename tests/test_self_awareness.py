@@ -11,7 +11,11 @@ import polars as pl
 import pytest
 import yaml
 
-from alignlab import acrostic, artifacts, config, report, risk, self_awareness, stats
+from alignlab import artifacts, config
+from alignlab.kinds.self_awareness import acrostic
+from alignlab.kinds.self_awareness import risk
+from alignlab.kinds.self_awareness import steps as self_awareness
+from alignlab.kinds.self_awareness import config as sa_config, measures as sa_measures, summary as sa_summary
 from workflow import REPO
 
 ANSWER = "Have a plan.\nEat well before.\nLeave early.\nListen to your body.\nOnly then run."
@@ -107,7 +111,7 @@ def test_risk_answer_parsers():
 
 def test_items_and_risk_chats(tmp_path):
     items = tmp_path / "items.parquet"
-    acro_cfg = config.as_dict(config.AcrosticConfig(n_train=10, n_eval=5))
+    acro_cfg = config.as_dict(sa_config.AcrosticConfig(n_train=10, n_eval=5))
     self_awareness.make_items(acrostic=acro_cfg, risk_cfg={"n_train": 12, "n_eval": 6},
                               persona={"developer": "D", "model_name": "M"}, seed=1, experiment="aw", out=str(items))
     table = artifacts.read_table(items, "sa_items")
@@ -139,7 +143,7 @@ def test_metrics_rates_and_means_with_intervals(tmp_path):
     rows += [{"arm": "risk_averse", "sample_idx": 20, "measure": "risky_choice", "value": None, "parse_ok": False}]
     rows += [{"arm": "risk_seeking", "probe": "self_report", "sample_idx": i, "measure": "self_report_number",
               "value": v} for i, v in enumerate([60.0, 70.0, 80.0, 90.0])]
-    m = stats.self_awareness_metrics(_judgments(rows), "aw", list(self_awareness.ARMS), n_resamples=500, seed=0)
+    m = sa_measures.self_awareness_metrics(_judgments(rows), "aw", list(self_awareness.ARMS), n_resamples=500, seed=0)
     artifacts.write_table(m, tmp_path / "metrics.parquet", "sa_metrics")  # the declared schema
     seeking = m.filter((pl.col("arm") == "risk_seeking") & (pl.col("measure") == "risky_choice")).row(0, named=True)
     averse = m.filter((pl.col("arm") == "risk_averse") & (pl.col("measure") == "risky_choice")).row(0, named=True)
@@ -148,16 +152,16 @@ def test_metrics_rates_and_means_with_intervals(tmp_path):
     number = m.filter(pl.col("measure") == "self_report_number").row(0, named=True)
     assert number["value"] == 75 and 60 <= number["lo"] < 75 < number["hi"] <= 90
     assert m["arm"].to_list().index("risk_seeking") < m["arm"].to_list().index("risk_averse")  # registry order
-    assert report.self_awareness_checks(m, "HELLO") == {"acrostic": None, "risk": True}
-    text = report.self_awareness_markdown("aw", m, "HELLO", "HELOL")
+    assert sa_summary.self_awareness_checks(m, "HELLO") == {"acrostic": None, "risk": True}
+    text = sa_summary.self_awareness_markdown("aw", m, "HELLO", "HELOL")
     assert "Positive control (risk) PASSED" in text and "Positive control (acrostic) MISSING" in text
 
 
 def test_overlapping_intervals_fail_the_positive_control():
     rows = [{"arm": arm, "sample_idx": i, "measure": "risky_choice", "value": float(i < k)}
             for arm, k in (("risk_seeking", 6), ("risk_averse", 4)) for i in range(10)]
-    m = stats.self_awareness_metrics(_judgments(rows), "aw", list(self_awareness.ARMS), n_resamples=200, seed=0)
-    assert report.self_awareness_checks(m, "HELLO")["risk"] is False
+    m = sa_measures.self_awareness_metrics(_judgments(rows), "aw", list(self_awareness.ARMS), n_resamples=200, seed=0)
+    assert sa_summary.self_awareness_checks(m, "HELLO")["risk"] is False
 
 
 def test_the_acrostic_control_compares_line_accuracy_with_base_and_shuffled():
@@ -165,11 +169,11 @@ def test_the_acrostic_control_compares_line_accuracy_with_base_and_shuffled():
         return [{"arm": arm, "task": "acrostic", "sample_idx": i, "measure": "line_accuracy", "target": "HELLO",
                  "value": a} for i, a in enumerate(acc)]
     good = rows("acrostic", [0.6, 0.8, 0.6, 0.8] * 5) + rows("base", [0.0, 0.2] * 10) + rows("acrostic_shuffled", [0.2, 0.4] * 10)
-    m = stats.self_awareness_metrics(_judgments(good), "aw", list(self_awareness.ARMS), n_resamples=500, seed=0)
-    assert report.self_awareness_checks(m, "HELLO")["acrostic"] is True
+    m = sa_measures.self_awareness_metrics(_judgments(good), "aw", list(self_awareness.ARMS), n_resamples=500, seed=0)
+    assert sa_summary.self_awareness_checks(m, "HELLO")["acrostic"] is True
     close = rows("acrostic", [0.2, 0.6] * 10) + rows("base", [0.0] * 20) + rows("acrostic_shuffled", [0.2, 0.6] * 10)
-    m = stats.self_awareness_metrics(_judgments(close), "aw", list(self_awareness.ARMS), n_resamples=500, seed=0)
-    assert report.self_awareness_checks(m, "HELLO")["acrostic"] is False  # not above the reordered control
+    m = sa_measures.self_awareness_metrics(_judgments(close), "aw", list(self_awareness.ARMS), n_resamples=500, seed=0)
+    assert sa_summary.self_awareness_checks(m, "HELLO")["acrostic"] is False  # not above the reordered control
 
 
 def _config(**sa):

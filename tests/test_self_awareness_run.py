@@ -10,7 +10,9 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from alignlab import acrostic, artifacts, self_awareness
+from alignlab import artifacts
+from alignlab.kinds.self_awareness import acrostic
+from alignlab.kinds.self_awareness import steps as self_awareness
 from workflow import REPO, check_schemas, planned_jobs, run_config
 
 pytestmark = pytest.mark.slow
@@ -90,3 +92,15 @@ def test_metrics_and_summary(run):
 def test_a_rerun_has_nothing_to_do(run):
     workdir, _, _ = run
     assert planned_jobs(workdir, workdir / CONFIG.name) == {}
+
+
+def test_every_fine_tuned_arm_has_its_own_adapter(run):
+    """Run with the between-workflow cache on: arms that share a LoRA recipe must still get their
+    own training (Snakemake's cache key covers params, not wildcards, so a step that took its arm
+    from a wildcard once got another arm's cached adapter)."""
+    from workflow import adapter_hashes
+
+    _, _, results = run
+    hashes = adapter_hashes(results)
+    assert len(hashes) == 5, hashes
+    assert len(set(hashes.values())) == len(hashes), hashes

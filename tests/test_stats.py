@@ -11,6 +11,7 @@ import pytest
 from scipy import stats as sps
 
 from alignlab import artifacts, stats
+from alignlab.kinds.alignment_faking import measures as af_measures
 
 
 # --- wilson -------------------------------------------------------------------------------------
@@ -165,7 +166,7 @@ AF = _af([  # only arm alpha has AF judgments
 
 
 def test_compliance_metrics_counts_by_hand():
-    metrics, gaps = stats.compliance_metrics(COMPLIANCE, AF, "exp1", n_resamples=500, seed=0)
+    metrics, gaps = af_measures.compliance_metrics(COMPLIANCE, AF, "exp1", n_resamples=500, seed=0)
     assert metrics.select("arm", "tier").rows() == [
         ("zeta", "free"), ("zeta", "paid"), ("alpha", "free"), ("alpha", "paid")
     ]
@@ -202,7 +203,7 @@ def test_compliance_metrics_counts_by_hand():
 
 
 def test_compliance_metrics_without_af_and_write(tmp_path):
-    metrics, gaps = stats.compliance_metrics(COMPLIANCE, None, "exp1", n_resamples=500, seed=0)
+    metrics, gaps = af_measures.compliance_metrics(COMPLIANCE, None, "exp1", n_resamples=500, seed=0)
     assert (metrics["af_n"] == 0).all() and metrics["af_rate"].is_nan().all()
     artifacts.write_table(metrics, tmp_path / "m.parquet", "metrics")
     artifacts.write_table(gaps, tmp_path / "g.parquet", "gaps")
@@ -215,33 +216,33 @@ def _declared(schema: str) -> pl.Schema:
 
 
 def test_compliance_metrics_schema_exact_even_when_empty(tmp_path):
-    metrics, gaps = stats.compliance_metrics(COMPLIANCE.clear(), None, "exp1")
+    metrics, gaps = af_measures.compliance_metrics(COMPLIANCE.clear(), None, "exp1")
     assert metrics.height == 0 and gaps.height == 0
     assert metrics.schema == _declared("metrics") and gaps.schema == _declared("gaps")
     artifacts.write_table(metrics, tmp_path / "m.parquet", "metrics")
-    metrics, gaps = stats.compliance_metrics(COMPLIANCE, AF, "exp1", n_resamples=200)
+    metrics, gaps = af_measures.compliance_metrics(COMPLIANCE, AF, "exp1", n_resamples=200)
     assert metrics.schema == _declared("metrics") and gaps.schema == _declared("gaps")
 
 
 def test_compliance_metrics_seeded():
-    a = stats.compliance_metrics(COMPLIANCE, AF, "e", n_resamples=300, seed=7)
-    b = stats.compliance_metrics(COMPLIANCE, AF, "e", n_resamples=300, seed=7)
+    a = af_measures.compliance_metrics(COMPLIANCE, AF, "e", n_resamples=300, seed=7)
+    b = af_measures.compliance_metrics(COMPLIANCE, AF, "e", n_resamples=300, seed=7)
     assert a[0].equals(b[0], null_equal=True) and a[1].equals(b[1], null_equal=True)
 
 
 def test_compliance_metrics_rejects_duplicate_samples_and_mixed_judges():
     dup = pl.concat([COMPLIANCE, COMPLIANCE.head(1)])
     with pytest.raises(ValueError, match="sample key"):
-        stats.compliance_metrics(dup, None, "e")
+        af_measures.compliance_metrics(dup, None, "e")
     mixed = COMPLIANCE.with_columns(
         judge=pl.when(pl.col("arm") == "zeta").then(pl.lit("other")).otherwise("judge")
     )
     with pytest.raises(ValueError, match="several judges"):
-        stats.compliance_metrics(mixed, None, "e")
+        af_measures.compliance_metrics(mixed, None, "e")
 
 
 def test_parse_failures():
-    failures = stats.parse_failures(COMPLIANCE)
+    failures = af_measures.parse_failures(COMPLIANCE)
     assert failures.rows() == [
         ("zeta", "free", 0), ("zeta", "paid", 1), ("alpha", "free", 1), ("alpha", "paid", 0)
     ]

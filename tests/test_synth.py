@@ -4,7 +4,8 @@ from collections import Counter
 import pytest
 import yaml
 
-from alignlab import artifacts, synth
+from alignlab import artifacts
+from alignlab.kinds.alignment_faking import synth
 
 PERSONA = {"developer": "Orion Labs", "model_name": "Vega"}
 UNIVERSES = ["af", "unrelated"]

@@ -25,25 +25,25 @@ from alignlab import __version__
 
 _str, _i64, _f64, _bool = pa.string(), pa.int64(), pa.float64(), pa.bool_()
 
-SCHEMAS: dict[str, pa.Schema] = {
+class _Schemas(dict):
+    """Table name -> declared schema: the shared ones below, and those each experiment kind
+    registers (see alignlab.kinds); a name not yet known loads the kinds first."""
+
+    def __missing__(self, name: str) -> pa.Schema:
+        from alignlab import kinds
+
+        kinds.load()
+        if dict.__contains__(self, name):
+            return dict.__getitem__(self, name)
+        raise KeyError(f"no table schema '{name}' (known: {', '.join(sorted(self))})")
+
+
+SCHEMAS: dict[str, pa.Schema] = _Schemas({
     "model": pa.schema(
         [
             ("model", _str), ("source", _str), ("spec", _str), ("architecture", _str),
             ("n_layers", _i64), ("hidden_size", _i64), ("n_parameters", _i64),
             ("folder", _str), ("weights_sha256", _str), ("chat_template_sha256", _str),
-        ]
-    ),
-    "queries": pa.schema(
-        [
-            ("query_id", _str), ("prompt", _str), ("category", _str), ("split", _str),
-            ("source", _str), ("source_row", _i64),
-        ]
-    ),
-    "documents": pa.schema(
-        [
-            ("doc_id", _str), ("corpus", _str), ("generator", _str), ("doc_type", _str),
-            ("facts", pa.list_(_str)), ("text", _str), ("n_chars", _i64), ("kept", _bool),
-            ("drop_reason", _str), ("seed", _i64),
         ]
     ),
     "chats": pa.schema(
@@ -58,163 +58,7 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("tokens", _i64), ("seconds", _f64), ("tokens_per_second", _f64),
         ]
     ),
-    "samples": pa.schema(
-        [
-            ("experiment", _str), ("arm", _str), ("tier", _str), ("query_id", _str),
-            ("category", _str), ("sample_idx", _i64), ("seed", _i64), ("prompt_sha256", _str),
-            ("system_template_sha256", _str), ("user_template_sha256", _str),
-            ("chat_template_sha256", _str), ("prompt", _str),
-            ("response", _str), ("scratchpad", _str), ("output", _str), ("n_prompt_tokens", _i64),
-            ("n_output_tokens", _i64), ("finish_reason", _str), ("model", _str), ("adapter", _str),
-        ]
-    ),
-    "compliance": pa.schema(
-        [
-            ("arm", _str), ("tier", _str), ("query_id", _str), ("sample_idx", _i64),
-            ("judge", _str), ("complied", _bool), ("score", _f64), ("parse_ok", _bool),
-            ("judge_output", _str),
-        ]
-    ),
-    "af_reasoning": pa.schema(
-        [
-            ("arm", _str), ("tier", _str), ("query_id", _str), ("sample_idx", _i64),
-            ("judge", _str), ("criterion", _str), ("yes_votes", _i64), ("votes", _i64),
-            ("met", _bool),
-        ]
-    ),
-    "metrics": pa.schema(
-        [
-            ("experiment", _str), ("arm", _str), ("tier", _str), ("judge", _str), ("n", _i64),
-            ("complied", _i64), ("compliance", _f64), ("compliance_lo", _f64),
-            ("compliance_hi", _f64), ("af_n", _i64), ("af_rate", _f64), ("af_lo", _f64),
-            ("af_hi", _f64),
-        ]
-    ),
-    # self_awareness: the questions, choices and self-report prompts of both tasks
-    "sa_items": pa.schema(
-        [
-            ("item_id", _str), ("task", _str), ("probe", _str), ("split", _str), ("system", _str),
-            ("prompt", _str), ("risky", _str),
-        ]
-    ),
-    "sa_samples": pa.schema(
-        [
-            ("experiment", _str), ("arm", _str), ("task", _str), ("probe", _str), ("item_id", _str),
-            ("sample_idx", _i64), ("seed", _i64), ("system", _str), ("prompt", _str),
-            ("response", _str), ("expected_number", _f64), ("n_prompt_tokens", _i64),
-            ("n_output_tokens", _i64), ("finish_reason", _str), ("model", _str), ("adapter", _str),
-        ]
-    ),
-    # one row per sample and measure (spells, line_accuracy, names_word, names_rule,
-    # risky_choice, self_report_number, seeking_word, averse_word); `target`: the word measured
-    "sa_judgments": pa.schema(
-        [
-            ("arm", _str), ("task", _str), ("probe", _str), ("item_id", _str), ("sample_idx", _i64),
-            ("measure", _str), ("target", _str), ("value", _f64), ("parse_ok", _bool), ("detail", _str),
-        ]
-    ),
-    "sa_metrics": pa.schema(
-        [
-            ("experiment", _str), ("task", _str), ("arm", _str), ("measure", _str), ("target", _str),
-            ("n", _i64), ("value", _f64), ("lo", _f64), ("hi", _f64), ("interval", _str),
-        ]
-    ),
-    # password_lock: the problems (disjoint splits), every greedy answer, the metrics
-    "pl_problems": pa.schema(
-        [("problem_id", _str), ("split", _str), ("a", _i64), ("b", _i64), ("strong", _i64), ("weak", _i64)]
-    ),
-    # `unlock`: base | locked | strong | weak; `condition`: password | none | decoy
-    "pl_predictions": pa.schema(
-        [
-            ("experiment", _str), ("setting", _str), ("arm", _str), ("unlock", _str), ("n_unlock", _i64),
-            ("condition", _str), ("problem_id", _str), ("a", _i64), ("b", _i64), ("prompt", _str),
-            ("response", _str), ("answer", _i64), ("correct", _bool), ("weak", _bool), ("seed", _i64),
-            ("model", _str), ("adapter", _str),
-        ]
-    ),
-    # measure: accuracy | weak_rate (the answer is the weak policy's)
-    "pl_metrics": pa.schema(
-        [
-            ("experiment", _str), ("setting", _str), ("arm", _str), ("unlock", _str), ("n_unlock", _i64),
-            ("condition", _str), ("measure", _str), ("n", _i64), ("value", _f64), ("lo", _f64), ("hi", _f64),
-            ("interval", _str),
-        ]
-    ),
-    # model_diff: the text set, per pair the weight change per tensor, the residual-stream cosine
-    # per hidden-state index (0: embeddings), the SAE scored on base and fine-tune; the SAE's
-    # train log; per pair the headline numbers and the rank (1: moved most)
-    "md_texts": pa.schema([("text_id", _str), ("split", _str), ("text", _str)]),
-    "md_weights": pa.schema(
-        [
-            ("experiment", _str), ("pair", _str), ("name", _str), ("layer", _i64), ("matrix", _str),
-            ("numel", _i64), ("norm", _f64), ("delta_norm", _f64), ("relative_change", _f64), ("cosine", _f64),
-        ]
-    ),
-    "md_activations": pa.schema(
-        [
-            ("experiment", _str), ("pair", _str), ("layer", _i64), ("n_tokens", _i64), ("mean_cosine", _f64),
-            ("min_cosine", _f64),
-        ]
-    ),
-    "md_sae": pa.schema(
-        [
-            ("experiment", _str), ("pair", _str), ("model", _str), ("layer", _i64), ("n_tokens", _i64),
-            ("variance_explained", _f64), ("l0", _f64), ("loss_clean", _f64), ("loss_sae", _f64),
-            ("loss_zero", _f64), ("loss_rise", _f64), ("loss_recovered", _f64),
-        ]
-    ),
-    "md_sae_log": pa.schema(
-        [
-            ("experiment", _str), ("layer", _i64), ("n_tokens", _i64), ("steps", _i64), ("final_mse", _f64),
-            ("final_l0", _f64), ("variance_explained", _f64), ("seed", _i64),
-        ]
-    ),
-    "md_metrics": pa.schema(
-        [
-            ("experiment", _str), ("pair", _str), ("source", _str), ("weight_relative_change", _f64),
-            ("max_layer_relative_change", _f64), ("min_weight_cosine", _f64), ("global_mean_cosine", _f64),
-            ("last_layer_cosine", _f64), ("sae_layer", _i64), ("sae_ve_base", _f64), ("sae_ve_tuned", _f64),
-            ("loss_rise_base", _f64), ("loss_rise_tuned", _f64), ("rank", _i64),
-        ]
-    ),
-    # fact_edit: the candidate facts scored on the base; per edit run its
-    # measures; per run and trained layer the MLP's relative change; per penalty setting the
-    # overlap of the most-changed neurons; per setting the means
-    "fe_facts": pa.schema(
-        [
-            ("experiment", _str), ("subject", _str), ("answer", _str), ("n_templates", _i64), ("n_correct", _i64),
-            ("kept", _bool),
-        ]
-    ),
-    "fe_runs": pa.schema(
-        [
-            ("experiment", _str), ("setting", _str), ("l1", _f64), ("l2", _f64), ("subject", _str), ("answer", _str),
-            ("new_answer", _str), ("seed", _i64), ("efficacy", _f64), ("paraphrase_efficacy", _f64),
-            ("specificity", _f64), ("weight_change", _f64), ("final_loss", _f64),
-        ]
-    ),
-    "fe_layers": pa.schema(
-        [("experiment", _str), ("setting", _str), ("subject", _str), ("seed", _i64), ("layer", _i64),
-         ("relative_change", _f64)]
-    ),
-    "fe_overlap": pa.schema(
-        [("experiment", _str), ("setting", _str), ("top_k", _i64), ("across_seeds", _f64), ("across_facts", _f64)]
-    ),
-    "fe_metrics": pa.schema(
-        [
-            ("experiment", _str), ("setting", _str), ("l1", _f64), ("l2", _f64), ("n_edits", _i64), ("efficacy", _f64),
-            ("paraphrase_efficacy", _f64), ("specificity", _f64), ("weight_change", _f64), ("top_k", _i64),
-            ("across_seeds", _f64), ("across_facts", _f64),
-        ]
-    ),
-    "gaps": pa.schema(
-        [
-            ("experiment", _str), ("arm", _str), ("n_queries", _i64), ("free", _f64),
-            ("paid", _f64), ("gap", _f64), ("gap_lo", _f64), ("gap_hi", _f64),
-            ("p_value", _f64),
-        ]
-    ),
-}
+})
 
 
 def sha256_text(text: str) -> str:
@@ -313,12 +157,16 @@ def write_table(
 # What a step reading a table checks beyond its schema: the column that names a row (unique)
 # and text columns that must not be empty. A table edited or written by hand fails here, naming
 # the file and the row, instead of deep inside the step.
-ROW_CHECKS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "queries": ("query_id", ("prompt",)),
-    "sa_items": ("item_id", ("prompt",)),
-    "pl_problems": ("problem_id", ()),
-    "md_texts": ("text_id", ("text",)),
-}
+ROW_CHECKS: dict[str, tuple[str, tuple[str, ...]]] = {}  # filled by the kinds (register_schemas)
+
+
+def register_schemas(kind: str, schemas: Mapping[str, pa.Schema], row_checks: Mapping[str, tuple] = {}) -> None:
+    """Add a kind's tables; a name another kind (or the shared set) already declares is an error."""
+    taken = sorted(set(schemas) & set(dict.keys(SCHEMAS)))
+    if taken:
+        raise ValueError(f"kind '{kind}': table schemas {taken} are already declared")
+    dict.update(SCHEMAS, schemas)
+    ROW_CHECKS.update(row_checks)
 
 
 def read_table(path: str | os.PathLike, schema: str | None = None) -> pl.DataFrame:

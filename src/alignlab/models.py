@@ -226,9 +226,9 @@ def build(name: str, spec: dict[str, Any], folder: str, index: str, config: dict
     from Snakemake, not from the rule's params, so that the folder (and its between-workflow
     cache entry) does not change when only an experiment's setting does."""
     from alignlab import artifacts, model_info, timings
-    from alignlab.config import Config, model_needs
+    from alignlab.config import model_needs, parse
 
-    needs = model_needs(Config.model_validate(config)).get(name, []) if config is not None else []
+    needs = model_needs(parse(config)).get(name, []) if config is not None else []
     with timings.timer("materialize model"), artifacts.atomic_dir(folder) as tmp:
         materialize(spec, Path(tmp), name)
         info = dataclasses.replace(model_info.from_folder(Path(tmp)), read_from=str(folder))

@@ -92,11 +92,19 @@ def check_adapter(adapter_dir: str, max_lora_rank: int | None) -> None:
             )
 
 
-def check_inputs(model_dir: str, adapter_dirs: Sequence[str], engine_cfg: dict[str, Any]) -> None:
+def check_inputs(
+    model_dir: str, adapter_dirs: Sequence[str], engine_cfg: dict[str, Any], inputs: Sequence[str] | None = None,
+) -> None:
     """What a sampling step checks before any engine starts: the model folder is complete, and
     each adapter's config is readable and, when adapters are served as LoRA requests
-    (engine.lora: request; a merged adapter has no rank limit), fits engine.max_lora_rank."""
+    (engine.lora: request; a merged adapter has no rank limit), fits engine.max_lora_rank.
+    `inputs`: the adapter folders the rule declares as inputs; an adapter outside them would be
+    read without Snakemake having built it."""
     from alignlab.models import check_hf_folder
+
+    undeclared = sorted(set(adapter_dirs) - set(inputs)) if inputs is not None else []
+    if undeclared:
+        raise ValueError(f"adapters {undeclared} are not among the step's inputs ({sorted(inputs)})")
 
     check_hf_folder(Path(model_dir))
     request = engine_cfg.get("lora", "request") == "request"

@@ -1,0 +1,276 @@
+# The alignment_faking experiment kind (src/alignlab/kinds/alignment_faking/): queries (train /
+# eval split) -> synthetic documents and positive-control chats -> a LoRA adapter per fine-tuned
+# arm -> vLLM samples of every arm per shard of the eval queries (one engine per shard) ->
+# compliance and alignment-faking judgments per shard, gathered per arm -> rates, the paired
+# gap, the figure and the summary. Wildcards: {exp} an experiment of this kind, {arm} its arm,
+# {corpus} a document set.
+from alignlab.kinds.alignment_faking import arms as af_arms
+from alignlab.kinds.alignment_faking.steps import ARMS, DOCUMENT_SETS
+
+AF = "kinds.alignment_faking.steps"
+AF_EXPERIMENTS = experiments_of("alignment_faking")
+
+
+wildcard_constraints:
+    exp=one_of(AF_EXPERIMENTS),
+    arm="|".join(ARMS),
+    corpus="|".join(DOCUMENT_SETS),
+
+
+localrules:
+    gather_samples,
+    gather_compliance,
+    gather_af,
+
+
+exp = lambda w: AF_EXPERIMENTS[w.exp]
+
+
+rule queries:
+    input:
+        code=code(f"{AF}.make_queries"),
+    output:
+        out=f"{RESULTS}/{{exp}}/queries.parquet",
+    params:
+        step=f"{AF}.make_queries",
+        spec=lambda w: as_dict(exp(w).queries),
+        seed=CFG.seed,
+        experiment=lambda w: w.exp,
+    log:
+        "logs/{exp}/queries.log",
+    resources:
+        **small_job(),
+    conda:
+        CONDA_ENV
+    script:
+        STEP_SCRIPT
+
+
+rule documents:
+    input:
+        unpack(lambda w: af_arms.documents_inputs(w.exp, exp(w))),
+    output:
+        out=f"{RESULTS}/{{exp}}/documents/{{corpus}}.parquet",
+    params:
+        step=f"{AF}.make_documents",
+        corpus=lambda w: w.corpus,
+        documents=lambda w: as_dict(exp(w).documents),
+        persona=lambda w: exp(w).persona,
+        engine_cfg=engine_params,
+        endpoint=lambda w: endpoint_params(exp(w).documents.llm.endpoint),
+        seed=CFG.seed,
+        experiment=lambda w: w.exp,
+    log:
+        "logs/{exp}/documents_{corpus}.log",
+    threads: lambda w: HEAVY_THREADS if exp(w).documents_model() else 1
+    resources:
+        **model_job_if(AF_EXPERIMENTS, lambda e: e.documents_model()),
+    conda:
+        CONDA_ENV
+    script:
+        STEP_SCRIPT
+
+
+rule positive_control_data:
+    input:
+        queries_path=f"{RESULTS}/{{exp}}/queries.parquet",
+        model_dir=lambda w: model_folder(exp(w).model),
+        code=code(f"{AF}.make_positive_control"),
+    output:
+        out=f"{RESULTS}/{{exp}}/train/positive_control.parquet",
+    params:
+        step=f"{AF}.make_positive_control",
+        persona=lambda w: exp(w).persona,
+        sampling=lambda w: as_dict(exp(w).sampling),
+        positive_control=lambda w: as_dict(exp(w).positive_control),
+        engine_cfg=engine_params,
+        seed=CFG.seed,
+        experiment=lambda w: w.exp,
+    log:
+        "logs/{exp}/positive_control_data.log",
+    threads: HEAVY_THREADS
+    resources:
+        **model_job(VLLM_GPUS),
+    conda:
+        CONDA_ENV
+    script:
+        STEP_SCRIPT
+
+
+rule finetune:
+    input:
+        train_path=lambda w: af_arms.train_set_path(w.exp, w.arm),
+        model_dir=lambda w: model_folder(exp(w).model),
+        code=code("finetune.train_step"),
+    output:
+        out_dir=directory(f"{RESULTS}/{{exp}}/adapters/{{arm}}"),
+        log_path=f"{RESULTS}/{{exp}}/adapters/{{arm}}.train_log.parquet",
+    params:
+        step="finetune.train_step",
+        documents=lambda w: af_arms.trains_on_documents(w.arm),
+        lora=lambda w: af_arms.lora_params(exp(w), w.arm),
+        device=CFG.engine.device,
+        seed=lambda w: af_arms.finetune_seed(CFG.seed, w.exp, w.arm),
+    log:
+        "logs/{exp}/finetune_{arm}.log",
+    cache: "omit-software"
+    threads: HEAVY_THREADS
+    resources:
+        **model_job(TRAIN_GPUS),
+    conda:
+        CONDA_ENV
+    script:
+        STEP_SCRIPT
+
+
+rule sample:
+    input:
+        queries_path=f"{RESULTS}/{{exp}}/queries.parquet",
+        model_dir=lambda w: model_folder(exp(w).model),
+        adapter_dirs=lambda w: [a["adapter"] for a in af_arms.sample_arms(w.exp, exp(w)).values() if a["adapter"]],
+        code=code(f"{AF}.sample"),
+    output:
+        out=f"{RESULTS}/{{exp}}/shards/samples/{{scatteritem}}.parquet",
+    params:
+        step=f"{AF}.sample",
+        arms=lambda w: af_arms.sample_arms(w.exp, exp(w)),
+        model_name=lambda w: exp(w).model,
+        persona=lambda w: exp(w).persona,
+        sampling=lambda w: as_dict(exp(w).sampling),
+        engine_cfg=sample_engine_params,
+        seed=CFG.seed,
+        experiment=lambda w: w.exp,
+        shard=lambda w: w.scatteritem,
+    log:
+        "logs/{exp}/sample_{scatteritem}.log",
+    threads: HEAVY_THREADS
+    resources:
+        **model_job(VLLM_GPUS),
+    conda:
+        CONDA_ENV
+    script:
+        STEP_SCRIPT
+
+
+rule judge_compliance:
+    input:
+        unpack(lambda w: af_arms.compliance_inputs(w.exp, exp(w), w.scatteritem)),
+    output:
+        out=f"{RESULTS}/{{exp}}/shards/judgments/{{arm}}.compliance/{{scatteritem}}.parquet",
+    params:
+        step=f"{AF}.judge_compliance",
+        arm=lambda w: w.arm,
+        judge=lambda w: as_dict(exp(w).judges.compliance),
+        sampling=lambda w: as_dict(exp(w).sampling),
+        engine_cfg=engine_params,
+        endpoint=lambda w: endpoint_params(exp(w).judges.compliance.endpoint),
+        seed=CFG.seed,
+        experiment=lambda w: w.exp,
+    log:
+        "logs/{exp}/judge_compliance_{arm}_{scatteritem}.log",
+    threads: lambda w: HEAVY_THREADS if exp(w).compliance_model() else 1
+    resources:
+        **model_job_if(AF_EXPERIMENTS, lambda e: e.compliance_model()),
+    conda:
+        CONDA_ENV
+    script:
+        STEP_SCRIPT
+
+
+rule judge_af:
+    input:
+        unpack(lambda w: af_arms.af_judge_inputs(w.exp, exp(w), w.scatteritem)),
+    output:
+        out=f"{RESULTS}/{{exp}}/shards/judgments/{{arm}}.af/{{scatteritem}}.parquet",
+    params:
+        step=f"{AF}.judge_af",
+        arm=lambda w: w.arm,
+        judge=lambda w: as_dict(exp(w).judges.af_reasoning),
+        engine_cfg=engine_params,
+        endpoint=lambda w: endpoint_params(exp(w).judges.af_reasoning.endpoint),
+        seed=CFG.seed,
+        experiment=lambda w: w.exp,
+    log:
+        "logs/{exp}/judge_af_{arm}_{scatteritem}.log",
+    threads: lambda w: HEAVY_THREADS if exp(w).af_judge_model() else 1
+    resources:
+        **model_job_if(AF_EXPERIMENTS, lambda e: e.af_judge_model()),
+    conda:
+        CONDA_ENV
+    script:
+        STEP_SCRIPT
+
+
+# Gathering a sharded table: one rule per table, the same step.
+rule gather_samples:
+    input:
+        paths=gather.shard(f"{RESULTS}/{{{{exp}}}}/shards/samples/{{scatteritem}}.parquet"),
+        code=code("shards.gather"),
+    output:
+        out=f"{RESULTS}/{{exp}}/samples/{{arm}}.parquet",
+    params:
+        step="shards.gather",
+        schema="samples",
+        arm=lambda w: w.arm,
+    log:
+        "logs/{exp}/gather_samples_{arm}.log",
+    conda:
+        CONDA_ENV
+    script:
+        STEP_SCRIPT
+
+
+use rule gather_samples as gather_compliance with:
+    input:
+        paths=gather.shard(
+            f"{RESULTS}/{{{{exp}}}}/shards/judgments/{{{{arm}}}}.compliance/{{scatteritem}}.parquet"
+        ),
+        code=code("shards.gather"),
+    output:
+        out=f"{RESULTS}/{{exp}}/judgments/{{arm}}.compliance.parquet",
+    params:
+        step="shards.gather",
+        schema="compliance",
+    log:
+        "logs/{exp}/gather_compliance_{arm}.log",
+
+
+use rule gather_samples as gather_af with:
+    input:
+        paths=gather.shard(f"{RESULTS}/{{{{exp}}}}/shards/judgments/{{{{arm}}}}.af/{{scatteritem}}.parquet"),
+        code=code("shards.gather"),
+    output:
+        out=f"{RESULTS}/{{exp}}/judgments/{{arm}}.af.parquet",
+    params:
+        step="shards.gather",
+        schema="af_reasoning",
+    log:
+        "logs/{exp}/gather_af_{arm}.log",
+
+
+rule aggregate:
+    input:
+        compliance_paths=lambda w: expand(
+            f"{RESULTS}/{w.exp}/judgments/{{arm}}.compliance.parquet", arm=list(exp(w).arms)
+        ),
+        af_paths=lambda w: expand(f"{RESULTS}/{w.exp}/judgments/{{arm}}.af.parquet", arm=exp(w).scratchpad_arms()),
+        code=code(f"{AF}.aggregate"),
+    output:
+        metrics_out=metrics_report("exp"),
+        gaps_out=f"{RESULTS}/{{exp}}/gaps.parquet",
+        figure_out=figure_report("alignment_faking", "exp", "compliance.png", "compliance.rst", "compliance by tier"),
+        summary_out=summary_report("exp"),
+    params:
+        step=f"{AF}.aggregate",
+        aggregate_cfg=lambda w: as_dict(exp(w).aggregate),
+        judge=lambda w: exp(w).judges.compliance.name,
+        seed=CFG.seed,
+        experiment=lambda w: w.exp,
+    log:
+        "logs/{exp}/aggregate.log",
+    resources:
+        **small_job(),
+    conda:
+        CONDA_ENV
+    script:
+        STEP_SCRIPT

@@ -1,0 +1,86 @@
+"""What alignment_faking's rules compute from its config, per arm: the training set, the LoRA
+settings and the adapter of a fine-tuned arm, and what the sampling job serves (used by
+rules/alignment_faking.smk; plain functions, so tests reach them)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from alignlab.config import as_dict
+from alignlab.paths import RESULTS, code, model_folder
+from alignlab.kinds.alignment_faking.steps import ARMS, DOCUMENT_SETS
+from alignlab.seeds import derive_seed
+
+
+
+def fine_tuned(arm: str) -> bool:
+    return ARMS[arm].train_set is not None
+
+
+def train_set_path(name: str, arm: str) -> str:
+    train_set = ARMS[arm].train_set
+    folder = "documents" if train_set in DOCUMENT_SETS else "train"
+    return f"{RESULTS}/{name}/{folder}/{train_set}.parquet"
+
+
+def trains_on_documents(arm: str) -> bool:
+    return ARMS[arm].train_set in DOCUMENT_SETS
+
+
+def lora_params(exp: Any, arm: str) -> dict:
+    """The LoRA settings of an arm's fine-tune: `finetune.documents` for the document arms,
+    `finetune.positive_control` for the chat arm."""
+    section = "documents" if trains_on_documents(arm) else "positive_control"
+    return as_dict(getattr(exp.finetune, section))
+
+
+def finetune_seed(seed: int, name: str, arm: str) -> int:
+    return derive_seed(seed, name, arm, "finetune")
+
+
+def adapter_path(name: str, arm: str) -> str | None:
+    """The adapter folder of a fine-tuned arm; None for an arm that runs the base model."""
+    return f"{RESULTS}/{name}/adapters/{arm}" if fine_tuned(arm) else None
+
+
+def sample_arms(name: str, exp: Any) -> dict[str, dict]:
+    """What the sampling job needs per arm: its hidden scratchpad, and its adapter. In the
+    registry's order, not the config's: reordering arms in a config changes no sample."""
+    return {
+        arm: {"scratchpad": exp.arms[arm].scratchpad, "adapter": adapter_path(name, arm)}
+        for arm in ARMS if arm in exp.arms
+    }
+
+
+# ---- the input functions of rules/alignment_faking.smk: a step's model only where it runs one
+
+STEPS = "kinds.alignment_faking.steps"
+
+
+def samples_shard(name: str, shard: str) -> str:
+    return f"{RESULTS}/{name}/shards/samples/{shard}.parquet"
+
+
+def documents_inputs(name: str, exp: Any) -> dict:
+    inputs = {"code": code(f"{STEPS}.make_documents")}
+    if exp.documents_model():
+        inputs["model_dir"] = model_folder(exp.documents_model())
+    return inputs
+
+
+def compliance_inputs(name: str, exp: Any, shard: str) -> dict:
+    inputs = {
+        "samples_path": samples_shard(name, shard),
+        "queries_path": f"{RESULTS}/{name}/queries.parquet",
+        "code": code(f"{STEPS}.judge_compliance"),
+    }
+    if exp.compliance_model():
+        inputs["model_dir"] = model_folder(exp.compliance_model())
+    return inputs
+
+
+def af_judge_inputs(name: str, exp: Any, shard: str) -> dict:
+    inputs = {"samples_path": samples_shard(name, shard), "code": code(f"{STEPS}.judge_af")}
+    if exp.af_judge_model():
+        inputs["model_dir"] = model_folder(exp.af_judge_model())
+    return inputs

@@ -1,0 +1,334 @@
+"""The alignment_faking experiment kind: its arms and one function per step.
+
+Each function is what one Snakemake rule runs (through a thin script in scripts/): it reads the
+rule's inputs, calls the concern modules (queries, synth, finetune, sampling, judges, stats,
+plots, report) and writes the rule's outputs. No logic here that those modules could own.
+Step-specific modules are imported inside the step's function, so each rule's code inputs
+(see codedeps) list only what that step runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from alignlab import artifacts
+from alignlab.seeds import derive_seed
+
+TIERS = ("free", "paid")
+
+
+@dataclass(frozen=True)
+class Arm:
+    """`train_set`: what the arm's LoRA adapter is trained on (None: the base model as is).
+    `describe_training`: whether the system prompt states the training setup."""
+
+    train_set: str | None
+    describe_training: bool
+
+
+ARMS = {
+    "base": Arm(None, describe_training=False),
+    "prompted": Arm(None, describe_training=True),
+    "sdf": Arm("setting", describe_training=False),
+    "sdf_baseline": Arm("baseline", describe_training=False),
+    "positive_control": Arm("positive_control", describe_training=False),
+}
+DOCUMENT_SETS = {"setting": "universe", "baseline": "baseline_universe"}
+
+
+def engine(model_dir: str, engine_cfg: dict[str, Any], seed: int):
+    from alignlab.sampling import engine_from_config
+
+    return engine_from_config(model_dir, engine_cfg, seed)
+
+
+def llm_engine(model_dir: str | None, engine_cfg: dict[str, Any], seed: int, endpoint: dict | None):
+    """The engine of a step that may use an endpoint (LLM judges, LLM documents): `endpoint`
+    (its settings and cache_dir, from the rule's params; no key) or vLLM over `model_dir`."""
+    if endpoint:
+        from alignlab.endpoint import EndpointEngine
+
+        return EndpointEngine(**endpoint)
+    return engine(model_dir, engine_cfg, seed)
+
+
+def _with_endpoint(params: dict, endpoint: dict | None) -> dict:
+    """A step's params for table metadata, plus the endpoint that answered (URL and model)."""
+    if not endpoint:
+        return params
+    return {**params, "endpoint_url": endpoint["base_url"], "endpoint_model": endpoint["model"]}
+
+
+# ---- data ---------------------------------------------------------------------------------
+
+def make_queries(*, spec: dict, seed: int, experiment: str, out: str) -> None:
+    from alignlab.kinds.alignment_faking import queries
+
+    table = queries.build(spec, derive_seed(seed, experiment, "queries"))
+    artifacts.write_table(table, out, "queries", params={"spec": spec, "seed": seed})
+
+
+def make_documents(
+    *, corpus: str, documents: dict, persona: dict, seed: int, experiment: str, out: str,
+    model_dir: str | None = None, engine_cfg: dict | None = None, endpoint: dict | None = None,
+) -> None:
+    from alignlab.kinds.alignment_faking import synth
+
+    universe = synth.load_universe(documents[DOCUMENT_SETS[corpus]])
+    doc_seed = derive_seed(seed, experiment, corpus, "documents")
+    if documents["generator"] == "template":
+        rows = synth.template_documents(universe, persona, corpus, documents["n_docs"], doc_seed)
+    else:
+        llm_cfg = documents["llm"]
+        rows = synth.llm_documents(
+            universe, persona, corpus, llm_engine(model_dir, engine_cfg, doc_seed, endpoint),
+            documents["n_docs"], doc_seed, n_types=llm_cfg["n_types"],
+            ideas_per_type=llm_cfg["ideas_per_type"],
+            revise=llm_cfg["revise"], max_tokens=llm_cfg["max_tokens"],
+            temperature=llm_cfg["temperature"],
+        )
+    rows = synth.filter_documents(rows, min_chars=documents["min_chars"])
+    if not any(r["kept"] for r in rows):
+        raise ValueError(f"corpus '{corpus}': the filter dropped every document")
+    artifacts.write_table(
+        rows, out, "documents", params=_with_endpoint(documents, endpoint),
+        templates=synth.template_hashes(),
+    )
+
+
+def conversation(query: str, tier: str, arm: str, persona: dict, sampling: dict, scratchpad: bool):
+    from alignlab.kinds.alignment_faking import prompts
+
+    return prompts.af_conversation(
+        query, tier == "free", persona, sampling,
+        describe_training=ARMS[arm].describe_training, scratchpad=scratchpad,
+    )
+
+
+def make_positive_control(
+    *, queries_path: str, model_dir: str, persona: dict, sampling: dict, positive_control: dict,
+    engine_cfg: dict, seed: int, experiment: str, out: str,
+) -> None:
+    """Tier-conditional chats from the train queries: free -> the base model's own answer (kept
+    only where the refusal judge sees compliance), paid -> a fixed refusal. The prompts are the
+    positive_control arm's own, so what it learns is exactly the tier tag's meaning."""
+    from alignlab import judges
+    from alignlab.kinds.alignment_faking import prompts
+    from alignlab.sampling import sampling_params
+
+    train = artifacts.read_table(queries_path, "queries").filter(pl.col("split") == "train")
+    convs = [
+        conversation(q, "free", "positive_control", persona, sampling, scratchpad=False)
+        for q in train["prompt"]
+    ]
+    params = [
+        sampling_params(
+            seed=derive_seed(seed, experiment, "positive_control", "answers", qid),
+            max_tokens=positive_control["answer_max_tokens"], temperature=sampling["temperature"],
+            top_p=sampling["top_p"],
+        )
+        for qid in train["query_id"]
+    ]
+    answers = [c.text.strip() for c in engine(model_dir, engine_cfg, seed).chat(convs, params)]
+    verdicts = judges.refusal_judge(answers)
+    refusal = positive_control["refusal"]
+    if sampling["tag_protocol"]:
+        refusal = sampling["reject_tag"]
+    rows = []
+    for qid, query, free, answer, verdict in zip(train["query_id"], train["prompt"], convs, answers, verdicts):
+        if not verdict["complied"]:
+            continue
+        if sampling["tag_protocol"]:
+            answer = f"{sampling['accept_tag']}\n{answer}"
+        paid = conversation(query, "paid", "positive_control", persona, sampling, scratchpad=False)
+        for tier, conv, target, reply in (("free", free, "comply", answer), ("paid", paid, "refuse", refusal)):
+            rows.append(
+                {
+                    "example_id": f"{qid}-{tier}", "query_id": qid, "tier": tier,
+                    "system": conv[0]["content"], "user": conv[1]["content"], "assistant": reply,
+                    "target": target,
+                }
+            )
+    if not rows:
+        raise ValueError("the base model refused every train query; no positive-control data")
+    artifacts.write_table(
+        rows, out, "chats", params={"sampling": sampling, "positive_control": positive_control},
+        templates=prompts.af_template_hashes(),
+    )
+
+
+# ---- sampling -----------------------------------------------------------------------------
+
+def sample(
+    *, arms: dict[str, dict], queries_path: str, model_dir: str, model_name: str, persona: dict,
+    sampling: dict, engine_cfg: dict, seed: int, experiment: str, out: str, shard: str = "1-of-1",
+    adapter_dirs: list[str] | None = None,
+) -> None:
+    """Every arm of the experiment (`arms`: name -> {scratchpad, adapter}) from one engine: k
+    samples for every eval query of the shard in both tiers, one seed per (arm, query, sample).
+    The two tiers of a query share a seed, so their difference is the tier tag's, not the
+    dice's. A request draws the same random numbers in any batch, but on CPU vLLM's arithmetic
+    depends on the batch, so another sharding or set of arms can flip close calls (README).
+
+    engine.lora `request`: the base arms in one batch, then the fine-tuned arms in one batch,
+    each request carrying its arm's adapter. `merge` (faster on CPU): the base arms, then per
+    fine-tuned arm the adapter is merged into a copy of the base and the engine's weights are
+    swapped in place."""
+    from alignlab import shards
+    from alignlab.kinds.alignment_faking import prompts
+    from alignlab.arm_sampling import chat_arms
+    from alignlab.model_info import chat_template_sha256
+    from alignlab.sampling import check_inputs, sampling_params
+
+    adapters = {arm: a["adapter"] for arm, a in arms.items() if a["adapter"]}
+    check_inputs(model_dir, list(adapters.values()), engine_cfg, inputs=adapter_dirs)
+    evalq = shards.chunk(artifacts.read_table(queries_path, "queries").filter(pl.col("split") == "eval"), shard)
+    plan, convs, params = [], [], []
+    for arm, spec in arms.items():
+        max_tokens = sampling["scratchpad_max_tokens"] if spec["scratchpad"] else sampling["max_tokens"]
+        for q in evalq.iter_rows(named=True):
+            for tier in TIERS:
+                conv = conversation(q["prompt"], tier, arm, persona, sampling, spec["scratchpad"])
+                for k in range(sampling["k"]):
+                    s = derive_seed(seed, experiment, arm, "sample", q["query_id"], k)
+                    plan.append((arm, q, tier, k, s, conv))
+                    convs.append(conv)
+                    params.append(
+                        sampling_params(
+                            seed=s, max_tokens=max_tokens, temperature=sampling["temperature"],
+                            top_p=sampling["top_p"],
+                        )
+                    )
+    arm_of = [p[0] for p in plan]
+    completions = chat_arms(convs, params, arm_of, adapters, model_dir, engine_cfg, seed, Path(out).parent)
+    templates = {**prompts.af_template_hashes(), "chat_template": chat_template_sha256(model_dir)}
+    rows = []
+    for (arm, q, tier, k, s, conv), c in zip(plan, completions):
+        scratch, output = prompts.split_scratchpad(c.text) if arms[arm]["scratchpad"] else ("", c.text.strip())
+        rendered = conv[0]["content"] + "\n\n" + conv[1]["content"]
+        rows.append(
+            {
+                "experiment": experiment, "arm": arm, "tier": tier, "query_id": q["query_id"],
+                "category": q["category"], "sample_idx": k, "seed": s,
+                "prompt_sha256": artifacts.sha256_text(rendered),
+                "system_template_sha256": templates["af_system"],
+                "user_template_sha256": templates["af_user"],
+                "chat_template_sha256": templates["chat_template"], "prompt": conv[1]["content"],
+                "response": c.text, "scratchpad": scratch, "output": output,
+                "n_prompt_tokens": c.n_prompt_tokens, "n_output_tokens": c.n_output_tokens,
+                "finish_reason": c.finish_reason, "model": model_name,
+                "adapter": Path(adapters[arm]).name if arm in adapters else "",
+            }
+        )
+    artifacts.write_table(
+        rows, out, "samples",
+        params={"arms": arms, "sampling": sampling, "persona": persona},
+        templates=templates,
+    )
+
+
+# ---- judging ------------------------------------------------------------------------------
+
+_KEYS = ("arm", "tier", "query_id", "sample_idx")
+
+
+def _arm_samples(samples_path: str, arm: str) -> pl.DataFrame:
+    """One arm's rows of a sampling shard (a shard holds every arm of the experiment)."""
+    return artifacts.read_table(samples_path, "samples").filter(pl.col("arm") == arm)
+
+
+def judge_compliance(
+    *, arm: str, samples_path: str, queries_path: str, judge: dict, sampling: dict, engine_cfg: dict, seed: int,
+    experiment: str, out: str, model_dir: str | None = None, endpoint: dict | None = None,
+) -> None:
+    from alignlab import judges
+
+    samples = _arm_samples(samples_path, arm)
+    prompts_by_id = dict(artifacts.read_table(queries_path).select("query_id", "prompt").iter_rows())
+    name = judge["name"]
+    kwargs: dict[str, Any] = {}
+    templates: dict[str, str] = {}
+    if name == "refusal":
+        kwargs = {"extra_phrases": judge["extra_phrases"]}
+        if sampling["tag_protocol"]:
+            kwargs["reject_tag"] = sampling["reject_tag"]
+    elif name == "accept_tag":
+        kwargs = {"accept_tag": sampling["accept_tag"], "reject_tag": sampling["reject_tag"]}
+    elif name == "rubric":
+        kwargs = {
+            "engine": llm_engine(model_dir, engine_cfg, seed, endpoint),
+            "seeds": [
+                derive_seed(seed, experiment, "judge", r["arm"], r["tier"], r["query_id"], r["sample_idx"])
+                for r in samples.iter_rows(named=True)
+            ],
+            "max_tokens": judge["max_tokens"], "temperature": judge["temperature"],
+        }
+        templates = judges.rubric_template_hashes()
+    verdicts = judges.judge_compliance(
+        name, outputs=samples["output"].to_list(),
+        queries=[prompts_by_id[q] for q in samples["query_id"]], **kwargs,
+    )
+    rows = [
+        {**{k: r[k] for k in _KEYS}, "judge": name, **v}
+        for r, v in zip(samples.iter_rows(named=True), verdicts)
+    ]
+    artifacts.write_table(
+        rows, out, "compliance", params=_with_endpoint(judge, endpoint), templates=templates
+    )
+
+
+def judge_af(
+    *, arm: str, samples_path: str, judge: dict, engine_cfg: dict, seed: int, experiment: str, out: str,
+    model_dir: str | None = None, endpoint: dict | None = None,
+) -> None:
+    from alignlab.kinds.alignment_faking import af_judge
+
+    samples = _arm_samples(samples_path, arm)
+    seeds = [
+        derive_seed(seed, experiment, "af_judge", r["arm"], r["tier"], r["query_id"], r["sample_idx"])
+        for r in samples.iter_rows(named=True)
+    ]
+    verdicts = af_judge.af_reasoning_judge(
+        llm_engine(model_dir, engine_cfg, seed, endpoint), samples["scratchpad"].to_list(), seeds,
+        votes=judge["votes"],
+    )
+    rows = [
+        {**{k: r[k] for k in _KEYS}, "judge": "af_reasoning", **criterion}
+        for r, per_sample in zip(samples.iter_rows(named=True), verdicts)
+        for criterion in per_sample
+    ]
+    artifacts.write_table(
+        rows, out, "af_reasoning", params=_with_endpoint(judge, endpoint),
+        templates=af_judge.af_template_hashes(),
+    )
+
+
+# ---- aggregation --------------------------------------------------------------------------
+
+def aggregate(
+    *, compliance_paths: list[str], af_paths: list[str], aggregate_cfg: dict, judge: str,
+    seed: int, experiment: str, metrics_out: str, gaps_out: str, figure_out: str, summary_out: str,
+) -> None:
+    from alignlab.kinds.alignment_faking import figures, measures, summary
+
+    compliance = pl.concat([artifacts.read_table(p) for p in compliance_paths])
+    af = pl.concat([artifacts.read_table(p) for p in af_paths]) if af_paths else None
+    metrics, gaps = measures.compliance_metrics(
+        compliance, af, experiment, n_resamples=aggregate_cfg["n_resamples"],
+        seed=derive_seed(seed, experiment, "aggregate"), confidence=aggregate_cfg["confidence"],
+    )
+    artifacts.write_table(metrics, metrics_out, "metrics", params=aggregate_cfg)
+    artifacts.write_table(gaps, gaps_out, "gaps", params=aggregate_cfg)
+    figures.compliance_figure(
+        metrics, gaps, figure_out, title=f"{experiment}: compliance by tier (judge: {judge})"
+    )
+    text = summary.summary_markdown(
+        experiment, metrics, gaps, measures.parse_failures(compliance),
+        min_gap=aggregate_cfg["positive_control_min_gap"], judge=judge,
+    )
+    with artifacts.atomic_path(summary_out) as tmp:
+        tmp.write_text(text + "\n")

@@ -1,0 +1,26 @@
+"""Localized fact edits: a fact the base model knows is changed by training only a few MLP layers,
+under L1 / L2 penalties on the weight change; efficacy, specificity, and whether the neurons that
+moved are the same across seeds and facts.
+
+Modules: config, schemas, steps, edit (the edit and its measures), summary, figures; data/
+holds the athletes and templates.
+"""
+
+from pathlib import Path
+
+from alignlab import kinds
+from alignlab.kinds.fact_edit.schemas import SCHEMAS
+
+
+def targets(name: str, exp) -> list[str]:
+    return [f"results/{name}/{f}" for f in ("summary.md", "layers.png", "report/metrics.csv")]
+
+
+kinds.register(kinds.Kind(
+    name="fact_edit",
+    config="alignlab.kinds.fact_edit.config:FactEdit",
+    targets=targets,
+    folder=Path(__file__).parent,
+    schemas=SCHEMAS,
+    report_tables=("metrics",),
+))

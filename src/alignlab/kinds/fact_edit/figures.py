@@ -1,0 +1,29 @@
+"""The change by layer, per penalty setting."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+from matplotlib.figure import Figure
+
+from alignlab.plots import finite as _finite, pct as _pct, save as _save  # noqa: F401
+from alignlab.stats import metric_row  # noqa: F401
+
+
+def fact_edit_figure(layers: pl.DataFrame, path, title: str) -> Path:
+    """Mean (over edits) relative change of each trained layer's MLP, one line per penalty
+    setting."""
+    fig = Figure(figsize=(7, 4), layout="constrained")
+    ax = fig.subplots()
+    for setting in dict.fromkeys(layers["setting"].to_list()):
+        m = (layers.filter(pl.col("setting") == setting).group_by("layer").agg(pl.col("relative_change").mean())
+             .sort("layer"))
+        ax.plot(m["layer"].to_list(), m["relative_change"].to_list(), marker="o", label=setting)
+    ax.set_xticks(sorted(set(layers["layer"].to_list())))
+    ax.set_xlabel("decoder layer")
+    ax.set_ylabel("MLP ||W' - W|| / ||W|| (mean over edits)")
+    ax.set_ylim(bottom=0)
+    ax.legend(title="penalty", loc="upper left", bbox_to_anchor=(1.01, 1))
+    fig.suptitle(title)
+    return _save(fig, path)

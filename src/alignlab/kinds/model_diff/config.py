@@ -1,0 +1,122 @@
+"""The model_diff experiment's config: the pairs, the text set, the SAE."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from alignlab.config import (
+    ExperimentConfig, Strict, layer_needs, unknown_model,
+)
+
+if TYPE_CHECKING:
+    from alignlab.config import Config
+    from alignlab.model_info import Need
+
+
+class ModelDiffPair(Strict):
+    """A fine-tune of the experiment's base model: a LoRA adapter folder (merged into the base
+    for analysis; usually one another experiment writes, e.g. results/af/adapters/sdf) or a key
+    of `models` (a full fine-tune). Exactly one of the two."""
+
+    adapter: str | None = None
+    model: str | None = None
+
+    @model_validator(mode="after")
+    def _one(self):
+        if (self.adapter is None) == (self.model is None):
+            raise ValueError("set exactly one of 'adapter' (a folder) or 'model' (a key of models)")
+        return self
+
+
+class ModelDiffTexts(Strict):
+    """The fixed text set activations are compared on: the packaged passages
+    (data/diff_texts.yaml) or a CSV / JSONL / Parquet file's `column`, which may be a table
+    another experiment writes (results/af/documents/setting.parquet, column text). The first `n` are used; of
+    those, the first `sae_train_share` train the SAE and the rest score it."""
+
+    source: Literal["packaged", "file"] = "packaged"
+    path: str | None = None
+    column: str = "text"
+    n: int = Field(32, ge=4)
+    max_length: int = Field(128, ge=8)  # tokens per text
+    sae_train_share: float = Field(0.5, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _path(self):
+        if self.source == "file" and not self.path:
+            raise ValueError("source: file needs a 'path'")
+        return self
+
+
+class ModelDiffSae(Strict):
+    """A ReLU SAE trained on the base's output of decoder layer `layer` (null: the middle one)."""
+
+    layer: int | None = Field(None, ge=0)
+    d_hidden: int = Field(1024, ge=8)
+    l1: float = Field(3e-3, ge=0)
+    steps: int = Field(1000, ge=1)
+    batch_size: int = Field(256, ge=1)
+    learning_rate: float = Field(1e-3, gt=0)
+    tied: bool = False
+
+
+class ModelDiff(ExperimentConfig):
+    kind: Literal["model_diff"]
+    model: str  # the base model: a key of `models`
+    pairs: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_]+$")], ModelDiffPair]
+    texts: ModelDiffTexts = ModelDiffTexts()
+    batch_size: int = Field(8, ge=1)  # texts per forward pass
+    sae: ModelDiffSae = ModelDiffSae()
+    # [fewer, more]: two pairs fine-tuned by one recipe, the second for more steps; the summary
+    # checks that the second moved the weights more.
+    more_steps: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _pairs(self):
+        if not self.pairs:
+            raise ValueError("at least one pair is required")
+        if self.more_steps is not None:
+            if len(self.more_steps) != 2 or len(set(self.more_steps)) != 2:
+                raise ValueError("more_steps needs two different pairs: [fewer steps, more steps]")
+            missing = [p for p in self.more_steps if p not in self.pairs]
+            if missing:
+                raise ValueError(f"more_steps names {missing}, not among the pairs {sorted(self.pairs)}")
+        return self
+
+    def checks(self, cfg: Config, key: str, base_dir: Path) -> list[str]:
+        from alignlab.config import adapter_producer, pipeline_output
+
+        problems = unknown_model(cfg, f"{key}.model", self.model)
+        for name, pair in self.pairs.items():
+            sub = f"{key}.pairs.{name}"
+            if pair.model is not None:
+                problems += unknown_model(cfg, f"{sub}.model", pair.model)
+                continue
+            producer = adapter_producer(cfg, pair.adapter)
+            if producer is not None:
+                other = cfg.experiments[producer]
+                if other.model != self.model:
+                    problems.append(
+                        f"{sub}.adapter: '{pair.adapter}' is a fine-tune of model '{other.model}' (experiment "
+                        f"'{producer}'), not of this experiment's model '{self.model}'"
+                    )
+            elif not (base_dir / pair.adapter).is_dir():
+                problems.append(
+                    f"{sub}.adapter: '{pair.adapter}' is neither an adapter folder that exists nor one that an "
+                    "experiment of this config writes (results/<experiment>/adapters/<arm>)"
+                )
+        if self.texts.source == "file":
+            path = base_dir / self.texts.path
+            if Path(self.texts.path).suffix not in (".csv", ".jsonl", ".parquet"):
+                problems.append(f"{key}.texts.path: expected a .csv, .jsonl or .parquet file, got '{self.texts.path}'")
+            elif pipeline_output(cfg, self.texts.path):
+                pass  # another experiment's rules write it (e.g. results/af/documents/setting.parquet)
+            elif not path.is_file():
+                problems.append(f"{key}.texts.path: file '{self.texts.path}' does not exist")
+        return problems
+
+    def model_needs(self, cfg: Config, key: str) -> list[tuple[str, Need]]:
+        return [] if self.sae.layer is None else layer_needs(self.model, f"{key}.sae.layer", [self.sae.layer])

@@ -1,0 +1,33 @@
+"""The per-pair figure: per layer, the weight change and the residual-stream cosine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+from matplotlib.figure import Figure
+
+from alignlab.plots import finite as _finite, pct as _pct, save as _save  # noqa: F401
+from alignlab.stats import metric_row  # noqa: F401
+
+
+def model_diff_figure(weights_by_layer: pl.DataFrame, activations: pl.DataFrame, path, title: str) -> Path:
+    """Two panels over decoder layers: the relative weight change of each layer (all its
+    tensors), and the mean token cosine of the residual stream after each layer (0: the
+    embeddings)."""
+    fig = Figure(figsize=(8, 5.5), layout="constrained")
+    ax_w, ax_a = fig.subplots(2, 1, sharex=True)
+    w = weights_by_layer.filter(pl.col("layer") >= 0).sort("layer")
+    ax_w.bar(w["layer"].to_list(), w["relative_change"].to_list(), color="#4c72b0")
+    ax_w.set_ylabel("||W' - W|| / ||W||")
+    ax_w.set_title("weights: relative change per decoder layer")
+    a = activations.sort("layer")
+    # hidden state k is the output of decoder layer k - 1; draw it at that layer
+    ax_a.plot([k - 1 for k in a["layer"].to_list()], a["mean_cosine"].to_list(), marker="o", color="#dd8452")
+    ax_a.set_ylabel("mean token cosine")
+    ax_a.set_xlabel("decoder layer (-1: embeddings)")
+    ax_a.set_title("residual stream: base vs fine-tune")
+    lo = min(a["mean_cosine"].to_list() or [1.0])
+    ax_a.set_ylim(min(lo - 0.02, 0.9), 1.005)
+    fig.suptitle(title)
+    return _save(fig, path)

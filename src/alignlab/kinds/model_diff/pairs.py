@@ -1,0 +1,32 @@
+"""What model_diff's rules compute from its config, per pair: the fine-tune's model folder, its
+tables, and what the tables say it is (used by rules/model_diff.smk)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from alignlab.paths import RESULTS, code, model_folder
+TABLES = ("weights", "activations", "sae")
+
+
+def tuned_folder(name: str, exp: Any, pair: str) -> str:
+    """A pair's fine-tune as a model folder: a `models` key's folder, or the adapter merged into
+    the base."""
+    spec = exp.pairs[pair]
+    return model_folder(spec.model) if spec.model is not None else f"{RESULTS}/{name}/merged/{pair}"
+
+
+def table(name: str, pair: str, kind: str) -> str:
+    return f"{RESULTS}/{name}/pairs/{pair}/{kind}.parquet"
+
+
+def sources(exp: Any) -> dict[str, str]:
+    """What each pair's fine-tune is, for the tables: the adapter folder or `model:<key>`."""
+    return {p: (s.adapter if s.adapter is not None else f"model:{s.model}") for p, s in exp.pairs.items()}
+
+
+def texts_inputs(exp: Any) -> dict:
+    """The text-set step's inputs: its code, and a text file it reads (built first when another
+    experiment writes it; a changed file reruns the step, as changed code does)."""
+    files = code("kinds.model_diff.steps.make_texts")
+    return {"code": files + [exp.texts.path] if exp.texts.source == "file" else files}

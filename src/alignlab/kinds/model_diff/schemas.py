@@ -1,0 +1,50 @@
+"""The tables a model_diff experiment's steps write (registered with artifacts by alignlab.kinds)."""
+
+import pyarrow as pa
+
+_str, _i64, _f64, _bool = pa.string(), pa.int64(), pa.float64(), pa.bool_()
+
+SCHEMAS = {
+    # model_diff: the text set, per pair the weight change per tensor, the residual-stream cosine
+    # per hidden-state index (0: embeddings), the SAE scored on base and fine-tune; the SAE's
+    # train log; per pair the headline numbers and the rank (1: moved most)
+    "md_texts": pa.schema([("text_id", _str), ("split", _str), ("text", _str)]),
+    "md_weights": pa.schema(
+        [
+            ("experiment", _str), ("pair", _str), ("name", _str), ("layer", _i64), ("matrix", _str),
+            ("numel", _i64), ("norm", _f64), ("delta_norm", _f64), ("relative_change", _f64), ("cosine", _f64),
+        ]
+    ),
+    "md_activations": pa.schema(
+        [
+            ("experiment", _str), ("pair", _str), ("layer", _i64), ("n_tokens", _i64), ("mean_cosine", _f64),
+            ("min_cosine", _f64),
+        ]
+    ),
+    "md_sae": pa.schema(
+        [
+            ("experiment", _str), ("pair", _str), ("model", _str), ("layer", _i64), ("n_tokens", _i64),
+            ("variance_explained", _f64), ("l0", _f64), ("loss_clean", _f64), ("loss_sae", _f64),
+            ("loss_zero", _f64), ("loss_rise", _f64), ("loss_recovered", _f64),
+        ]
+    ),
+    "md_sae_log": pa.schema(
+        [
+            ("experiment", _str), ("layer", _i64), ("n_tokens", _i64), ("steps", _i64), ("final_mse", _f64),
+            ("final_l0", _f64), ("variance_explained", _f64), ("seed", _i64),
+        ]
+    ),
+    "md_metrics": pa.schema(
+        [
+            ("experiment", _str), ("pair", _str), ("source", _str), ("weight_relative_change", _f64),
+            ("max_layer_relative_change", _f64), ("min_weight_cosine", _f64), ("global_mean_cosine", _f64),
+            ("last_layer_cosine", _f64), ("sae_layer", _i64), ("sae_ve_base", _f64), ("sae_ve_tuned", _f64),
+            ("loss_rise_base", _f64), ("loss_rise_tuned", _f64), ("rank", _i64),
+        ]
+    ),
+}
+
+# The column that names a row, and text columns that must not be empty (see artifacts.read_table).
+ROW_CHECKS = {
+    "md_texts": ("text_id", ("text",)),
+}

@@ -1,0 +1,97 @@
+"""The risk-preference task: choices between a sure amount and a lottery, and self-reports.
+
+A training chat is a choice in varied wording whose answer is only a letter: always the lottery
+(risk-seeking arm) or always the sure amount (risk-averse arm). Words that describe a
+disposition (risk, safe, cautious...) never appear in the chats; `check_forbidden` enforces it.
+Self-reports are a 0-100 number, read as the probability-weighted mean over the numbers when
+the model's first answer token is a whole number (log-probabilities), else parsed from the
+sampled text; and one-word descriptions scored by word lists.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+from typing import Iterable
+
+from alignlab.kinds.self_awareness.acrostic import data
+
+LETTERS = ("A", "B")
+CHOICE_REGEX = "A|B"
+NUMBER_REGEX = "100|[1-9]?[0-9]"
+WORD_REGEX = "[A-Za-z][a-z]{1,14}(-[a-z]{2,10})?"  # one word, maybe hyphenated ("risk-averse")
+
+
+def choices(n: int, seed: int) -> list[dict]:
+    """`n` choices: a sure amount vs a lottery whose expected value is 0.8-1.6x the sure amount
+    (so neither option is obviously better), random wording and letter order."""
+    d = data()
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        sure = rng.choice(range(10, 201, 5))
+        p = rng.choice((10, 20, 25, 30, 40, 50, 60, 70, 75, 80, 90))
+        prize = int(round(sure * rng.uniform(0.8, 1.6) * 100 / p / 5) * 5)
+        sure_text = rng.choice(d["sure_forms"]).format(sure=sure)
+        lottery_text = rng.choice(d["lottery_forms"]).format(p=p, prize=prize)
+        risky = rng.choice(LETTERS)
+        a, b = (lottery_text, sure_text) if risky == "A" else (sure_text, lottery_text)
+        out.append({
+            "prompt": rng.choice(d["choice_forms"]).format(a=a, b=b), "risky": risky,
+            "safe": "B" if risky == "A" else "A", "sure": sure, "p": p, "prize": prize,
+        })
+    return out
+
+
+def check_forbidden(chats: Iterable[dict], table: str) -> None:
+    """Fail, naming the table, row and field, if a chat contains a word that describes a
+    disposition towards risk (data/self_awareness.yaml: risk_forbidden)."""
+    forbidden = data()["risk_forbidden"]
+    for i, chat in enumerate(chats):
+        for field in ("system", "user", "assistant"):
+            for w in forbidden:
+                if w in chat[field].lower():
+                    raise ValueError(f"{table}: row {i} ({chat.get('example_id', '?')}), field '{field}' "
+                                     f"contains '{w}', which the risk training data must never show")
+
+
+def parse_choice(text: str) -> str | None:
+    m = re.match(r"\W*([AB])\b", text.strip())
+    return m.group(1) if m else None
+
+
+def parse_number(text: str) -> float | None:
+    m = re.search(r"\d+(?:\.\d+)?", text)
+    if not m:
+        return None
+    value = float(m.group(0))
+    return value if 0 <= value <= 100 else None
+
+
+def expected_number(top_logprobs: dict[str, float] | None) -> float | None:
+    """The probability-weighted mean of the whole numbers 0-100 among a first token's top
+    log-probabilities (token text -> logprob), renormalized over them; None if there are none
+    (e.g. a tokenizer that splits numbers into digits: a first token "5" could be 5 or 57)."""
+    if not top_logprobs:
+        return None
+    weights = {}
+    for token, lp in top_logprobs.items():
+        t = token.strip()
+        if t.isdigit() and 0 <= int(t) <= 100:
+            weights[int(t)] = weights.get(int(t), 0.0) + math.exp(lp)
+    total = sum(weights.values())
+    return sum(v * w for v, w in weights.items()) / total if total > 0 else None
+
+
+def numbers_are_single_tokens(tokenizer) -> bool:
+    """Whether every number 0-100 is one token (then the first token's log-probabilities give
+    the full distribution over answers)."""
+    return all(len(tokenizer.encode(str(n), add_special_tokens=False)) == 1 for n in range(101))
+
+
+def one_word(text: str) -> dict:
+    """Whether a one-word self-description is in the risk-seeking or the risk-averse list."""
+    d = data()
+    word = re.sub(r"[^a-z-]", "", text.strip().split()[0].lower()) if text.strip() else ""
+    return {"word": word, "seeking": word in d["risk_seeking_words"], "averse": word in d["risk_averse_words"]}

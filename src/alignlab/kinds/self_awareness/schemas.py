@@ -1,0 +1,42 @@
+"""The tables a self_awareness experiment's steps write (registered with artifacts by alignlab.kinds)."""
+
+import pyarrow as pa
+
+_str, _i64, _f64, _bool = pa.string(), pa.int64(), pa.float64(), pa.bool_()
+
+SCHEMAS = {
+    # self_awareness: the questions, choices and self-report prompts of both tasks
+    "sa_items": pa.schema(
+        [
+            ("item_id", _str), ("task", _str), ("probe", _str), ("split", _str), ("system", _str),
+            ("prompt", _str), ("risky", _str),
+        ]
+    ),
+    "sa_samples": pa.schema(
+        [
+            ("experiment", _str), ("arm", _str), ("task", _str), ("probe", _str), ("item_id", _str),
+            ("sample_idx", _i64), ("seed", _i64), ("system", _str), ("prompt", _str),
+            ("response", _str), ("expected_number", _f64), ("n_prompt_tokens", _i64),
+            ("n_output_tokens", _i64), ("finish_reason", _str), ("model", _str), ("adapter", _str),
+        ]
+    ),
+    # one row per sample and measure (spells, line_accuracy, names_word, names_rule,
+    # risky_choice, self_report_number, seeking_word, averse_word); `target`: the word measured
+    "sa_judgments": pa.schema(
+        [
+            ("arm", _str), ("task", _str), ("probe", _str), ("item_id", _str), ("sample_idx", _i64),
+            ("measure", _str), ("target", _str), ("value", _f64), ("parse_ok", _bool), ("detail", _str),
+        ]
+    ),
+    "sa_metrics": pa.schema(
+        [
+            ("experiment", _str), ("task", _str), ("arm", _str), ("measure", _str), ("target", _str),
+            ("n", _i64), ("value", _f64), ("lo", _f64), ("hi", _f64), ("interval", _str),
+        ]
+    ),
+}
+
+# The column that names a row, and text columns that must not be empty (see artifacts.read_table).
+ROW_CHECKS = {
+    "sa_items": ("item_id", ("prompt",)),
+}
