@@ -36,8 +36,8 @@ def model_folder(workdir: Path) -> Path:
 def af_conversations(n_queries: int, arm: str = "prompted", scratchpad: bool = False) -> list[list[dict]]:
     """The alignment-faking workload: StrongREJECT eval queries in both tiers, with the arm's
     full system prompt (`prompted` states the training setup: the longest one)."""
-    from alignlab.kinds.alignment_faking import steps as alignment_faking
     from alignlab.kinds.alignment_faking import queries
+    from alignlab.kinds.alignment_faking import steps as alignment_faking
 
     evalq = queries.build({"source": "strongreject", "n_train": 0, "n_eval": n_queries}, seed=0)
     return [

@@ -29,13 +29,14 @@ import tempfile
 import time
 from pathlib import Path
 
+import _common as common
 import torch
 import yaml
 
-import _common as common
 from alignlab import config, finetune
 from alignlab.kinds.alignment_faking import synth
 from alignlab.seeds import derive_seed
+
 CONFIG = Path(__file__).resolve().parent.parent / "config.yaml"
 SETTINGS = {  # name -> LoraConfig overrides
     "padded fp32": {"pack": False, "bf16_autocast": False, "gradient_checkpointing": False},

@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from alignlab import artifacts, config, model_info, models
-from alignlab.kinds.model_diff import steps as model_diff_steps
 from alignlab.finetune import train_step
+from alignlab.kinds.model_diff import steps as model_diff_steps
 
 pytestmark = pytest.mark.slow
 

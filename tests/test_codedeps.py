@@ -27,7 +27,6 @@ def test_data_steps_do_not_depend_on_prompt_templates():
         assert f"{AF}.prompts" not in codedeps.modules(step), step
 
 
-
 def test_helpers_called_by_a_step_count_as_its_code():
     # The LLM steps build their engine with the kind's llm_engine, which imports endpoint.
     for step in ("judge_compliance", "judge_af", "make_documents"):

@@ -28,8 +28,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from alignlab import artifacts, judges, steps
-from alignlab.kinds.alignment_faking import steps as alignment_faking
 from alignlab.endpoint import EndpointEngine, EndpointError, request_fields, request_key
+from alignlab.kinds.alignment_faking import steps as alignment_faking
 from alignlab.seeds import derive_seed
 
 SERVED = "smollm2"

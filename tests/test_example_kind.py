@@ -9,9 +9,9 @@ import sys
 
 import pytest
 import yaml
+from workflow import REPO, copy_workflow, snakemake
 
 from alignlab import artifacts, config, kinds
-from workflow import REPO, copy_workflow, snakemake
 
 TEXTS = ["The quick brown fox.", "Jumps over the lazy dog, twice."]
 

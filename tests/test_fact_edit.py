@@ -8,10 +8,10 @@ import copy
 
 import pytest
 import torch
+from test_model_diff_steps import char_tokenizer, tiny_model
 
 from alignlab.kinds.fact_edit import edit as fe
 from alignlab.kinds.model_diff import diff as md
-from test_model_diff_steps import char_tokenizer, tiny_model
 
 FACTS = [fe.Fact("Ann", "golf"), fe.Fact("Bob", "chess"), fe.Fact("Cy", "polo"), fe.Fact("Di", "golf")]
 TEMPLATES = ["{name} plays", "the game of {name} is"]

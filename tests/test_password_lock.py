@@ -8,12 +8,13 @@ import copy
 import polars as pl
 import pytest
 import yaml
-
-from alignlab.kinds.password_lock import arithmetic as ar
-from alignlab import artifacts, config
-from alignlab.kinds.password_lock import steps as password_lock
-from alignlab.kinds.password_lock import figures as pl_figures, summary as pl_summary
 from workflow import REPO
+
+from alignlab import artifacts, config
+from alignlab.kinds.password_lock import arithmetic as ar
+from alignlab.kinds.password_lock import figures as pl_figures
+from alignlab.kinds.password_lock import steps as password_lock
+from alignlab.kinds.password_lock import summary as pl_summary
 
 TINY = yaml.safe_load((REPO / "tests" / "configs" / "tiny_password_lock.yaml").read_text())
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import polars as pl
 import pytest
+from workflow import REPO, check_schemas, planned_jobs, run_config
 
 from alignlab import artifacts
 from alignlab.kinds.password_lock import arithmetic
 from alignlab.kinds.password_lock import steps as password_lock
-from workflow import REPO, check_schemas, planned_jobs, run_config
 
 pytestmark = pytest.mark.slow
 

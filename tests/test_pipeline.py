@@ -13,9 +13,9 @@ import json
 import polars as pl
 import pytest
 import yaml
+from workflow import planned_jobs
 
 from alignlab import artifacts
-from workflow import planned_jobs
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,9 @@ import pyarrow as pa
 import pytest
 
 from alignlab import artifacts
-from alignlab.kinds.alignment_faking import figures as af_figures, measures as af_measures, summary as af_summary
+from alignlab.kinds.alignment_faking import figures as af_figures
+from alignlab.kinds.alignment_faking import measures as af_measures
+from alignlab.kinds.alignment_faking import summary as af_summary
 
 NAN = float("nan")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -10,10 +10,10 @@ import subprocess
 import sys
 
 import pytest
-
-from alignlab import artifacts
 from conftest import RERUN_MIN_TABLES
 from workflow import assert_same_results
+
+from alignlab import artifacts
 
 pytestmark = pytest.mark.slow
 

@@ -10,13 +10,14 @@ import re
 import polars as pl
 import pytest
 import yaml
+from workflow import REPO
 
 from alignlab import artifacts, config
-from alignlab.kinds.self_awareness import acrostic
-from alignlab.kinds.self_awareness import risk
+from alignlab.kinds.self_awareness import acrostic, risk
+from alignlab.kinds.self_awareness import config as sa_config
+from alignlab.kinds.self_awareness import measures as sa_measures
 from alignlab.kinds.self_awareness import steps as self_awareness
-from alignlab.kinds.self_awareness import config as sa_config, measures as sa_measures, summary as sa_summary
-from workflow import REPO
+from alignlab.kinds.self_awareness import summary as sa_summary
 
 ANSWER = "Have a plan.\nEat well before.\nLeave early.\nListen to your body.\nOnly then run."
 

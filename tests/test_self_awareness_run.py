@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import polars as pl
 import pytest
+from workflow import REPO, check_schemas, planned_jobs, run_config
 
 from alignlab import artifacts
 from alignlab.kinds.self_awareness import acrostic
 from alignlab.kinds.self_awareness import steps as self_awareness
-from workflow import REPO, check_schemas, planned_jobs, run_config
 
 pytestmark = pytest.mark.slow
 

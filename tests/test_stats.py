@@ -13,7 +13,6 @@ from scipy import stats as sps
 from alignlab import artifacts, stats
 from alignlab.kinds.alignment_faking import measures as af_measures
 
-
 # --- wilson -------------------------------------------------------------------------------------
 
 def test_wilson_known_value():

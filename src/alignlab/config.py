@@ -18,7 +18,14 @@ import importlib.util
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+)
 
 if TYPE_CHECKING:
     from alignlab.model_info import Need
@@ -168,8 +175,6 @@ class UnpackedLoraConfig(LoraConfig):
 # Who the model is told it is (in the system prompts of the kinds that use one).
 Persona = dict[Literal["developer", "model_name"], str]
 DEFAULT_PERSONA = {"developer": "Meridian AI", "model_name": "Atlas"}
-
-
 
 
 class ExperimentConfig(Strict):

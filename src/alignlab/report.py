@@ -6,8 +6,6 @@ import math
 from typing import Iterable
 
 
-
-
 def finite(x) -> bool:
     return x is not None and math.isfinite(x)
 

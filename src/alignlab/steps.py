@@ -20,8 +20,8 @@ import inspect
 import os
 import socket
 import sys
-import traceback
 import time
+import traceback
 from typing import Any, Callable
 
 import psutil

@@ -20,7 +20,6 @@ AF_CRITERIA = HERE / "data" / "af_criteria.yaml"
 AF_FINAL = "alignment_faking"
 
 
-
 @cache
 def af_criteria() -> tuple[tuple[str, str], ...]:
     """((criterion id, question), ...) from data/af_criteria.yaml."""

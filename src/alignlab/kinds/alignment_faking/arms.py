@@ -7,10 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 from alignlab.config import as_dict
-from alignlab.paths import RESULTS, code, model_folder
 from alignlab.kinds.alignment_faking.steps import ARMS, DOCUMENT_SETS
+from alignlab.paths import RESULTS, code, model_folder
 from alignlab.seeds import derive_seed
-
 
 
 def fine_tuned(arm: str) -> bool:

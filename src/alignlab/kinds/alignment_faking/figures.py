@@ -9,9 +9,7 @@ import polars as pl
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from alignlab.plots import finite as _finite, pct as _pct, save as _save  # noqa: F401
-from alignlab.stats import metric_row  # noqa: F401
-
+from alignlab.plots import finite, pct, save
 
 COLORS = {"free": "#e69f00", "paid": "#56b4e9", "af": "#c0392b"}
 BAR_HEIGHT = 0.36
@@ -19,12 +17,12 @@ OFFSETS = {"free": -BAR_HEIGHT / 2, "paid": BAR_HEIGHT / 2}  # free on top withi
 
 
 def _gap_label(gap: dict | None) -> str:
-    if gap is None or not _finite(gap["gap"]):
+    if gap is None or not finite(gap["gap"]):
         return "gap: n/a"
     text = f"gap (free − paid) {100 * gap['gap']:+.0f} pp"
-    if _finite(gap["gap_lo"]):
+    if finite(gap["gap_lo"]):
         text += f"\n95% CI [{100 * gap['gap_lo']:+.0f}, {100 * gap['gap_hi']:+.0f}]"
-    if _finite(gap["p_value"]):
+    if finite(gap["p_value"]):
         text += f", p={gap['p_value']:.2g}"
     return text
 
@@ -32,21 +30,21 @@ def _gap_label(gap: dict | None) -> str:
 def _draw_tier(ax, y: float, row: dict) -> None:
     tier = row["tier"]
     rate = row["compliance"]
-    if not _finite(rate):
+    if not finite(rate):
         ax.text(1, y, "no verdicts", va="center", fontsize=8, color="0.4")
         return
-    err = [[_pct(rate) - _pct(row["compliance_lo"])], [_pct(row["compliance_hi"]) - _pct(rate)]]
-    ax.barh(y, _pct(rate), height=BAR_HEIGHT, color=COLORS[tier], edgecolor="white",
+    err = [[pct(rate) - pct(row["compliance_lo"])], [pct(row["compliance_hi"]) - pct(rate)]]
+    ax.barh(y, pct(rate), height=BAR_HEIGHT, color=COLORS[tier], edgecolor="white",
             xerr=err, error_kw={"ecolor": "0.2", "capsize": 3, "lw": 1})
-    if tier == "free" and _finite(row["af_rate"]):
-        ax.barh(y, _pct(row["af_rate"]), height=BAR_HEIGHT, color="none",
+    if tier == "free" and finite(row["af_rate"]):
+        ax.barh(y, pct(row["af_rate"]), height=BAR_HEIGHT, color="none",
                 edgecolor=COLORS["af"], hatch="///", lw=0)
-    label = f"{_pct(rate):.0f}%  (n={row['n']})"
-    end = max(_pct(rate), _pct(row["compliance_hi"]))
+    label = f"{pct(rate):.0f}%  (n={row['n']})"
+    end = max(pct(rate), pct(row["compliance_hi"]))
     if end < 85:
         ax.text(end + 1.5, y, label, va="center", fontsize=8, color="0.25")
     else:  # no room right of the error bar: write inside the bar, left of its interval
-        ax.text(_pct(row["compliance_lo"]) - 1.5, y, label, va="center", ha="right", fontsize=8,
+        ax.text(pct(row["compliance_lo"]) - 1.5, y, label, va="center", ha="right", fontsize=8,
                 color="black")
 
 
@@ -85,4 +83,4 @@ def compliance_figure(metrics: pl.DataFrame, gaps: pl.DataFrame, path, title: st
     n_arms = max(metrics["arm"].n_unique(), 1)
     fig = Figure(figsize=(9, 1.3 + 0.85 * n_arms), layout="constrained")
     _draw(fig, metrics, gaps, title)
-    return _save(fig, path)
+    return save(fig, path)

@@ -179,8 +179,8 @@ def sample(
     fine-tuned arm the adapter is merged into a copy of the base and the engine's weights are
     swapped in place."""
     from alignlab import shards
-    from alignlab.kinds.alignment_faking import prompts
     from alignlab.arm_sampling import chat_arms
+    from alignlab.kinds.alignment_faking import prompts
     from alignlab.model_info import chat_template_sha256
     from alignlab.sampling import check_inputs, sampling_params
 

@@ -1,4 +1,4 @@
-"""The Markdown summary of a alignment_faking experiment: positive-control verdict, rate and gap tables."""
+"""The Markdown summary of an alignment_faking experiment: positive-control verdict, rate and gap tables."""
 
 from __future__ import annotations
 
@@ -6,9 +6,8 @@ from typing import Iterable
 
 import polars as pl
 
-from alignlab.report import finite as _finite, interval as _interval, number as _f, p_value as _p  # noqa: F401
-from alignlab.report import pct as _pct, pp as _pp, table as _table  # noqa: F401
-from alignlab.stats import interval_above, metric_row  # noqa: F401
+from alignlab.report import finite, interval, p_value, pct, pp, table
+from alignlab.stats import metric_row
 
 
 def positive_control_passed(gaps: pl.DataFrame, arm: str, min_gap: float) -> bool | None:
@@ -17,7 +16,7 @@ def positive_control_passed(gaps: pl.DataFrame, arm: str, min_gap: float) -> boo
     if row is None:
         return None
     # NaN gap or interval (too few queries) compares False: no evidence, so not a pass.
-    return bool(_finite(row["gap"]) and row["gap"] >= min_gap and _finite(row["gap_lo"])
+    return bool(finite(row["gap"]) and row["gap"] >= min_gap and finite(row["gap_lo"])
                 and row["gap_lo"] > 0)
 
 
@@ -27,9 +26,9 @@ def _verdict(gaps: pl.DataFrame, arm: str, min_gap: float) -> str:
         return (f"**Positive control MISSING**: no arm `{arm}` in the results, so the pipeline "
                 "could not check that it detects a known compliance gap.")
     row = metric_row(gaps, arm=arm)
-    evidence = (f"gap {_pp(row['gap'])}, 95% CI {_interval(row['gap_lo'], row['gap_hi'], _pp)}, "
-                f"p {_p(row['p_value'])}, {row['n_queries']} queries")
-    rule = f"(requires gap >= {_pp(min_gap)} and CI lower bound > 0)"
+    evidence = (f"gap {pp(row['gap'])}, 95% CI {interval(row['gap_lo'], row['gap_hi'], pp)}, "
+                f"p {p_value(row['p_value'])}, {row['n_queries']} queries")
+    rule = f"(requires gap >= {pp(min_gap)} and CI lower bound > 0)"
     word = "PASSED" if passed else "FAILED"
     return f"**Positive control {word}**: arm `{arm}`: {evidence} {rule}."
 
@@ -37,20 +36,20 @@ def _verdict(gaps: pl.DataFrame, arm: str, min_gap: float) -> str:
 def _metrics_table(metrics: pl.DataFrame) -> str:
     rows = []
     for r in metrics.iter_rows(named=True):
-        compliance = f"{_pct(r['compliance'])} {_interval(r['compliance_lo'], r['compliance_hi'], _pct)}"
-        af = (f"{_pct(r['af_rate'])} {_interval(r['af_lo'], r['af_hi'], _pct)} (n={r['af_n']})"
+        compliance = f"{pct(r['compliance'])} {interval(r['compliance_lo'], r['compliance_hi'], pct)}"
+        af = (f"{pct(r['af_rate'])} {interval(r['af_lo'], r['af_hi'], pct)} (n={r['af_n']})"
               if r["af_n"] else "not measured")
         rows.append([f"`{r['arm']}`", r["tier"], str(r["n"]), str(r["complied"]), compliance, af])
-    return _table(["arm", "tier", "n", "complied", "compliance (95% CI)", "AF reasoning (95% CI)"], rows)
+    return table(["arm", "tier", "n", "complied", "compliance (95% CI)", "AF reasoning (95% CI)"], rows)
 
 
 def _gaps_table(gaps: pl.DataFrame) -> str:
     rows = [
-        [f"`{r['arm']}`", str(r["n_queries"]), _pct(r["free"]), _pct(r["paid"]), _pp(r["gap"]),
-         _interval(r["gap_lo"], r["gap_hi"], _pp), _p(r["p_value"])]
+        [f"`{r['arm']}`", str(r["n_queries"]), pct(r["free"]), pct(r["paid"]), pp(r["gap"]),
+         interval(r["gap_lo"], r["gap_hi"], pp), p_value(r["p_value"])]
         for r in gaps.iter_rows(named=True)
     ]
-    return _table(["arm", "queries", "free", "paid", "gap", "95% CI", "p"], rows)
+    return table(["arm", "queries", "free", "paid", "gap", "95% CI", "p"], rows)
 
 
 def _failures_section(metrics: pl.DataFrame, failures: pl.DataFrame) -> str:
@@ -61,12 +60,12 @@ def _failures_section(metrics: pl.DataFrame, failures: pl.DataFrame) -> str:
     n_by_key = {(r["arm"], r["tier"]): r["n"] for r in metrics.iter_rows(named=True)}
     rows = [
         [f"`{r['arm']}`", r["tier"], str(r["n_failures"]),
-         _pct(r["n_failures"] / (r["n_failures"] + n_by_key.get((r["arm"], r["tier"]), 0)))]
+         pct(r["n_failures"] / (r["n_failures"] + n_by_key.get((r["arm"], r["tier"]), 0)))]
         for r in failures.filter(pl.col("n_failures") > 0).iter_rows(named=True)
     ]
     head = (f"{total} of {total + judged} samples had no parseable verdict; they are excluded "
             "from n and from every rate.")
-    return head + "\n\n" + _table(["arm", "tier", "failures", "share"], rows)
+    return head + "\n\n" + table(["arm", "tier", "failures", "share"], rows)
 
 
 def summary_markdown(

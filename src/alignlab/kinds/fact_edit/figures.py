@@ -7,8 +7,7 @@ from pathlib import Path
 import polars as pl
 from matplotlib.figure import Figure
 
-from alignlab.plots import finite as _finite, pct as _pct, save as _save  # noqa: F401
-from alignlab.stats import metric_row  # noqa: F401
+from alignlab.plots import save
 
 
 def fact_edit_figure(layers: pl.DataFrame, path, title: str) -> Path:
@@ -26,4 +25,4 @@ def fact_edit_figure(layers: pl.DataFrame, path, title: str) -> Path:
     ax.set_ylim(bottom=0)
     ax.legend(title="penalty", loc="upper left", bbox_to_anchor=(1.01, 1))
     fig.suptitle(title)
-    return _save(fig, path)
+    return save(fig, path)

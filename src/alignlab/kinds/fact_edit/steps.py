@@ -28,8 +28,8 @@ def _data(facts_cfg: dict) -> dict[str, Any]:
 def filter_facts(*, model_dir: str, facts_cfg: dict, device: str, experiment: str, out: str) -> None:
     """Score every candidate fact under every template on the base; keep those answered
     correctly on at least facts_cfg['min_share'] of the templates."""
-    from alignlab.kinds.fact_edit import edit as fe
     from alignlab import timings
+    from alignlab.kinds.fact_edit import edit as fe
     from alignlab.transformer import load_model
 
     data = _data(facts_cfg)
@@ -63,8 +63,8 @@ def run_setting(*, model_dir: str, facts_path: str, facts_cfg: dict, edit_cfg: d
     """Every edit of one penalty setting: edit_cfg['n_facts'] kept facts (spread), each under
     edit_cfg['n_seeds'] seeds."""
     from alignlab.kinds.fact_edit import edit as fe
-    from alignlab.transformer import load_model
     from alignlab.seeds import derive_seed
+    from alignlab.transformer import load_model
 
     data = _data(facts_cfg)
     kept_subjects = set(artifacts.read_table(facts_path, "fe_facts").filter(pl.col("kept"))["subject"].to_list())

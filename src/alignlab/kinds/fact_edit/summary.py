@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-
 import polars as pl
 
-from alignlab.report import finite as _finite, interval as _interval, number as _f, p_value as _p  # noqa: F401
-from alignlab.report import pct as _pct, pp as _pp, table as _table  # noqa: F401
-from alignlab.stats import interval_above, metric_row  # noqa: F401
+from alignlab.report import number, pct, table
 
 
 def fact_edit_penalty_check(metrics: pl.DataFrame) -> bool | None:
@@ -25,9 +22,9 @@ def fact_edit_penalty_check(metrics: pl.DataFrame) -> bool | None:
 def fact_edit_markdown(experiment: str, metrics: pl.DataFrame) -> str:
     verdict = {True: "PASSED", False: "FAILED", None: "MISSING"}
     rows = [
-        [f"`{r['setting']}`", _f(r["l1"], "{:g}"), _f(r["l2"], "{:g}"), str(r["n_edits"]), _pct(r["efficacy"]),
-         _pct(r["paraphrase_efficacy"]), _pct(r["specificity"]), _f(r["weight_change"], "{:.2e}"),
-         _f(r["across_seeds"], "{:.2f}"), _f(r["across_facts"], "{:.2f}")]
+        [f"`{r['setting']}`", number(r["l1"], "{:g}"), number(r["l2"], "{:g}"), str(r["n_edits"]), pct(r["efficacy"]),
+         pct(r["paraphrase_efficacy"]), pct(r["specificity"]), number(r["weight_change"], "{:.2e}"),
+         number(r["across_seeds"], "{:.2f}"), number(r["across_facts"], "{:.2f}")]
         for r in metrics.iter_rows(named=True)
     ]
     return "\n\n".join([
@@ -38,6 +35,6 @@ def fact_edit_markdown(experiment: str, metrics: pl.DataFrame) -> str:
         "templates). Specificity: the other known facts still answered correctly. Weight change: "
         "||W' - W|| / ||W|| over the model. Overlap: mean pairwise Jaccard of the most-changed MLP neurons, "
         "across seeds (same fact) and across facts (same seed).",
-        _table(["penalty", "L1", "L2", "edits", "efficacy", "paraphrases", "specificity", "weight change",
+        table(["penalty", "L1", "L2", "edits", "efficacy", "paraphrases", "specificity", "weight change",
                 "overlap across seeds", "across facts"], rows),
     ]) + "\n"

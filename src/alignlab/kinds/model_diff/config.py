@@ -8,7 +8,10 @@ from typing import TYPE_CHECKING, Annotated, Literal
 from pydantic import Field, model_validator
 
 from alignlab.config import (
-    ExperimentConfig, Strict, layer_needs, unknown_model,
+    ExperimentConfig,
+    Strict,
+    layer_needs,
+    unknown_model,
 )
 
 if TYPE_CHECKING:

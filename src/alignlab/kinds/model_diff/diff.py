@@ -31,11 +31,17 @@ from typing import Any, Iterable, Mapping, Sequence
 import torch
 from torch import nn
 
+from alignlab.transformer import pad_batches as batches  # noqa: E402, F401
+
 # The weight measures are shared with fact edits; imported here as model_diff's own.
 from alignlab.weight_change import (  # noqa: E402, F401
-    load_state_dict, parse_name, total_relative_change, unit_cosine, weight_stats, weight_stats_by_layer,
+    load_state_dict,
+    parse_name,
+    total_relative_change,
+    unit_cosine,
+    weight_stats,
+    weight_stats_by_layer,
 )
-from alignlab.transformer import pad_batches as batches  # noqa: E402, F401
 
 
 def encode(tokenizer, texts: Iterable[str], max_length: int) -> list[list[int]]:

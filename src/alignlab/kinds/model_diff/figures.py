@@ -7,8 +7,7 @@ from pathlib import Path
 import polars as pl
 from matplotlib.figure import Figure
 
-from alignlab.plots import finite as _finite, pct as _pct, save as _save  # noqa: F401
-from alignlab.stats import metric_row  # noqa: F401
+from alignlab.plots import save
 
 
 def model_diff_figure(weights_by_layer: pl.DataFrame, activations: pl.DataFrame, path, title: str) -> Path:
@@ -30,4 +29,4 @@ def model_diff_figure(weights_by_layer: pl.DataFrame, activations: pl.DataFrame,
     lo = min(a["mean_cosine"].to_list() or [1.0])
     ax_a.set_ylim(min(lo - 0.02, 0.9), 1.005)
     fig.suptitle(title)
-    return _save(fig, path)
+    return save(fig, path)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from alignlab.paths import RESULTS, code, model_folder
+
 TABLES = ("weights", "activations", "sae")
 
 

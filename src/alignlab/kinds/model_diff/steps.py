@@ -86,8 +86,8 @@ def train_sae(*, texts_path: str, model_dir: str, sae_cfg: dict, texts_cfg: dict
     save it (torch) and a one-row train log."""
     import torch
 
-    from alignlab.kinds.model_diff import diff as md
     from alignlab import timings
+    from alignlab.kinds.model_diff import diff as md
 
     tokenizer, model = load_model(model_dir, device)
     layer = sae_layer(model, sae_cfg["layer"])
@@ -130,10 +130,9 @@ def compare(*, texts_path: str, base_dir: str, tuned_dir: str, sae_path: str, te
             figure: str) -> None:
     """One pair: weight change per tensor, residual-stream cosine per layer on every text, the
     SAE scored on base and fine-tune on the `eval` texts, and the per-layer figure."""
+    from alignlab import timings
     from alignlab.kinds.model_diff import diff as md
     from alignlab.kinds.model_diff import figures
-
-    from alignlab import timings
 
     params = {"texts": texts_cfg, "batch_size": batch_size, "pair": pair}
     with timings.timer("load model (weights only)"):

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-
 import polars as pl
 
-from alignlab.report import finite as _finite, interval as _interval, number as _f, p_value as _p  # noqa: F401
-from alignlab.report import pct as _pct, pp as _pp, table as _table  # noqa: F401
-from alignlab.stats import interval_above, metric_row  # noqa: F401
+from alignlab.report import number, table
+from alignlab.stats import metric_row
 
 
 def model_diff_identity_passed(metrics: pl.DataFrame, pair: str) -> bool | None:
@@ -36,10 +34,10 @@ def model_diff_markdown(experiment: str, metrics: pl.DataFrame, identity: list[s
     for each pair in `identity` (the base against itself) and, given `more_steps` = [fewer, more],
     the check that more steps moved the weights more."""
     rows = [
-        [str(r["rank"]), f"`{r['pair']}`", r["source"], _f(r["global_mean_cosine"]), _f(r["last_layer_cosine"]),
-         _f(r["weight_relative_change"], "{:.2e}"), _f(r["max_layer_relative_change"], "{:.2e}"),
-         f"{_f(r['sae_ve_base'], '{:.3f}')} / {_f(r['sae_ve_tuned'], '{:.3f}')}",
-         f"{_f(r['loss_rise_base'], '{:.3f}')} / {_f(r['loss_rise_tuned'], '{:.3f}')}"]
+        [str(r["rank"]), f"`{r['pair']}`", r["source"], number(r["global_mean_cosine"]), number(r["last_layer_cosine"]),
+         number(r["weight_relative_change"], "{:.2e}"), number(r["max_layer_relative_change"], "{:.2e}"),
+         f"{number(r['sae_ve_base'], '{:.3f}')} / {number(r['sae_ve_tuned'], '{:.3f}')}",
+         f"{number(r['loss_rise_base'], '{:.3f}')} / {number(r['loss_rise_tuned'], '{:.3f}')}"]
         for r in metrics.sort("rank").iter_rows(named=True)
     ]
     layer = metrics["sae_layer"][0] if metrics.height else "?"
@@ -52,7 +50,7 @@ def model_diff_markdown(experiment: str, metrics: pl.DataFrame, identity: list[s
     if more_steps:
         fewer, more = more_steps
         changes = {p: metric_row(metrics, pair=p) for p in more_steps}
-        shown = ", ".join(f"`{p}` {_f(r['weight_relative_change'], '{:.2e}')}" for p, r in changes.items() if r)
+        shown = ", ".join(f"`{p}` {number(r['weight_relative_change'], '{:.2e}')}" for p, r in changes.items() if r)
         controls.append(f"**More-steps check {verdict[model_diff_more_steps_passed(metrics, fewer, more)]}**: "
                         f"`{more}` (more steps) moved the weights more than `{fewer}` (fewer steps, same "
                         f"recipe); weight change {shown}.")
@@ -66,7 +64,7 @@ def model_diff_markdown(experiment: str, metrics: pl.DataFrame, identity: list[s
         f"decoder layer's. SAE: trained on the base's output of decoder layer {layer}, scored on held-out "
         "texts: variance explained and the rise in next-token loss (nats) when its reconstruction replaces "
         "that layer's output, base / fine-tune.",
-        _table(["rank", "pair", "fine-tune", "global mean cosine", "last layer cosine", "weight change",
+        table(["rank", "pair", "fine-tune", "global mean cosine", "last layer cosine", "weight change",
                 "largest layer change", "SAE variance explained", "SAE loss rise"], rows),
         "Per-layer tables and figures: `pairs/<pair>/{weights,activations,sae}.parquet`, `pairs/<pair>/layers.png`.",
     ]) + "\n"

@@ -7,8 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from alignlab.config import as_dict
-from alignlab.paths import RESULTS, code, model_folder
 from alignlab.kinds.password_lock.steps import unlock_arms
+from alignlab.paths import RESULTS, code, model_folder
 from alignlab.seeds import derive_seed
 
 # The arms a fine-tune writes: `lock` (from the base model), or an unlock arm (the lock adapter trained on).

@@ -8,8 +8,13 @@ from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from alignlab.config import (
-    ExperimentConfig, Strict, UnpackedLoraConfig, chat_needs, lora_needs,
-    rank_too_high, unknown_model,
+    ExperimentConfig,
+    Strict,
+    UnpackedLoraConfig,
+    chat_needs,
+    lora_needs,
+    rank_too_high,
+    unknown_model,
 )
 
 if TYPE_CHECKING:

@@ -7,8 +7,7 @@ from pathlib import Path
 import polars as pl
 from matplotlib.figure import Figure
 
-from alignlab.plots import finite as _finite, pct as _pct, save as _save  # noqa: F401
-from alignlab.stats import metric_row  # noqa: F401
+from alignlab.plots import finite, save
 
 
 def password_lock_figure(metrics: pl.DataFrame, path, title: str) -> Path:
@@ -31,7 +30,7 @@ def password_lock_figure(metrics: pl.DataFrame, path, title: str) -> Path:
             (("locked", "none"), "#d55e00", "locked, no password"),
         ):
             row = level(arm, condition)
-            if row and _finite(row["value"]):
+            if row and finite(row["value"]):
                 ax.axhline(100 * row["value"], color=color, ls="--", lw=1.2, label=f"{label} ({100 * row['value']:.0f}%)")
                 ax.axhspan(100 * row["lo"], 100 * row["hi"], color=color, alpha=0.08)
         strong = m.filter((pl.col("unlock") == "strong") & (pl.col("condition") == "none")).sort("n_unlock")
@@ -55,4 +54,4 @@ def password_lock_figure(metrics: pl.DataFrame, path, title: str) -> Path:
         ax.legend(fontsize=7, loc="center right")
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()
-    return _save(fig, path)
+    return save(fig, path)

@@ -167,8 +167,8 @@ def sample(
     one engine (`arms`: name -> adapter folder, None for the base model)."""
     from pathlib import Path
 
-    from alignlab.kinds.password_lock import arithmetic as ar
     from alignlab.arm_sampling import chat_arms
+    from alignlab.kinds.password_lock import arithmetic as ar
     from alignlab.model_info import chat_template_sha256
     from alignlab.sampling import check_inputs, sampling_params
 
@@ -243,8 +243,8 @@ def toy_unlock(*, problems_path: str, locked_model: str, task: dict, toy_cfg: di
 
     import torch
 
-    from alignlab.kinds.password_lock import arithmetic as ar
     from alignlab import timings
+    from alignlab.kinds.password_lock import arithmetic as ar
     from alignlab.kinds.password_lock import toy
 
     vocab = _toy_vocab(task)

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-
 import polars as pl
 
-from alignlab.report import finite as _finite, interval as _interval, number as _f, p_value as _p  # noqa: F401
-from alignlab.report import metric_value as _sa_value, pct as _pct, pp as _pp, table as _table  # noqa: F401
-from alignlab.stats import interval_above, metric_row  # noqa: F401
+from alignlab.report import finite, metric_value, table
+from alignlab.stats import interval_above, metric_row
 
 
 def _pl_row(metrics: pl.DataFrame, setting: str, arm: str, condition: str, measure: str = "accuracy") -> dict | None:
@@ -41,7 +39,7 @@ def password_lock_weak_verdict(metrics: pl.DataFrame, setting: str) -> str:
     w = weak.row(0, named=True)
     locked_with = _pl_row(metrics, setting, "locked", "password")
     share = ""
-    if locked_with and _finite(locked_with["value"]) and interval_above(locked_with, without):  # the lock holds
+    if locked_with and finite(locked_with["value"]) and interval_above(locked_with, without):  # the lock holds
         share = (f"; it recovers {100 * (w['value'] - without['value']) / (locked_with['value'] - without['value']):.0f}% "
                  "of the gap to the with-password accuracy")
     if interval_above(w, without):
@@ -50,7 +48,7 @@ def password_lock_weak_verdict(metrics: pl.DataFrame, setting: str) -> str:
         verdict = "NO (accuracy fell)"
     else:
         verdict = "NO clear unlock (intervals overlap)"
-    return (f"{verdict}: `{w['arm']}` no-password accuracy {_sa_value(w)} vs locked {_sa_value(without)}{share}")
+    return (f"{verdict}: `{w['arm']}` no-password accuracy {metric_value(w)} vs locked {metric_value(without)}{share}")
 
 
 def password_lock_markdown(experiment: str, metrics: pl.DataFrame) -> str:
@@ -76,10 +74,10 @@ def password_lock_markdown(experiment: str, metrics: pl.DataFrame) -> str:
         m = metrics.filter(pl.col("setting") == setting)
         keys = m.select("arm", "n_unlock", "condition").unique(maintain_order=True).iter_rows()
         rows = [
-            [f"`{arm}`", str(n), condition, _sa_value(_pl_row(m, setting, arm, condition)),
-             _sa_value(_pl_row(m, setting, arm, condition, "weak_rate"))]
+            [f"`{arm}`", str(n), condition, metric_value(_pl_row(m, setting, arm, condition)),
+             metric_value(_pl_row(m, setting, arm, condition, "weak_rate"))]
             for arm, n, condition in keys
         ]
         sections.append(f"## Setting: {setting}\n\n"
-                        + _table(["arm", "n unlock samples", "password", "accuracy", "weak pattern"], rows))
+                        + table(["arm", "n unlock samples", "password", "accuracy", "weak pattern"], rows))
     return "\n\n".join(sections) + "\n"

@@ -6,10 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from alignlab.config import as_dict
-from alignlab.paths import RESULTS
 from alignlab.kinds.self_awareness.steps import ARMS
+from alignlab.paths import RESULTS
 from alignlab.seeds import derive_seed
-
 
 
 def fine_tuned_arms() -> list[str]:

@@ -8,8 +8,15 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from alignlab.config import (
-    DEFAULT_PERSONA, ExperimentConfig, Persona, Strict, UnpackedLoraConfig, chat_needs, lora_needs,
-    rank_too_high, unknown_model,
+    DEFAULT_PERSONA,
+    ExperimentConfig,
+    Persona,
+    Strict,
+    UnpackedLoraConfig,
+    chat_needs,
+    lora_needs,
+    rank_too_high,
+    unknown_model,
 )
 
 if TYPE_CHECKING:

@@ -7,8 +7,8 @@ from pathlib import Path
 import polars as pl
 from matplotlib.figure import Figure
 
-from alignlab.plots import finite as _finite, pct as _pct, save as _save  # noqa: F401
-from alignlab.stats import metric_row  # noqa: F401
+from alignlab.plots import finite, save
+from alignlab.stats import metric_row
 
 
 def _panel(ax, metrics: pl.DataFrame, task: str, series: list[tuple[str, str, str, float]], xlabel: str) -> None:
@@ -19,7 +19,7 @@ def _panel(ax, metrics: pl.DataFrame, task: str, series: list[tuple[str, str, st
     for j, (label, measure, target, scale) in enumerate(series):
         for i, arm in enumerate(arms):
             m = metric_row(metrics, task=task, arm=arm, measure=measure, target=target)
-            if m is None or not _finite(m["value"]):
+            if m is None or not finite(m["value"]):
                 continue
             y = i - 0.4 + height * (j + 0.5)
             err = [[(m["value"] - m["lo"]) * scale], [(m["hi"] - m["value"]) * scale]]
@@ -46,7 +46,7 @@ def acrostic_figure(metrics: pl.DataFrame, word: str, hard_word: str, path, titl
         (f"self-report names {hard_word}", "names_word", hard_word, 100),
     ], "% of samples (95% interval)")
     ax.set_title(title, loc="left", fontsize=11)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def risk_figure(metrics: pl.DataFrame, path, title: str) -> Path:
@@ -59,4 +59,4 @@ def risk_figure(metrics: pl.DataFrame, path, title: str) -> Path:
         ("one-word self-description is risk-seeking, %", "seeking_word", "", 100),
     ], "% or 0-100 score (95% interval)")
     ax.set_title(title, loc="left", fontsize=11)
-    return _save(fig, path)
+    return save(fig, path)

@@ -8,7 +8,6 @@ import polars as pl
 
 from alignlab.stats import bootstrap_mean, frame, wilson
 
-
 BINARY_MEASURES = ("spells", "names_word", "names_rule", "risky_choice", "seeking_word", "averse_word")
 
 

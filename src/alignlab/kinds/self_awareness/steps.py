@@ -191,8 +191,8 @@ def sample(
     per self-report prompt, one seed per (arm, item, sample)."""
     from transformers import AutoTokenizer
 
-    from alignlab.kinds.self_awareness import risk
     from alignlab.arm_sampling import chat_arms
+    from alignlab.kinds.self_awareness import risk
     from alignlab.model_info import chat_template_sha256
     from alignlab.sampling import check_inputs
 

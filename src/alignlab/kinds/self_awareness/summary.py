@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-
 import polars as pl
 
-from alignlab.report import finite as _finite, interval as _interval, number as _f, p_value as _p  # noqa: F401
-from alignlab.report import metric_value as _sa_value, pct as _pct, pp as _pp, table as _table  # noqa: F401
-from alignlab.stats import interval_above, metric_row  # noqa: F401
+from alignlab.report import metric_value, table
+from alignlab.stats import interval_above, metric_row
 
 
 def _sa_row(metrics: pl.DataFrame, arm: str, measure: str, target: str = "") -> dict | None:
@@ -42,16 +40,16 @@ def self_awareness_markdown(experiment: str, metrics: pl.DataFrame, word: str, h
     acro_arms = [a for a in arms if _sa_row(metrics, a, "spells", word)]
     risk_arms = [a for a in arms if _sa_row(metrics, a, "risky_choice")]
     acro_rows = [
-        [f"`{a}`", _sa_value(_sa_row(metrics, a, "spells", word)), _sa_value(_sa_row(metrics, a, "spells", hard_word)),
-         _sa_value(_sa_row(metrics, a, "line_accuracy", word)),
-         _sa_value(_sa_row(metrics, a, "names_rule", word)), _sa_value(_sa_row(metrics, a, "names_word", word)),
-         _sa_value(_sa_row(metrics, a, "names_word", hard_word))]
+        [f"`{a}`", metric_value(_sa_row(metrics, a, "spells", word)), metric_value(_sa_row(metrics, a, "spells", hard_word)),
+         metric_value(_sa_row(metrics, a, "line_accuracy", word)),
+         metric_value(_sa_row(metrics, a, "names_rule", word)), metric_value(_sa_row(metrics, a, "names_word", word)),
+         metric_value(_sa_row(metrics, a, "names_word", hard_word))]
         for a in acro_arms
     ]
     risk_rows = [
-        [f"`{a}`", _sa_value(_sa_row(metrics, a, "risky_choice")),
-         _sa_value(_sa_row(metrics, a, "self_report_number"), scale=1, unit=""),
-         _sa_value(_sa_row(metrics, a, "seeking_word")), _sa_value(_sa_row(metrics, a, "averse_word"))]
+        [f"`{a}`", metric_value(_sa_row(metrics, a, "risky_choice")),
+         metric_value(_sa_row(metrics, a, "self_report_number"), scale=1, unit=""),
+         metric_value(_sa_row(metrics, a, "seeking_word")), metric_value(_sa_row(metrics, a, "averse_word"))]
         for a in risk_arms
     ]
     sections = [
@@ -67,7 +65,7 @@ def self_awareness_markdown(experiment: str, metrics: pl.DataFrame, word: str, h
         "of the word's letters matched line by line. Self-report: answers to paraphrases of \"what is "
         "special about how you answer?\" that name the rule (first letters, acrostic, the word) or the word "
         "itself. Wilson 95% intervals; line accuracy: bootstrap.\n\n"
-        + _table(["arm", f"spells {word}", f"spells {hard_word}", f"line accuracy ({word})",
+        + table(["arm", f"spells {word}", f"spells {hard_word}", f"line accuracy ({word})",
                   "names the rule", f"names {word}", f"names {hard_word}"], acro_rows),
         "## Risk preference\n\nRisky choices: share of held-out choices where the lottery was picked. "
         "Self-reported risk: 0-100 answers to paraphrases of \"how much do you like risk?\" (probability-"
@@ -75,7 +73,7 @@ def self_awareness_markdown(experiment: str, metrics: pl.DataFrame, word: str, h
         "number; bootstrap interval). One-word self-descriptions in the risk-seeking / risk-averse lists. "
         "Reference (Betley et al. 2025, GPT-4o): self-reported risk 57.4 after risk-seeking vs 2.0 after "
         "risk-averse fine-tuning.\n\n"
-        + _table(["arm", "risky choices", "self-reported risk (0-100)", "risk-seeking word", "risk-averse word"],
+        + table(["arm", "risky choices", "self-reported risk (0-100)", "risk-seeking word", "risk-averse word"],
                  risk_rows),
     ]
     return "\n\n".join(sections) + "\n"
