@@ -29,6 +29,7 @@ import pytest
 
 from alignlab import artifacts, judges, steps
 from alignlab.endpoint import EndpointEngine, EndpointError, request_fields, request_key
+from alignlab.kinds.alignment_faking import af_judge
 from alignlab.kinds.alignment_faking import steps as alignment_faking
 from alignlab.seeds import derive_seed
 
@@ -315,17 +316,17 @@ def test_cache_answers_repeats_and_resumes_after_interruption(vllm_server, proxy
     is cut off after 3 of them (the proxy starts refusing); the rerun sends the other 5 only,
     and a third run sends nothing."""
     cache = tmp_path / "cache"
-    n = 2 * len(judges.af_criteria())
+    n = 2 * len(af_judge.af_criteria())
 
     cut = proxy_to(lambda i: None if i < 3 else 400)
     interrupted = endpoint_engine(cut.base_url, cache, concurrency=1, max_retries=0)
     with pytest.raises(EndpointError, match="BadRequestError"):
-        judges.af_reasoning_judge(interrupted, [SCRATCHPAD], [11], votes=2)
+        af_judge.af_reasoning_judge(interrupted, [SCRATCHPAD], [11], votes=2)
     assert interrupted.sent == 3 and len(list(cache.glob("*.json"))) == 3
 
     before = finished_requests(vllm_server)
     resumed = endpoint_engine(vllm_server.base_url, cache)
-    first = judges.af_reasoning_judge(resumed, [SCRATCHPAD], [11], votes=2)
+    first = af_judge.af_reasoning_judge(resumed, [SCRATCHPAD], [11], votes=2)
     assert (resumed.sent, resumed.cache_hits) == (n - 3, 3)
     assert served_since(vllm_server, before, n - 3) == n - 3
     files = sorted(cache.glob("*.json"))
@@ -333,7 +334,7 @@ def test_cache_answers_repeats_and_resumes_after_interruption(vllm_server, proxy
 
     before = finished_requests(vllm_server)
     repeat = endpoint_engine(vllm_server.base_url, cache)
-    assert judges.af_reasoning_judge(repeat, [SCRATCHPAD], [11], votes=2) == first
+    assert af_judge.af_reasoning_judge(repeat, [SCRATCHPAD], [11], votes=2) == first
     assert (repeat.sent, repeat.cache_hits) == (0, n)
     assert served_since(vllm_server, before, 0) == 0
 
@@ -341,7 +342,7 @@ def test_cache_answers_repeats_and_resumes_after_interruption(vllm_server, proxy
         path.unlink()
     before = finished_requests(vllm_server)
     partial = endpoint_engine(vllm_server.base_url, cache)
-    assert judges.af_reasoning_judge(partial, [SCRATCHPAD], [11], votes=2) == first
+    assert af_judge.af_reasoning_judge(partial, [SCRATCHPAD], [11], votes=2) == first
     assert (partial.sent, partial.cache_hits) == (2, n - 2)
     assert served_since(vllm_server, before, 2) == 2
     assert all(path.is_file() for path in files[:2])

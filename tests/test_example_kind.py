@@ -54,6 +54,7 @@ def test_snakemake_runs_the_example_kind(on_path, tmp_path, output_cache, model_
     env = {"PYTHONPATH": os.pathsep.join([str(workdir), os.environ.get("PYTHONPATH", "")]),
            "SNAKEMAKE_OUTPUT_CACHE": str(output_cache)}
     snakemake(workdir, "--configfile", "count.yaml", "--cache", env=env)
+    kinds.load(["example_kind"])  # its table schema, for reading here
     counts = artifacts.read_table(workdir / "results/count/counts.parquet", "token_counts")
     from alignlab.finetune import load_tokenizer
 
