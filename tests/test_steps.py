@@ -43,3 +43,10 @@ def test_names_that_do_not_match_fail_before_the_step_runs():
         steps.arguments(_job(step="x"), needs_more)
     with pytest.raises(LookupError, match="params.step names 'artifacts.no_such'"):
         steps.resolve("artifacts.no_such")
+
+
+def test_a_step_module_that_fails_to_import_shows_its_own_error(tmp_path, monkeypatch):
+    (tmp_path / "broken_kind.py").write_text("import no_such_dependency\n\ndef count():\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ModuleNotFoundError, match="no_such_dependency"):
+        steps.resolve("broken_kind.count")

@@ -75,7 +75,9 @@ def resolve(target: str) -> Callable[..., None]:
     for candidate in (f"alignlab.{module}", module):
         try:
             found = importlib.import_module(candidate)
-        except ModuleNotFoundError:
+        except ModuleNotFoundError as err:
+            if err.name is None or not candidate.startswith(err.name):
+                raise  # the module exists but fails to import: that error, not "no function"
             continue
         if callable(getattr(found, name, None)):
             return getattr(found, name)
@@ -88,8 +90,7 @@ def _named(section: Any) -> dict[str, Any]:
         items = section.items()
     else:  # a stand-in: a namespace, or a plain list (no names)
         items = () if isinstance(section, (list, tuple)) else vars(section).items()
-    return {name: value if isinstance(value, str) or not hasattr(value, "__iter__") or isinstance(value, dict)
-            else list(value) for name, value in items}
+    return {name: list(value) if isinstance(value, (list, tuple)) else value for name, value in items}
 
 
 def arguments(snakemake: Any, step: Callable[..., None]) -> dict[str, Any]:

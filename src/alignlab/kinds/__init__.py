@@ -71,7 +71,7 @@ def registered() -> dict[str, Kind]:
     """The registered kinds: the built-in ones in BUILTIN's order (whichever was imported
     first), then the others in the order they registered."""
     order = {name: i for i, name in enumerate(BUILTIN)}
-    names = sorted(_KINDS, key=lambda n: (order.get(n, len(order)), list(_KINDS).index(n)))
+    names = sorted(_KINDS, key=lambda n: order.get(n, len(order)))  # stable: ties keep registration order
     return {name: _KINDS[name] for name in names}
 
 

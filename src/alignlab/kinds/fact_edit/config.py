@@ -11,7 +11,6 @@ from alignlab.config import (
     ExperimentConfig,
     Strict,
     layer_needs,
-    unknown_model,
 )
 
 if TYPE_CHECKING:
@@ -71,7 +70,7 @@ class FactEdit(ExperimentConfig):
     def checks(self, cfg: Config, key: str, base_dir: Path) -> list[str]:
         import yaml  # not the edit module: it imports torch, too slow for a config check
 
-        problems = unknown_model(cfg, f"{key}.model", self.model)
+        problems = super().checks(cfg, key, base_dir)  # the model key
         packaged = yaml.safe_load((Path(__file__).parent / "data" / "athletes.yaml").read_text())["templates"]
         n_templates = len(self.facts.templates or packaged)
         if self.edit.n_train_templates >= n_templates:

@@ -92,7 +92,7 @@ class ModelDiff(ExperimentConfig):
     def checks(self, cfg: Config, key: str, base_dir: Path) -> list[str]:
         from alignlab.config import adapter_producer, pipeline_output
 
-        problems = unknown_model(cfg, f"{key}.model", self.model)
+        problems = super().checks(cfg, key, base_dir)  # the model key
         for name, pair in self.pairs.items():
             sub = f"{key}.pairs.{name}"
             if pair.model is not None:

@@ -14,7 +14,6 @@ from alignlab.config import (
     chat_needs,
     lora_needs,
     rank_too_high,
-    unknown_model,
 )
 
 if TYPE_CHECKING:
@@ -102,7 +101,7 @@ class PasswordLock(ExperimentConfig):
     def checks(self, cfg: Config, key: str, base_dir: Path) -> list[str]:
         from alignlab.kinds.password_lock.arithmetic import n_problems
 
-        problems = unknown_model(cfg, f"{key}.model", self.model)
+        problems = super().checks(cfg, key, base_dir)  # the model key
         task = self.task
         if task.n_eval + task.n_unlock + task.n_lock > n_problems():
             problems.append(

@@ -16,7 +16,6 @@ from alignlab.config import (
     chat_needs,
     lora_needs,
     rank_too_high,
-    unknown_model,
 )
 
 if TYPE_CHECKING:
@@ -101,7 +100,7 @@ class SelfAwareness(ExperimentConfig):
     writes_adapters: ClassVar[bool] = True
 
     def checks(self, cfg: Config, key: str, base_dir: Path) -> list[str]:
-        problems = unknown_model(cfg, f"{key}.model", self.model)
+        problems = super().checks(cfg, key, base_dir)  # the model key
         for part in ("acrostic", "risk"):
             problems += rank_too_high(cfg, f"{key}.finetune.{part}", getattr(self.finetune, part))
         from alignlab.kinds.self_awareness.acrostic import data
