@@ -61,3 +61,15 @@ def test_snakemake_runs_the_example_kind(on_path, tmp_path, output_cache, model_
     tokenizer = load_tokenizer(str(model_dir))
     assert counts["n_tokens"].to_list() == [len(tokenizer(t)["input_ids"]) for t in TEXTS]
     assert "tokens in 2 texts" in (workdir / "results/count/summary.md").read_text()
+
+
+def test_a_second_kind_of_the_same_name_or_table_is_refused(on_path):
+    import dataclasses
+
+    from alignlab.kinds import KindError
+
+    known = kinds.load()["fact_edit"]
+    with pytest.raises(KindError, match="two kinds are called 'fact_edit'"):
+        kinds.register(dataclasses.replace(known, report_tables=("other",)))
+    with pytest.raises(ValueError, match=r"kind 'copycat': table schemas \['fe_facts', 'fe_layers', 'fe_metrics', 'fe_overlap', 'fe_runs'\] are already declared"):
+        kinds.register(dataclasses.replace(known, name="copycat"))
