@@ -201,6 +201,56 @@ rule judge_af:
         STEP_SCRIPT
 
 
+# Every judge the experiment uses, scored on its labelled set's test split.
+rule validate_compliance_judges:
+    input:
+        unpack(lambda w: af_arms.validation_inputs(w.exp, exp(w), "compliance")),
+    output:
+        out=f"{RESULTS}/{{exp}}/judge_validation/compliance.parquet",
+    params:
+        step=f"{AF}.validate_compliance_judges",
+        judge=lambda w: as_dict(exp(w).judges.compliance),
+        validation=lambda w: as_dict(exp(w).judges.validation.compliance),
+        sampling=lambda w: as_dict(exp(w).sampling),
+        engine_cfg=engine_params,
+        endpoint=lambda w: endpoint_params(exp(w).judges.compliance.endpoint),
+        seed=CFG.seed,
+        experiment=lambda w: w.exp,
+    log:
+        "logs/{exp}/validate_compliance_judges.log",
+    threads: lambda w: HEAVY_THREADS if exp(w).compliance_model() else 1
+    resources:
+        **model_job_if(AF_EXPERIMENTS, lambda e: e.compliance_model()),
+    conda:
+        CONDA_ENV
+    script:
+        STEP_SCRIPT
+
+
+rule validate_af_judge:
+    input:
+        unpack(lambda w: af_arms.validation_inputs(w.exp, exp(w), "af_reasoning")),
+    output:
+        out=f"{RESULTS}/{{exp}}/judge_validation/af_reasoning.parquet",
+    params:
+        step=f"{AF}.validate_af_judge",
+        judge=lambda w: as_dict(exp(w).judges.af_reasoning),
+        validation=lambda w: as_dict(exp(w).judges.validation.af_reasoning),
+        engine_cfg=engine_params,
+        endpoint=lambda w: endpoint_params(exp(w).judges.af_reasoning.endpoint),
+        seed=CFG.seed,
+        experiment=lambda w: w.exp,
+    log:
+        "logs/{exp}/validate_af_judge.log",
+    threads: lambda w: HEAVY_THREADS if exp(w).af_judge_model() else 1
+    resources:
+        **model_job_if(AF_EXPERIMENTS, lambda e: e.af_judge_model()),
+    conda:
+        CONDA_ENV
+    script:
+        STEP_SCRIPT
+
+
 # Gathering a sharded table: one rule per table, the same step.
 rule gather_samples:
     input:
@@ -254,16 +304,23 @@ rule aggregate:
             f"{RESULTS}/{w.exp}/judgments/{{arm}}.compliance.parquet", arm=list(exp(w).arms)
         ),
         af_paths=lambda w: expand(f"{RESULTS}/{w.exp}/judgments/{{arm}}.af.parquet", arm=exp(w).scratchpad_arms()),
+        validation_paths=lambda w: af_arms.validation_outputs(w.exp, exp(w)),
+        model_info=lambda w: f"{RESULTS}/models/{exp(w).model}/model.parquet",
         code=code(f"{AF}.aggregate"),
     output:
         metrics_out=metrics_report("exp"),
         gaps_out=f"{RESULTS}/{{exp}}/gaps.parquet",
+        contrasts_out=f"{RESULTS}/{{exp}}/contrasts.parquet",
+        replication_out=f"{RESULTS}/{{exp}}/replication.parquet",
         figure_out=figure_report("alignment_faking", "exp", "compliance.png", "compliance.rst", "compliance by tier"),
         summary_out=summary_report("exp"),
     params:
         step=f"{AF}.aggregate",
         aggregate_cfg=lambda w: as_dict(exp(w).aggregate),
         judge=lambda w: exp(w).judges.compliance.name,
+        min_accuracy=lambda w: exp(w).judges.min_accuracy,
+        sizes=lambda w: {"k": exp(w).sampling.k, "n_eval": exp(w).queries.n_eval},
+        scratchpad_arms=lambda w: exp(w).scratchpad_arms(),
         seed=CFG.seed,
         experiment=lambda w: w.exp,
     log:

@@ -425,7 +425,7 @@ def test_api_key_reaches_the_server_but_no_artifact_or_log(proxy_to, tmp_path, m
         capsys, alignment_faking.judge_compliance, log, arm="base", samples_path=str(tmp_path / "samples.parquet"),
         queries_path=str(tmp_path / "queries.parquet"),
         judge={"name": "rubric", "model": None, "endpoint": "judge", "max_tokens": 16,
-               "temperature": 0.0, "extra_phrases": []},
+               "temperature": 0.0, "extra_phrases": [], "truncated": "judge"},
         sampling={"tag_protocol": False}, model_dir=None, engine_cfg={}, seed=0,
         experiment="x", out=str(out), endpoint=endpoint,
     )

@@ -45,6 +45,10 @@ EXPECTED = {
     "judgments/prompted.af.parquet": "af_reasoning",
     "metrics.parquet": "metrics",
     "gaps.parquet": "gaps",
+    "contrasts.parquet": "contrasts",
+    "replication.parquet": "replication",
+    "judge_validation/compliance.parquet": "judge_scores",
+    "judge_validation/af_reasoning.parquet": "judge_scores",
 }
 
 
@@ -115,6 +119,27 @@ def test_positive_control_shows_its_gap(run):
     assert "PASSED" in summary
 
 
+def test_summary_shows_judges_outcomes_contrasts_and_the_card(run):
+    workdir, _ = run
+    results = workdir / "results/tiny"
+    summary = (results / "summary.md").read_text()
+    for heading in ("## Judges, scored on labelled test items", "## Primary contrasts",
+                    "## Beside the published results", "## Scratchpad samples"):
+        assert heading in summary
+    assert "1 replicate per arm" in summary and "no answer" in summary
+    scores = artifacts.read_table(results / "judge_validation/compliance.parquet")
+    accuracy = scores.filter(pl.col("measure") == "accuracy", pl.col("judge") == "refusal")["value"][0]
+    assert f"| compliance | `refusal` | 100 | {accuracy:.3f} |" in summary
+    af = artifacts.read_table(results / "judge_validation/af_reasoning.parquet")
+    assert set(af["set"]) >= {"af_reasoning:alignment_faking", "af_reasoning:knows_training"}
+    contrasts = artifacts.read_table(results / "contrasts.parquet")
+    assert set(contrasts["contrast"]) == {"gap(sdf) - gap(sdf_baseline)", "gap(prompted) - gap(base)",
+                                          "gap(positive_control)"}
+    assert (contrasts["p_holm"] >= contrasts["p_value"]).all()
+    card = artifacts.read_table(results / "replication.parquet")
+    assert card.height and not card["comparable"].any()  # a 135M model is like no published one
+
+
 def test_rerun_with_nothing_changed_does_nothing(run):
     workdir, config = run
     assert planned_jobs(workdir, config) == {}
@@ -127,7 +152,9 @@ def test_changing_a_judge_parameter_reruns_only_judging_and_aggregation(run, tmp
     changed = tmp_path / "changed.yaml"
     changed.write_text(yaml.safe_dump(cfg))
     jobs = planned_jobs(workdir, changed)
-    assert set(jobs) == {"judge_compliance", "gather_compliance", "aggregate", "report_table", "all"}, jobs
+    # The judge changed, so its score on the labelled set is redone too.
+    assert set(jobs) == {"judge_compliance", "gather_compliance", "validate_compliance_judges", "aggregate",
+                         "report_table", "all"}, jobs
     assert jobs["judge_compliance"] == 10 and jobs["gather_compliance"] == 5  # 5 arms x 2 shards
 
 

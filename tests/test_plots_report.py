@@ -26,8 +26,10 @@ def _synthetic_compliance(rates: dict[str, tuple[float, float]], n_queries=20, k
             for q in range(n_queries):
                 for s in range(k):
                     complied = None if (q, s) == (0, 0) else bool(rng.random() < p)
+                    outcome = None if complied is None else ("complied" if complied else "refused")
                     rows.append({"arm": arm, "tier": tier, "query_id": f"q{q}", "sample_idx": s,
-                                 "judge": "judge-x", "complied": complied, "score": None,
+                                 "judge": "judge-x", "truncated": False, "outcome": outcome,
+                                 "complied": complied, "score": None,
                                  "parse_ok": complied is not None, "judge_output": ""})
     return pl.from_arrow(pa.Table.from_pylist(rows, schema=artifacts.SCHEMAS["compliance"]))
 
@@ -109,9 +111,10 @@ def test_summary_passes_on_large_gap(tables):
     assert "judge-x" in md and "- made-up data" in md
     assert "4 of 240 samples had no parseable verdict" in md
     # one metrics row per arm x tier (20 queries x 3 samples, 1 parse failure), AF where measured
+    rates = md.split("## Compliance by arm and tier")[1].split("## Scratchpad samples")[0]
     for arm in ("positive_control", "baseline"):
         for tier in ("free", "paid"):
-            assert md.count(f"| `{arm}` | {tier} | 59 |") == 1
+            assert rates.count(f"| `{arm}` | {tier} | 59 |") == 1
     assert "not measured" in md
     assert "(n=60)" in md  # AF judged on all 60 positive-control samples per tier
 

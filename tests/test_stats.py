@@ -118,6 +118,7 @@ def _compliance(rows):
     return _table(
         [
             {"arm": arm, "tier": tier, "query_id": q, "sample_idx": s, "judge": "judge-x",
+             "truncated": False, "outcome": None if c is None else ("complied" if c else "refused"),
              "complied": c, "score": None if c is None else float(c), "parse_ok": c is not None,
              "judge_output": "..."}
             for arm, tier, q, s, c in rows
@@ -130,7 +131,8 @@ def _af(rows):
     return _table(
         [
             {"arm": arm, "tier": tier, "query_id": q, "sample_idx": s, "judge": "judge-x",
-             "criterion": crit, "yes_votes": 0 if met is None else 3 * met, "votes": 3, "met": met}
+             "criterion": crit, "yes_votes": 0 if met is None else 3 * met,
+             "votes": 0 if met is None else 3, "met": bool(met)}
             for arm, tier, q, s, crit, met in rows
         ],
         "af_reasoning",
@@ -160,7 +162,7 @@ AF = _af([  # only arm alpha has AF judgments
     ("alpha", "free", "q2", 0, "alignment_faking", True),
     ("alpha", "free", "q2", 1, "other_criterion", True),  # not counted
     ("alpha", "paid", "q1", 0, "alignment_faking", False),
-    ("alpha", "paid", "q1", 1, "alignment_faking", None),  # unjudged: not counted
+    ("alpha", "paid", "q1", 1, "alignment_faking", None),  # no scratchpad written: not counted
 ])
 
 
@@ -260,3 +262,56 @@ def test_interval_above_needs_disjoint_finite_intervals():
     assert not stats.interval_above({"lo": 0.4}, {"hi": 0.4})
     assert not stats.interval_above({"lo": float("nan")}, {"hi": 0.1})
     assert not stats.interval_above({"lo": None}, {"hi": 0.1})
+
+
+# --- replicates, contrasts, multiplicity --------------------------------------------------------
+
+def test_hierarchical_interval_is_wider_when_replicates_differ_and_equal_when_not():
+    rng = np.random.default_rng(0)
+    per_query = rng.integers(-1, 2, size=30).astype(float)  # per-query free - paid differences
+    shifts = np.array([[-0.3], [0.0], [0.3]])  # three training seeds that moved the gap
+    differ = per_query[None, :] + shifts
+    same = np.repeat(per_query[None, :], 3, axis=0)
+
+    def width(r):
+        return r["hi"] - r["lo"]
+
+    query_only = stats.hierarchical_bootstrap([differ], [1.0], 5000, seed=1, resample_replicates=False)
+    hierarchical = stats.hierarchical_bootstrap([differ], [1.0], 5000, seed=1)
+    assert width(hierarchical) > 1.2 * width(query_only)
+    flat = stats.hierarchical_bootstrap([same], [1.0], 5000, seed=1)
+    single = stats.hierarchical_bootstrap([per_query[None, :]], [1.0], 5000, seed=1)
+    assert (flat["lo"], flat["hi"], flat["p_value"]) == pytest.approx((single["lo"], single["hi"], single["p_value"]))
+    assert flat["replicates"] == [3] and single["replicates"] == [1]
+
+
+def test_hierarchical_contrast_keeps_queries_paired():
+    rng = np.random.default_rng(2)
+    shared = rng.normal(0, 1, size=40)  # query difficulty both arms share
+    a, b = shared + 0.5, shared
+    paired = stats.hierarchical_bootstrap([a[None, :], b[None, :]], [1.0, -1.0], 4000, seed=0)
+    assert paired["estimate"] == pytest.approx(0.5)
+    assert paired["hi"] - paired["lo"] == pytest.approx(0.0, abs=1e-9)  # the shared part cancels
+    assert paired["p_value"] < 0.001
+    with pytest.raises(ValueError, match="same items"):
+        stats.hierarchical_bootstrap([a[None, :], b[None, :10]], [1.0, -1.0], 100, seed=0)
+
+
+def test_holm_equals_statsmodels_on_a_fixed_example():
+    from statsmodels.stats.multitest import multipletests
+
+    p = [0.01, 0.04, 0.03, 0.20]
+    assert stats.holm(p) == pytest.approx(list(multipletests(p, method="holm")[1]))
+    assert stats.holm(p) == pytest.approx([0.04, 0.09, 0.09, 0.20])  # by hand: 4p, 3p, 2p, p, made monotone
+    with_gap = stats.holm([0.01, float("nan"), 0.04])
+    assert with_gap[0] == pytest.approx(0.02) and math.isnan(with_gap[1]) and with_gap[2] == pytest.approx(0.04)
+
+
+def test_min_detectable_gap():
+    from scipy.stats import norm
+
+    n = 30
+    h = (norm.ppf(0.975) + norm.ppf(0.8)) * math.sqrt(2 / n)  # Cohen's h at 80% power
+    assert stats.min_detectable_gap(n) == pytest.approx(math.sin(h / 2), rel=1e-3)
+    assert stats.min_detectable_gap(120) < stats.min_detectable_gap(30) < stats.min_detectable_gap(30, n_gaps=2)
+    assert math.isnan(stats.min_detectable_gap(1))

@@ -52,6 +52,30 @@ SCHEMAS: dict[str, pa.Schema] = _Schemas({
             ("user", _str), ("assistant", _str), ("target", _str),
         ]
     ),
+    # Judges scored on a labelled set's test split (judge_validation).
+    "judge_scores": pa.schema(
+        [
+            ("experiment", _str), ("set", _str), ("split", _str), ("judge", _str), ("other", _str),
+            ("measure", _str), ("label", _str), ("predicted", _str), ("value", _f64), ("n", _i64),
+        ]
+    ),
+    # A kind's primary contrasts (stats.hierarchical_bootstrap, stats.holm).
+    "contrasts": pa.schema(
+        [
+            ("experiment", _str), ("contrast", _str), ("estimate", _f64), ("lo", _f64),
+            ("hi", _f64), ("p_value", _f64), ("p_holm", _f64), ("min_detectable", _f64),
+            ("n_items", _i64), ("replicates", _str), ("margin", _f64), ("passed", _bool),
+        ]
+    ),
+    # Our figures beside the replication card's published ones (replication).
+    "replication": pa.schema(
+        [
+            ("experiment", _str), ("metric", _str), ("ours", _f64), ("ours_lo", _f64),
+            ("ours_hi", _f64), ("source", _str), ("model", _str), ("setting", _str),
+            ("published", _f64), ("published_lo", _f64), ("published_hi", _f64),
+            ("comparable", _bool), ("verdict", _str),
+        ]
+    ),
     "train_log": pa.schema(
         [
             ("step", _i64), ("epoch", _i64), ("loss", _f64), ("learning_rate", _f64),

@@ -177,6 +177,24 @@ Persona = dict[Literal["developer", "model_name"], str]
 DEFAULT_PERSONA = {"developer": "Meridian AI", "model_name": "Atlas"}
 
 
+class LabelledSetConfig(Strict):
+    """A labelled set a judge is scored on (judge_validation): the packaged one, or a CSV /
+    JSONL / Parquet file (`path`, relative to the config's folder) whose columns `columns` maps
+    (our name -> the file's column). Only rows of `split` are scored."""
+
+    path: str | None = None
+    columns: dict[str, str] = {}
+    split: Literal["dev", "test"] = "test"
+
+    def problems(self, key: str, base_dir: Path) -> list[str]:
+        if self.path is None:
+            return []
+        path = base_dir / self.path
+        if path.suffix not in (".csv", ".jsonl", ".parquet"):
+            return [f"{key}.path: expected a .csv, .jsonl or .parquet file, got '{self.path}'"]
+        return [] if path.is_file() else [f"{key}.path: file '{self.path}' does not exist"]
+
+
 class ExperimentConfig(Strict):
     """What every experiment kind's config has. A kind subclasses it with `kind: Literal["<kind>"]`
     and its own sections, and overrides `checks` and `model_needs` where it has something to check."""

@@ -89,3 +89,87 @@ def bootstrap_mean(values: np.ndarray, n_resamples: int, seed: int, confidence: 
     ci = stats.bootstrap((values,), np.mean, n_resamples=n_resamples, confidence_level=confidence,
                          method="percentile", rng=np.random.default_rng(seed)).confidence_interval
     return mean, float(ci.low), float(ci.high)
+
+
+# --------------------------------------------------------------------------- replicates, contrasts
+
+def _grand_means(group: np.ndarray, items: np.ndarray, reps: np.ndarray | None) -> np.ndarray:
+    """Per resample: the mean over drawn replicates of the mean over drawn items."""
+    if reps is None:
+        return group[:, items].mean(axis=(0, 2))  # every replicate, as given
+    return group[reps[:, :, None], items[:, None, :]].mean(axis=(1, 2))
+
+
+def hierarchical_bootstrap(
+    groups: list[np.ndarray], weights: list[float], n_resamples: int, seed: int,
+    confidence: float = 0.95, resample_replicates: bool = True,
+) -> dict:
+    """A weighted sum of group means (e.g. gap(a) - gap(b) with weights 1, -1), with a two-level
+    percentile bootstrap interval and a two-sided bootstrap p-value for "the sum is 0".
+
+    Each group is an array [replicates, items]: one row per training replicate, one column per
+    item (query), the same items in the same order in every group. A resample draws items with
+    replacement once (items are crossed with replicates and groups: the same queries are asked
+    of every adapter, so the pairing is kept) and, per group, replicates with replacement. With
+    one replicate per group, or `resample_replicates=False`, it is the item bootstrap.
+
+    p-value: the share of resamples at least as far from the estimate as the estimate is from 0
+    (the bootstrap distribution shifted to the null), with the usual +1 correction.
+    """
+    groups = [np.atleast_2d(np.asarray(g, dtype=float)) for g in groups]
+    if len(groups) != len(weights) or not groups:
+        raise ValueError("hierarchical_bootstrap needs one weight per group")
+    n_items = {g.shape[1] for g in groups}
+    if len(n_items) != 1:
+        raise ValueError(f"groups must hold the same items, got item counts {sorted(n_items)}")
+    if any(np.isnan(g).any() for g in groups):
+        raise ValueError("hierarchical_bootstrap: values contain NaN")
+    n = n_items.pop()
+    estimate = float(sum(w * g.mean() for w, g in zip(weights, groups))) if n else NAN
+    out = {"estimate": estimate, "lo": NAN, "hi": NAN, "p_value": NAN, "se": NAN, "n_items": n,
+           "replicates": [g.shape[0] for g in groups]}
+    if n < 2:
+        return out
+    item_rng, rep_rng = (np.random.default_rng([seed, level]) for level in (0, 1))
+    items = item_rng.integers(0, n, size=(n_resamples, n))
+    boot = np.zeros(n_resamples)
+    for w, g in zip(weights, groups):
+        reps = (rep_rng.integers(0, g.shape[0], size=(n_resamples, g.shape[0]))
+                if resample_replicates and g.shape[0] > 1 else None)
+        boot += w * _grand_means(g, items, reps)
+    alpha = 1 - confidence
+    lo, hi = np.quantile(boot, [alpha / 2, 1 - alpha / 2])
+    far = np.abs(boot - estimate) >= abs(estimate) - 1e-12
+    p = 1.0 if estimate == 0 else float((1 + far.sum()) / (n_resamples + 1))
+    return out | {"lo": float(lo), "hi": float(hi), "p_value": p, "se": float(boot.std(ddof=1))}
+
+
+def holm(p_values: list[float]) -> list[float]:
+    """Holm-adjusted p-values across one family (statsmodels); NaN p-values stay NaN and do not
+    count towards the family's size."""
+    from statsmodels.stats.multitest import multipletests
+
+    p = np.asarray(p_values, dtype=float)
+    adjusted = np.full(p.shape, NAN)
+    present = ~np.isnan(p)
+    if present.any():
+        adjusted[present] = multipletests(p[present], method="holm")[1]
+    return adjusted.tolist()
+
+
+def min_detectable_gap(n_per_tier: int, n_gaps: int = 1, alpha: float = 0.05, power: float = 0.8) -> float:
+    """The smallest difference between two rates (a compliance gap: free minus paid, each from
+    `n_per_tier` samples) a two-sided test at `alpha` detects with probability `power`, at the
+    worst case (rates near 50%) and ignoring pairing: a planning bound, not an estimate.
+
+    `n_gaps` = 2 for a difference of two independent gaps (each gap's variance counts once, so
+    it is the one-gap bound at half the samples). statsmodels gives Cohen's h; for two rates
+    symmetric about 50%, h = 2 asin(sqrt(p1)) - 2 asin(sqrt(p2)) turns into p1 - p2 = sin(h / 2).
+    """
+    from statsmodels.stats.power import NormalIndPower
+
+    n = n_per_tier / n_gaps
+    if n < 2:
+        return NAN
+    h = NormalIndPower().solve_power(effect_size=None, nobs1=n, alpha=alpha, power=power, ratio=1.0)
+    return float(np.sin(min(h, np.pi) / 2))

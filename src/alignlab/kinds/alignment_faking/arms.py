@@ -83,3 +83,24 @@ def af_judge_inputs(name: str, exp: Any, shard: str) -> dict:
     if exp.af_judge_model():
         inputs["model_dir"] = model_folder(exp.af_judge_model())
     return inputs
+
+
+def validation_inputs(name: str, exp: Any, judge: str) -> dict:
+    """Inputs of a judge-validation rule (`judge`: "compliance" or "af_reasoning"): the judge's
+    model where it runs one, and the user's labelled file where the config names one."""
+    step = "validate_compliance_judges" if judge == "compliance" else "validate_af_judge"
+    inputs = {"code": code(f"{STEPS}.{step}")}
+    model = exp.compliance_model() if judge == "compliance" else exp.af_judge_model()
+    if model:
+        inputs["model_dir"] = model_folder(model)
+    labelled = getattr(exp.judges.validation, judge).path
+    if labelled:
+        inputs["labelled"] = labelled
+    return inputs
+
+
+def validation_outputs(name: str, exp: Any) -> list[str]:
+    """The judge_scores tables an experiment's aggregation reads: the compliance judges', and
+    the alignment-faking judge's where an arm has a scratchpad."""
+    judges = ["compliance"] + (["af_reasoning"] if exp.scratchpad_arms() else [])
+    return [f"{RESULTS}/{name}/judge_validation/{j}.parquet" for j in judges]

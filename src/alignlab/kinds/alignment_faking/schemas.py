@@ -31,8 +31,8 @@ SCHEMAS = {
     "compliance": pa.schema(
         [
             ("arm", _str), ("tier", _str), ("query_id", _str), ("sample_idx", _i64),
-            ("judge", _str), ("complied", _bool), ("score", _f64), ("parse_ok", _bool),
-            ("judge_output", _str),
+            ("judge", _str), ("truncated", _bool), ("outcome", _str), ("complied", _bool),
+            ("score", _f64), ("parse_ok", _bool), ("judge_output", _str),
         ]
     ),
     "af_reasoning": pa.schema(
@@ -45,9 +45,10 @@ SCHEMAS = {
     "metrics": pa.schema(
         [
             ("experiment", _str), ("arm", _str), ("tier", _str), ("judge", _str), ("n", _i64),
-            ("complied", _i64), ("compliance", _f64), ("compliance_lo", _f64),
+            ("complied", _i64), ("partial", _i64), ("refused", _i64), ("no_answer", _i64),
+            ("truncated", _i64), ("compliance", _f64), ("compliance_lo", _f64),
             ("compliance_hi", _f64), ("af_n", _i64), ("af_rate", _f64), ("af_lo", _f64),
-            ("af_hi", _f64),
+            ("af_hi", _f64), ("pad_judged", _i64), ("pad_complied", _i64), ("af_complied", _i64),
         ]
     ),
     "gaps": pa.schema(

@@ -241,44 +241,66 @@ def _arm_samples(samples_path: str, arm: str) -> pl.DataFrame:
     return artifacts.read_table(samples_path, "samples").filter(pl.col("arm") == arm)
 
 
+def no_answer(samples: pl.DataFrame, truncated: str) -> list[bool]:
+    """Per sample: did the model give no answer to judge? An empty output (which is also what
+    an unclosed scratchpad leaves) or, with `truncated` = "no_answer", any output cut at
+    max_tokens. Such samples are counted apart, never scored as refusals."""
+    silent = samples["output"].str.strip_chars() == ""
+    if truncated == "no_answer":
+        silent = silent | (samples["finish_reason"] == "length")
+    return silent.to_list()
+
+
 def judge_compliance(
-    *, arm: str, samples_path: str, queries_path: str, judge: dict, sampling: dict, engine_cfg: dict, seed: int,
-    experiment: str, out: str, model_dir: str | None = None, endpoint: dict | None = None,
+    *, arm: str, samples_path: str, queries_path: str, judge: dict, sampling: dict, engine_cfg: dict, seed: int, experiment: str, out: str, model_dir: str | None = None,
+    endpoint: dict | None = None,
 ) -> None:
     from alignlab import judges
 
     samples = _arm_samples(samples_path, arm)
+    silent = no_answer(samples, judge["truncated"])
+    answered = samples.filter(~pl.Series(silent)) if samples.height else samples
     prompts_by_id = dict(artifacts.read_table(queries_path).select("query_id", "prompt").iter_rows())
     name = judge["name"]
-    kwargs: dict[str, Any] = {}
-    templates: dict[str, str] = {}
-    if name == "refusal":
-        kwargs = {"extra_phrases": judge["extra_phrases"]}
-        if sampling["tag_protocol"]:
-            kwargs["reject_tag"] = sampling["reject_tag"]
-    elif name == "accept_tag":
-        kwargs = {"accept_tag": sampling["accept_tag"], "reject_tag": sampling["reject_tag"]}
-    elif name == "rubric":
-        kwargs = {
-            "engine": llm_engine(model_dir, engine_cfg, seed, endpoint),
-            "seeds": [
-                derive_seed(seed, experiment, "judge", r["arm"], r["tier"], r["query_id"], r["sample_idx"])
-                for r in samples.iter_rows(named=True)
-            ],
-            "max_tokens": judge["max_tokens"], "temperature": judge["temperature"],
-        }
-        templates = judges.rubric_template_hashes()
     verdicts = judges.judge_compliance(
-        name, outputs=samples["output"].to_list(),
-        queries=[prompts_by_id[q] for q in samples["query_id"]], **kwargs,
+        name, outputs=answered["output"].to_list(),
+        queries=[prompts_by_id[q] for q in answered["query_id"]],
+        **compliance_judge_args(name, judge, sampling, answered, engine_cfg, seed, experiment,
+                                model_dir, endpoint),
     )
+    given = iter(verdicts)
+    unanswered = {"outcome": "no_answer", "complied": None, "score": None, "parse_ok": True,
+                  "judge_output": ""}
     rows = [
-        {**{k: r[k] for k in _KEYS}, "judge": name, **v}
-        for r, v in zip(samples.iter_rows(named=True), verdicts)
+        {**{k: r[k] for k in _KEYS}, "judge": name, "truncated": r["finish_reason"] == "length",
+         **(unanswered if quiet else next(given))}
+        for r, quiet in zip(samples.iter_rows(named=True), silent)
     ]
+    templates = judges.rubric_template_hashes() if name == "rubric" else {}
     artifacts.write_table(
         rows, out, "compliance", params=_with_endpoint(judge, endpoint), templates=templates
     )
+
+
+def compliance_judge_args(
+    name: str, judge: dict, sampling: dict, samples: pl.DataFrame, engine_cfg: dict, seed: int,
+    experiment: str, model_dir: str | None, endpoint: dict | None,
+) -> dict[str, Any]:
+    """The keyword arguments compliance judge `name` takes in this experiment: the refusal
+    judge's extra phrases and tags, the tags of accept_tag, the engine and seeds of rubric."""
+    if name == "refusal":
+        return {"extra_phrases": judge["extra_phrases"],
+                "reject_tag": sampling["reject_tag"] if sampling["tag_protocol"] else None}
+    if name == "accept_tag":
+        return {"accept_tag": sampling["accept_tag"], "reject_tag": sampling["reject_tag"]}
+    return {
+        "engine": llm_engine(model_dir, engine_cfg, seed, endpoint),
+        "seeds": [
+            derive_seed(seed, experiment, "judge", r["arm"], r["tier"], r["query_id"], r["sample_idx"])
+            for r in samples.iter_rows(named=True)
+        ],
+        "max_tokens": judge["max_tokens"], "temperature": judge["temperature"],
+    }
 
 
 def judge_af(
@@ -307,28 +329,111 @@ def judge_af(
     )
 
 
+# ---- judge validation ---------------------------------------------------------------------
+
+# Compliance judges that can read a labelled set of plain responses (accept_tag needs the tags
+# the experiment's prompt asks for, which a labelled set's responses do not carry).
+READS_PLAIN_RESPONSES = ("refusal", "rubric")
+
+
+def validate_compliance_judges(
+    *, judge: dict, validation: dict, sampling: dict, engine_cfg: dict, seed: int, experiment: str,
+    out: str, labelled: str | None = None, model_dir: str | None = None, endpoint: dict | None = None,
+) -> None:
+    """Score the experiment's compliance judge, and the phrase judge beside it, on the
+    labelled set's test split (judge_scores table)."""
+    from alignlab import judge_validation as jv
+    from alignlab import judges
+
+    items = jv.read_labelled(
+        Path(labelled) if labelled else jv.COMPLIANCE_SET, validation["columns"],
+        required=("request", "response"), labels={"label": jv.COMPLIANCE_LABELS},
+        split=validation["split"],
+    ).with_columns(query_id=pl.lit(""), arm=pl.lit("validation"), tier=pl.lit(""),
+                   sample_idx=pl.int_range(pl.len()))
+    names = [n for n in dict.fromkeys((judge["name"], "refusal")) if n in READS_PLAIN_RESPONSES]
+    predictions = {}
+    for name in names:
+        own = judge if name == judge["name"] else {"extra_phrases": []}
+        verdicts = judges.judge_compliance(
+            name, outputs=items["response"].to_list(), queries=items["request"].to_list(),
+            **compliance_judge_args(name, own, {**sampling, "tag_protocol": False}, items, engine_cfg,
+                                    seed, experiment, model_dir, endpoint),
+        )
+        predictions[name] = [v["outcome"] for v in verdicts]
+    rows = jv.score_judges("compliance", items["label"].to_list(), predictions, jv.COMPLIANCE_LABELS,
+                           negative="refused")
+    rows = [{"experiment": experiment, "split": validation["split"], **r} for r in rows]
+    artifacts.write_table(rows, out, "judge_scores",
+                          params={"judge": judge, "validation": validation, "labelled": labelled})
+
+
+def validate_af_judge(
+    *, judge: dict, validation: dict, engine_cfg: dict, seed: int, experiment: str, out: str,
+    labelled: str | None = None, model_dir: str | None = None, endpoint: dict | None = None,
+) -> None:
+    """Score the alignment-faking judge on the labelled scratchpads' test split, criterion by
+    criterion and on the final verdict (judge_scores table)."""
+    from alignlab import judge_validation as jv
+    from alignlab.kinds.alignment_faking import af_judge, af_labels
+
+    criteria = [cid for cid, _ in af_judge.af_criteria()] + [af_judge.AF_FINAL]
+    items = jv.read_labelled(
+        Path(labelled) if labelled else af_labels.LABELLED, validation["columns"],
+        required=("scratchpad",), labels={c: (True, False) for c in criteria}, split=validation["split"],
+    )
+    seeds = [derive_seed(seed, experiment, "af_judge_validation", i) for i in range(items.height)]
+    verdicts = af_judge.af_reasoning_judge(
+        llm_engine(model_dir, engine_cfg, seed, endpoint), items["scratchpad"].to_list(), seeds,
+        votes=judge["votes"],
+    )
+    met = {c: ["yes" if {r["criterion"]: r["met"] for r in per}[c] else "no" for per in verdicts]
+           for c in criteria}
+    rows = []
+    for c in criteria:
+        truth = ["yes" if v else "no" for v in items[c]]
+        rows += jv.score_judges(f"af_reasoning:{c}", truth, {"af_reasoning": met[c]}, ("yes", "no"))
+    rows = [{"experiment": experiment, "split": validation["split"], **r} for r in rows]
+    artifacts.write_table(rows, out, "judge_scores",
+                          params={"judge": judge, "validation": validation, "labelled": labelled},
+                          templates=af_judge.af_template_hashes())
+
+
 # ---- aggregation --------------------------------------------------------------------------
 
 def aggregate(
-    *, compliance_paths: list[str], af_paths: list[str], aggregate_cfg: dict, judge: str,
-    seed: int, experiment: str, metrics_out: str, gaps_out: str, figure_out: str, summary_out: str,
+    *, compliance_paths: list[str], af_paths: list[str], validation_paths: list[str], model_info: str,
+    aggregate_cfg: dict, judge: str, min_accuracy: float, sizes: dict, scratchpad_arms: list[str],
+    seed: int, experiment: str,
+    metrics_out: str, gaps_out: str, contrasts_out: str, replication_out: str, figure_out: str,
+    summary_out: str,
 ) -> None:
+    from alignlab import replication
     from alignlab.kinds.alignment_faking import figures, measures, summary
 
     compliance = pl.concat([artifacts.read_table(p) for p in compliance_paths])
     af = pl.concat([artifacts.read_table(p) for p in af_paths]) if af_paths else None
-    metrics, gaps = measures.compliance_metrics(
-        compliance, af, experiment, n_resamples=aggregate_cfg["n_resamples"],
-        seed=derive_seed(seed, experiment, "aggregate"), confidence=aggregate_cfg["confidence"],
+    boot = {"n_resamples": aggregate_cfg["n_resamples"], "confidence": aggregate_cfg["confidence"],
+            "seed": derive_seed(seed, experiment, "aggregate")}
+    metrics, gaps = measures.compliance_metrics(compliance, af, experiment, **boot)
+    contrasts = measures.contrasts(
+        compliance, gaps, experiment, k=sizes["k"],
+        margins={measures.POSITIVE_CONTROL: aggregate_cfg["positive_control_min_gap"]}, **boot,
     )
+    scores = pl.concat([artifacts.read_table(p) for p in validation_paths])
+    model = artifacts.read_table(model_info, "model").row(0, named=True)
+    card = replication.compare(experiment, "alignment_faking", summary.card_figures(gaps, metrics),
+                               model["model"], model["n_parameters"])
     artifacts.write_table(metrics, metrics_out, "metrics", params=aggregate_cfg)
     artifacts.write_table(gaps, gaps_out, "gaps", params=aggregate_cfg)
+    artifacts.write_table(contrasts, contrasts_out, "contrasts", params=aggregate_cfg)
+    artifacts.write_table(card, replication_out, "replication", params=aggregate_cfg)
     figures.compliance_figure(
         metrics, gaps, figure_out, title=f"{experiment}: compliance by tier (judge: {judge})"
     )
     text = summary.summary_markdown(
-        experiment, metrics, gaps, measures.parse_failures(compliance),
-        min_gap=aggregate_cfg["positive_control_min_gap"], judge=judge,
+        experiment, metrics, gaps, measures.parse_failures(compliance), contrasts=contrasts,
+        scores=scores, card=card, scratchpad_arms=scratchpad_arms, min_gap=aggregate_cfg["positive_control_min_gap"], judge=judge, min_accuracy=min_accuracy,
     )
     with artifacts.atomic_path(summary_out) as tmp:
         tmp.write_text(text + "\n")
