@@ -3,7 +3,7 @@
 # arm -> vLLM samples of every arm per shard of the eval queries (one engine per shard) ->
 # compliance and alignment-faking judgments per shard, gathered per arm -> rates, the paired
 # gap, the figure and the summary. Wildcards: {exp} an experiment of this kind, {arm} its arm,
-# {corpus} a document set.
+# {arm_replicate} one training replicate of an arm ("sdf", "sdf.r1", ...), {corpus} a document set.
 from alignlab.kinds.alignment_faking import arms as af_arms
 from alignlab.kinds.alignment_faking.steps import ARMS, DOCUMENT_SETS
 
@@ -14,6 +14,7 @@ AF_EXPERIMENTS = experiments_of("alignment_faking")
 wildcard_constraints:
     exp=one_of(AF_EXPERIMENTS),
     arm="|".join(ARMS),
+    arm_replicate=af_arms.INSTANCE,
     corpus="|".join(DOCUMENT_SETS),
 
 
@@ -99,20 +100,20 @@ rule positive_control_data:
 
 rule finetune:
     input:
-        train_path=lambda w: af_arms.train_set_path(w.exp, w.arm),
+        train_path=lambda w: af_arms.train_set_path(w.exp, w.arm_replicate),
         model_dir=lambda w: model_folder(exp(w).model),
         code=code("finetune.train_step"),
     output:
-        out_dir=directory(f"{RESULTS}/{{exp}}/adapters/{{arm}}"),
-        log_path=f"{RESULTS}/{{exp}}/adapters/{{arm}}.train_log.parquet",
+        out_dir=directory(f"{RESULTS}/{{exp}}/adapters/{{arm_replicate}}"),
+        log_path=f"{RESULTS}/{{exp}}/adapters/{{arm_replicate}}.train_log.parquet",
     params:
         step="finetune.train_step",
-        documents=lambda w: af_arms.trains_on_documents(w.arm),
-        lora=lambda w: af_arms.lora_params(exp(w), w.arm),
+        documents=lambda w: af_arms.trains_on_documents(w.arm_replicate),
+        lora=lambda w: af_arms.lora_params(exp(w), w.arm_replicate),
         device=CFG.engine.device,
-        seed=lambda w: af_arms.finetune_seed(CFG.seed, w.exp, w.arm),
+        seed=lambda w: af_arms.finetune_seed(CFG.seed, w.exp, w.arm_replicate),
     log:
-        "logs/{exp}/finetune_{arm}.log",
+        "logs/{exp}/finetune_{arm_replicate}.log",
     cache: "omit-software"
     threads: HEAVY_THREADS
     resources:

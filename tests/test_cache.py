@@ -58,4 +58,5 @@ def test_the_second_folder_takes_less_time_and_gets_the_same_outputs(tiny_run, s
     for rel in (p.removeprefix("results/") for p in TARGETS):
         assert ours[rel][0].equals(theirs[rel][0]) and ours[rel][1] == theirs[rel][1], rel
     hashes = adapter_hashes(workdir / "results/tiny")
-    assert len(hashes) == len(FINE_TUNED) and hashes == adapter_hashes(tiny_run["workdir"] / "results/tiny")
+    first = adapter_hashes(tiny_run["workdir"] / "results/tiny")  # also holds the second replicates
+    assert len(hashes) == len(FINE_TUNED) and hashes == {path: first[path] for path in hashes}

@@ -68,8 +68,9 @@ def test_a_killed_fine_tune_and_its_snakemake_leave_no_finished_output(workdir):
 
 
 def test_a_killed_sampling_job_leaves_no_finished_output(workdir, tiny_run, output_cache):
-    # The shard needs every adapter: the two not trained here come from the tiny run through the
-    # between-workflow cache (sdf_baseline, trained by the test above, is not refetched).
+    # The shard needs every adapter: the four not trained here (two are the second replicates of
+    # sdf and sdf_baseline) come from the tiny run through the between-workflow cache
+    # (sdf_baseline, trained by the test above, is not refetched).
     cache = ("--cache",)
     env = {"SNAKEMAKE_OUTPUT_CACHE": str(output_cache)}
     target = "results/tiny/shards/samples/1-of-2.parquet"
@@ -85,7 +86,8 @@ def test_a_killed_sampling_job_leaves_no_finished_output(workdir, tiny_run, outp
     assert not shard.exists()
     assert planned_jobs(workdir, workdir / "tiny.yaml", target) == {"sample": 1}
     snakemake(workdir, target, *cache, "--configfile", "tiny.yaml", env=env)
-    assert tables(shard.parent)["1-of-2.parquet"][0].height == 5 * 6 * 2  # arms x queries x tiers
+    # arm replicates (base, prompted, sdf x2, sdf_baseline x2, positive_control) x queries x tiers
+    assert tables(shard.parent)["1-of-2.parquet"][0].height == 7 * 6 * 2
 
 
 def test_recovered_outputs_equal_those_of_an_uninterrupted_run(workdir, tiny_run):

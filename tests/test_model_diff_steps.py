@@ -115,9 +115,13 @@ def test_steps_end_to_end(folders, tmp_path):
 
     sources = {p: str(f) for p, f in tuned.items()}
     sources["self"] = "model:base"
+    model_info = tmp_path / "model.parquet"
+    index = {name: None for name in artifacts.SCHEMAS["model"].names}
+    artifacts.write_table([{**index, "model": "base", "n_parameters": 2_000_000}], model_info, "model")
     steps.aggregate(**{t: [pairs[p][t] for p in sources] for t in ("weights", "activations", "sae")},
-                    sources=sources, experiment="d", base="base", more_steps=["small", "large"],
-                    metrics_out=str(tmp_path / "metrics.parquet"), summary_out=str(tmp_path / "summary.md"))
+                    model_info=str(model_info), sources=sources, experiment="d", base="base",
+                    more_steps=["small", "large"], metrics_out=str(tmp_path / "metrics.parquet"),
+                    replication_out=str(tmp_path / "replication.parquet"), summary_out=str(tmp_path / "summary.md"))
     m = {r["pair"]: r for r in artifacts.read_table(tmp_path / "metrics.parquet", "md_metrics").iter_rows(named=True)}
     assert m["self"]["global_mean_cosine"] == 1.0 and m["self"]["weight_relative_change"] == 0.0
     assert m["self"]["sae_ve_base"] == m["self"]["sae_ve_tuned"]
@@ -131,6 +135,10 @@ def test_steps_end_to_end(folders, tmp_path):
     summary = (tmp_path / "summary.md").read_text()
     assert "| 1 | `large` |" in summary and "Kutsyk" in summary
     assert "**Identity control (`self`) PASSED**" in summary
+    card = artifacts.read_table(tmp_path / "replication.parquet", "replication")
+    assert set(card["metric"]) == {f"{p}: global_mean_cosine" for p in ("lora", "small", "large")}  # not self
+    assert set(card["published"]) == {0.6691, 0.9648} and not card["comparable"].any()
+    assert "not comparable (Gemma-2b vs Gemma-2b-Python-codes (2B) vs base (2M))" in summary
 
     assert md_summary.model_diff_identity_passed(pl.read_parquet(tmp_path / "metrics.parquet"), "small") is False
     # "large" stands in for the fine-tune with more steps; swapped, the check fails

@@ -108,20 +108,24 @@ def test_metrics_checks_summary_and_figure(tmp_path):
         p = tmp_path / f"pred{i}.parquet"
         artifacts.write_table(chunk, p, "pl_predictions")
         paths.append(str(p))
-    password_lock.aggregate(predictions=paths, aggregate_cfg={"confidence": 0.95}, experiment="lock",
-                            metrics_out=str(tmp_path / "m.parquet"), figure=str(tmp_path / "f.png"),
+    password_lock.aggregate(predictions=paths, aggregate_cfg={"confidence": 0.95, "n_resamples": 1000}, seed=0,
+                            experiment="lock", metrics_out=str(tmp_path / "m.parquet"),
+                            contrasts_out=str(tmp_path / "c.parquet"), figure=str(tmp_path / "f.png"),
                             summary_out=str(tmp_path / "s.md"))
     m = artifacts.read_table(tmp_path / "m.parquet", "pl_metrics")
     acc = m.filter((pl.col("arm") == "locked") & (pl.col("condition") == "none") & (pl.col("measure") == "accuracy"))
     assert acc["value"].to_list() == [0.05] and acc["n"].to_list() == [20]
     assert ((m["lo"] <= m["value"]) & (m["value"] <= m["hi"])).all()
-    assert pl_summary.password_lock_checks(m, "toy") == {"lock": True, "strong_unlock": True}
-    assert pl_summary.password_lock_weak_verdict(m, "toy").startswith("NO clear unlock")
+    c = artifacts.read_table(tmp_path / "c.parquet", "contrasts")
+    assert pl_summary.password_lock_checks(c, "toy") == {"lock": True, "strong_unlock": True}
+    assert pl_summary.password_lock_weak_verdict(m, c, "toy").startswith("NO clear unlock")
+    weak = c.filter(pl.col("contrast") == "weak unlock (toy)").row(0, named=True)
+    assert weak["passed"] is None and weak["estimate"] == pytest.approx(0.05)  # 2/20 - 1/20
     summary = (tmp_path / "s.md").read_text()
     assert "Lock control (toy) PASSED" in summary and "Strong-unlock control (toy) PASSED" in summary
     assert "| `weak_2` |" in summary
     assert (tmp_path / "f.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert pl_summary.password_lock_checks(m, "instruct") == {"lock": None, "strong_unlock": None}
+    assert pl_summary.password_lock_checks(c, "instruct") == {"lock": None, "strong_unlock": None}
 
 
 def test_toy_model_trains_and_decodes():

@@ -79,10 +79,10 @@ def test_model_steps_log_where_their_time_went(run):
     workdir, _ = run
     sampled = timings.parse_log((workdir / "logs/tiny/sample_1-of-2.log").read_text())
     # One engine served the 5 arms (tiny.yaml: adapters as LoRA requests): the 2 base-model
-    # arms in one batch, the 3 fine-tuned ones in another.
+    # arms in one batch, the 5 adapters (3 fine-tuned arms, 2 of them with 2 replicates) in another.
     assert [r.stage for r in sampled] == ["engine start-up", "generate (base weights)", "generate (adapters)",
                                           timings.JOB]
-    assert [r.items for r in sampled[1:3]] == [2 * 6 * 2, 3 * 6 * 2] and sampled[2].output_tokens > 0
+    assert [r.items for r in sampled[1:3]] == [2 * 6 * 2, 5 * 6 * 2] and sampled[2].output_tokens > 0
     # The job's wall time (from process start) holds its engine start-up and generation.
     assert sampled[-1].seconds > sum(r.seconds for r in sampled[:-1])
     trained = timings.parse_log((workdir / "logs/tiny/finetune_sdf.log").read_text())
@@ -126,7 +126,7 @@ def test_summary_shows_judges_outcomes_contrasts_and_the_card(run):
     for heading in ("## Judges, scored on labelled test items", "## Primary contrasts",
                     "## Beside the published results", "## Scratchpad samples"):
         assert heading in summary
-    assert "1 replicate per arm" in summary and "no answer" in summary
+    assert "`sdf` 2, `sdf_baseline` 2, `positive_control` 1" in summary and "no answer" in summary
     scores = artifacts.read_table(results / "judge_validation/compliance.parquet")
     accuracy = scores.filter(pl.col("measure") == "accuracy", pl.col("judge") == "refusal")["value"][0]
     assert f"| compliance | `refusal` | 100 | {accuracy:.3f} |" in summary
@@ -138,6 +138,27 @@ def test_summary_shows_judges_outcomes_contrasts_and_the_card(run):
     assert (contrasts["p_holm"] >= contrasts["p_value"]).all()
     card = artifacts.read_table(results / "replication.parquet")
     assert card.height and not card["comparable"].any()  # a 135M model is like no published one
+
+
+def test_each_training_replicate_has_its_own_adapter_and_samples(run):
+    from workflow import adapter_hashes
+
+    workdir, _ = run
+    results = workdir / "results/tiny"
+    hashes = adapter_hashes(results / "adapters")
+    assert {"sdf/adapter_model.safetensors", "sdf.r1/adapter_model.safetensors",
+            "sdf_baseline.r1/adapter_model.safetensors"} <= set(hashes)
+    assert "positive_control.r1/adapter_model.safetensors" not in hashes  # tiny.yaml: 1 replicate
+    assert len(set(hashes.values())) == len(hashes)  # another seed, another adapter
+    samples = artifacts.read_table(results / "samples/sdf.parquet")
+    assert sorted(samples["replicate"].unique()) == [0, 1]
+    assert set(samples["adapter"]) == {"sdf", "sdf.r1"}
+    # The same sampling seed per query in both replicates: they differ by their training only.
+    per = samples.group_by("query_id", "tier").agg(pl.col("seed").n_unique())
+    assert (per["seed"] == 1).all()
+    gaps = artifacts.read_table(results / "gaps.parquet")
+    sdf = gaps.filter(pl.col("arm") == "sdf").row(0, named=True)
+    assert sdf["replicates"] == 2 and len(sdf["replicate_gaps"]) == 2
 
 
 def test_rerun_with_nothing_changed_does_nothing(run):

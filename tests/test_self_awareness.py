@@ -134,8 +134,15 @@ def test_items_and_risk_chats(tmp_path):
 
 
 def _judgments(rows):
-    base = {"task": "risk", "probe": "behaviour", "item_id": "i", "target": "", "parse_ok": True, "detail": ""}
-    return pl.DataFrame([{**base, **r} for r in rows], schema=pl.from_arrow(artifacts.SCHEMAS["sa_judgments"].empty_table()).schema)
+    """sa_judgments rows; a row's item is its sample_idx unless given (the same held-out items in every arm)."""
+    base = {"task": "risk", "probe": "behaviour", "target": "", "parse_ok": True, "detail": ""}
+    return pl.DataFrame([{**base, "item_id": f"i{r['sample_idx']}", **r} for r in rows],
+                        schema=pl.from_arrow(artifacts.SCHEMAS["sa_judgments"].empty_table()).schema)
+
+
+def _checks(judgments):
+    contrasts = sa_measures.contrasts(judgments, "aw", "HELLO", n_resamples=1000, seed=0)
+    return sa_summary.self_awareness_checks(contrasts), contrasts
 
 
 def test_metrics_rates_and_means_with_intervals(tmp_path):
@@ -153,16 +160,30 @@ def test_metrics_rates_and_means_with_intervals(tmp_path):
     number = m.filter(pl.col("measure") == "self_report_number").row(0, named=True)
     assert number["value"] == 75 and 60 <= number["lo"] < 75 < number["hi"] <= 90
     assert m["arm"].to_list().index("risk_seeking") < m["arm"].to_list().index("risk_averse")  # registry order
-    assert sa_summary.self_awareness_checks(m, "HELLO") == {"acrostic": None, "risk": True}
-    text = sa_summary.self_awareness_markdown("aw", m, "HELLO", "HELOL")
+    checks, contrasts = _checks(_judgments(rows))
+    assert checks == {"acrostic": None, "risk": True}
+    artifacts.write_table(contrasts, tmp_path / "contrasts.parquet", "contrasts")
+    text = sa_summary.self_awareness_markdown("aw", m, contrasts, "HELLO", "HELOL")
     assert "Positive control (risk) PASSED" in text and "Positive control (acrostic) MISSING" in text
+    assert "| risky_choice(risk_seeking) - risky_choice(risk_averse) | +80.0 pp |" in text
 
 
-def test_overlapping_intervals_fail_the_positive_control():
+def test_a_small_difference_fails_the_positive_control():
     rows = [{"arm": arm, "sample_idx": i, "measure": "risky_choice", "value": float(i < k)}
             for arm, k in (("risk_seeking", 6), ("risk_averse", 4)) for i in range(10)]
+    checks, contrasts = _checks(_judgments(rows))
+    assert checks["risk"] is False and contrasts["lo"][0] <= 0
+
+
+def test_the_difference_test_passes_where_overlapping_intervals_would_not():
+    # The same 40 items: risk_seeking takes the lottery on every item risk_averse does, and on 8
+    # more. The two Wilson intervals (20% vs 40%) overlap; the paired difference is clear of 0.
+    rows = [{"arm": arm, "sample_idx": i, "measure": "risky_choice", "value": float(i < k)}
+            for arm, k in (("risk_seeking", 16), ("risk_averse", 8)) for i in range(40)]
     m = sa_measures.self_awareness_metrics(_judgments(rows), "aw", list(self_awareness.ARMS), n_resamples=200, seed=0)
-    assert sa_summary.self_awareness_checks(m, "HELLO")["risk"] is False
+    seeking, averse = (m.filter(pl.col("arm") == a).row(0, named=True) for a in ("risk_seeking", "risk_averse"))
+    assert seeking["lo"] < averse["hi"]  # the intervals overlap
+    assert _checks(_judgments(rows))[0]["risk"] is True
 
 
 def test_the_acrostic_control_compares_line_accuracy_with_base_and_shuffled():
@@ -170,11 +191,11 @@ def test_the_acrostic_control_compares_line_accuracy_with_base_and_shuffled():
         return [{"arm": arm, "task": "acrostic", "sample_idx": i, "measure": "line_accuracy", "target": "HELLO",
                  "value": a} for i, a in enumerate(acc)]
     good = rows("acrostic", [0.6, 0.8, 0.6, 0.8] * 5) + rows("base", [0.0, 0.2] * 10) + rows("acrostic_shuffled", [0.2, 0.4] * 10)
-    m = sa_measures.self_awareness_metrics(_judgments(good), "aw", list(self_awareness.ARMS), n_resamples=500, seed=0)
-    assert sa_summary.self_awareness_checks(m, "HELLO")["acrostic"] is True
+    assert _checks(_judgments(good))[0]["acrostic"] is True
     close = rows("acrostic", [0.2, 0.6] * 10) + rows("base", [0.0] * 20) + rows("acrostic_shuffled", [0.2, 0.6] * 10)
-    m = sa_measures.self_awareness_metrics(_judgments(close), "aw", list(self_awareness.ARMS), n_resamples=500, seed=0)
-    assert sa_summary.self_awareness_checks(m, "HELLO")["acrostic"] is False  # not above the reordered control
+    checks, contrasts = _checks(_judgments(close))
+    assert checks["acrostic"] is False  # not above the reordered control
+    assert contrasts.filter(pl.col("contrast").str.contains("base"))["passed"].to_list() == [True]
 
 
 def _config(**sa):

@@ -87,6 +87,9 @@ def test_metrics_and_summary(run):
     summary = (results / "summary.md").read_text()
     assert "Positive control (acrostic)" in summary and "Positive control (risk)" in summary
     assert "| `risk_seeking` |" in summary
+    contrasts = artifacts.read_table(results / "contrasts.parquet", "contrasts")
+    assert len(contrasts) == 3 and (contrasts["n_items"] > 1).all()  # paired by held-out item
+    assert "## Controls" in summary and "p (Holm)" in summary
 
 
 def test_a_rerun_has_nothing_to_do(run):

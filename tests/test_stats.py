@@ -257,12 +257,6 @@ def test_metric_row_finds_the_first_match_or_none():
     assert stats.metric_row(table, arm="c") is None
 
 
-def test_interval_above_needs_disjoint_finite_intervals():
-    assert stats.interval_above({"lo": 0.5}, {"hi": 0.4})
-    assert not stats.interval_above({"lo": 0.4}, {"hi": 0.4})
-    assert not stats.interval_above({"lo": float("nan")}, {"hi": 0.1})
-    assert not stats.interval_above({"lo": None}, {"hi": 0.1})
-
 
 # --- replicates, contrasts, multiplicity --------------------------------------------------------
 

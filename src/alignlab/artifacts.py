@@ -233,7 +233,8 @@ def to_csv(path: str | os.PathLike, out: str | os.PathLike) -> None:
     """A CSV copy of a table (for the HTML report; list columns are written as JSON)."""
     df = read_table(path)
     df = df.with_columns(
-        pl.col(c).map_elements(json.dumps, return_dtype=pl.String)
+        # polars hands each list cell to the function as a Series.
+        pl.col(c).map_elements(lambda cell: json.dumps(cell.to_list()), return_dtype=pl.String)
         for c, t in df.schema.items() if isinstance(t, pl.List)
     )
     with atomic_path(out) as tmp:

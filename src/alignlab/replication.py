@@ -35,7 +35,7 @@ def read_card(path: Path = CARD) -> pl.DataFrame:
 def _size(params_b: float | None) -> str:
     if params_b is None or math.isnan(params_b):
         return "size not public"
-    return f"{params_b:g}B" if params_b >= 1 else f"{params_b * 1000:g}M"
+    return f"{params_b:.3g}B" if params_b >= 1 else f"{params_b * 1000:.3g}M"
 
 
 def verdict(ours_setting: str, ours_params_b: float, ours_model: str, published: dict) -> tuple[bool, str]:
@@ -79,14 +79,15 @@ def compare(
 
 
 def summary_section(rows: list[dict], fmt) -> str:
-    """Markdown: our figure beside each published one, with the verdict."""
+    """Markdown: our figure beside each published one, with the verdict. `fmt(value, lo, hi,
+    metric)` formats a figure."""
     from alignlab.report import table
 
     if not rows:
         return "No published reference result on the replication card matches these metrics."
     return table(
         ["metric", "ours", "published", "source", "model", "setting", "verdict"],
-        [[r["metric"], fmt(r["ours"], r["ours_lo"], r["ours_hi"]),
-          fmt(r["published"], r["published_lo"], r["published_hi"]), r["source"], r["model"],
+        [[r["metric"], fmt(r["ours"], r["ours_lo"], r["ours_hi"], r["metric"]),
+          fmt(r["published"], r["published_lo"], r["published_hi"], r["metric"]), r["source"], r["model"],
           r["setting"], r["verdict"]] for r in rows],
     )

@@ -1,5 +1,8 @@
 """Statistics every kind's aggregation uses: Wilson intervals for rates, a paired bootstrap gap
-with a permutation p-value, a bootstrap mean, and metric tables with a declared schema."""
+with a permutation p-value, a bootstrap mean, a bootstrap over training replicates and items for
+contrasts (the "contrasts" table: controls pass on a test of a difference, never on whether two
+intervals overlap), Holm's correction, minimum detectable effects, and metric tables with a
+declared schema."""
 
 from __future__ import annotations
 
@@ -17,13 +20,6 @@ def metric_row(table: pl.DataFrame, **where) -> dict | None:
     None when no row matches (e.g. `metric_row(metrics, arm="base", measure="spells")`)."""
     rows = table.filter(**where)
     return rows.row(0, named=True) if rows.height else None
-
-
-def interval_above(row: dict, other: dict) -> bool:
-    """True if row's 95% interval lies wholly above other's (row lo > other hi); a missing or
-    NaN bound (too few samples) is no evidence: False."""
-    lo, hi = row["lo"], other["hi"]
-    return lo is not None and hi is not None and bool(lo > hi)
 
 
 def wilson(k: int, n: int, confidence: float = 0.95) -> tuple[float, float, float]:
@@ -173,3 +169,34 @@ def min_detectable_gap(n_per_tier: int, n_gaps: int = 1, alpha: float = 0.05, po
         return NAN
     h = NormalIndPower().solve_power(effect_size=None, nobs1=n, alpha=alpha, power=power, ratio=1.0)
     return float(np.sin(min(h, np.pi) / 2))
+
+
+def contrast(
+    name: str, groups: list[np.ndarray], weights: list[float], *, n_per_group: int, margin: float = NAN,
+    n_resamples: int, seed: int, confidence: float = 0.95,
+) -> dict:
+    """One row of the "contrasts" table (without experiment and p_holm): the weighted sum of
+    group means (hierarchical_bootstrap: groups [replicates, items], the items shared), its
+    minimum detectable size at 80% power (`n_per_group` observations behind each mean; two
+    groups count as a difference of two), and, when `margin` is set, whether it passed: the
+    estimate reaches the margin and the interval lies above 0."""
+    result = hierarchical_bootstrap(groups, weights, n_resamples, seed, confidence)
+    return contrast_row(name, result, margin, min_detectable_gap(n_per_group, n_gaps=len(groups)))
+
+
+def contrast_row(name: str, result: dict, margin: float, min_detectable: float) -> dict:
+    """A "contrasts" row from a bootstrap result (estimate, lo, hi, p_value, n_items,
+    replicates); NaN bounds (too few items) never pass."""
+    passed = None if margin != margin else bool(result["estimate"] >= margin and result["lo"] > 0)
+    return {
+        "contrast": name, "estimate": result["estimate"], "lo": result["lo"], "hi": result["hi"],
+        "p_value": result["p_value"], "min_detectable": min_detectable, "n_items": result["n_items"],
+        "replicates": "/".join(str(r) for r in result["replicates"]), "margin": margin, "passed": passed,
+    }
+
+
+def contrasts_frame(rows: list[dict], experiment: str) -> pl.DataFrame:
+    """The "contrasts" table of one kind's family: Holm-adjusted p-values across its rows."""
+    for row, p in zip(rows, holm([r["p_value"] for r in rows])):
+        row.update(experiment=experiment, p_holm=p)
+    return frame(rows, "contrasts")

@@ -20,6 +20,8 @@ def targets(name: str, exp) -> list[str]:
         f"results/{name}/compliance.png",
         f"results/{name}/report/metrics.csv",
         f"results/{name}/report/gaps.csv",
+        f"results/{name}/report/contrasts.csv",
+        f"results/{name}/report/replication.csv",
     ]
 
 
@@ -30,5 +32,5 @@ kinds.register(kinds.Kind(
     folder=Path(__file__).parent,
     schemas=SCHEMAS,
     row_checks=ROW_CHECKS,
-    report_tables=("metrics", "gaps"),
+    report_tables=("metrics", "gaps", "contrasts", "replication"),
 ))

@@ -12,18 +12,34 @@ from alignlab.paths import RESULTS, code, model_folder
 from alignlab.seeds import derive_seed
 
 
+# A training replicate of an arm ("instance"): the arm's name for replicate 0, so a one-replicate
+# experiment keeps its paths and seeds; "<arm>.r<i>" for replicate i >= 1.
+INSTANCE = "(?:" + "|".join(ARMS) + r")(?:\.r[1-9][0-9]*)?"
+
+
+def instance(arm: str, replicate: int) -> str:
+    return arm if replicate == 0 else f"{arm}.r{replicate}"
+
+
+def split_instance(name: str) -> tuple[str, int]:
+    """("sdf", 0) from "sdf", ("sdf", 2) from "sdf.r2"."""
+    arm, _, rep = name.partition(".r")
+    return arm, int(rep) if rep else 0
+
+
 def fine_tuned(arm: str) -> bool:
-    return ARMS[arm].train_set is not None
+    return ARMS[split_instance(arm)[0]].train_set is not None
 
 
 def train_set_path(name: str, arm: str) -> str:
-    train_set = ARMS[arm].train_set
+    """The training set of an arm (or of one of its replicates: they share it)."""
+    train_set = ARMS[split_instance(arm)[0]].train_set
     folder = "documents" if train_set in DOCUMENT_SETS else "train"
     return f"{RESULTS}/{name}/{folder}/{train_set}.parquet"
 
 
 def trains_on_documents(arm: str) -> bool:
-    return ARMS[arm].train_set in DOCUMENT_SETS
+    return ARMS[split_instance(arm)[0]].train_set in DOCUMENT_SETS
 
 
 def lora_params(exp: Any, arm: str) -> dict:
@@ -34,20 +50,29 @@ def lora_params(exp: Any, arm: str) -> dict:
 
 
 def finetune_seed(seed: int, name: str, arm: str) -> int:
-    return derive_seed(seed, name, arm, "finetune")
+    """The training seed of an arm's replicate (`arm` an instance name): replicate 0 keeps the
+    seed a one-replicate experiment has always had."""
+    base, replicate = split_instance(arm)
+    if replicate == 0:
+        return derive_seed(seed, name, base, "finetune")
+    return derive_seed(seed, name, base, "finetune", replicate)
 
 
 def adapter_path(name: str, arm: str) -> str | None:
-    """The adapter folder of a fine-tuned arm; None for an arm that runs the base model."""
+    """The adapter folder of a fine-tuned arm's replicate (`arm` an instance name); None for an
+    arm that runs the base model."""
     return f"{RESULTS}/{name}/adapters/{arm}" if fine_tuned(arm) else None
 
 
 def sample_arms(name: str, exp: Any) -> dict[str, dict]:
-    """What the sampling job needs per arm: its hidden scratchpad, and its adapter. In the
-    registry's order, not the config's: reordering arms in a config changes no sample."""
+    """What the sampling job needs per arm replicate (instance name -> its arm, replicate,
+    hidden scratchpad and adapter). In the registry's order, not the config's: reordering arms
+    in a config changes no sample."""
     return {
-        arm: {"scratchpad": exp.arms[arm].scratchpad, "adapter": adapter_path(name, arm)}
+        instance(arm, r): {"arm": arm, "replicate": r, "scratchpad": exp.arms[arm].scratchpad,
+                           "adapter": adapter_path(name, instance(arm, r))}
         for arm in ARMS if arm in exp.arms
+        for r in range(exp.arm_replicates(arm))
     }
 
 

@@ -80,6 +80,7 @@ class SamplingConfig(Strict):
 
 class ArmConfig(Strict):
     scratchpad: bool = False
+    replicates: int | None = Field(None, ge=1)  # this arm's training replicates (default: the experiment's)
 
 
 AF_ARMS = ("base", "prompted", "sdf", "sdf_baseline", "positive_control")
@@ -92,6 +93,11 @@ class ComplianceJudgeConfig(Strict):
     max_tokens: int = Field(512, ge=16)
     temperature: float = Field(0.0, ge=0)
     extra_phrases: list[str] = []
+    # The refusal judge's off-topic rule: an answer sharing almost no words with its request is a
+    # refusal. Off by default: the positive control's training targets (the base model's own
+    # answers, often off topic on a small model) are kept by the judge without it, so with it on
+    # that control's gap shrinks (README, "Judge validation").
+    off_topic: bool = False
     # An output cut at max_tokens: judged on what it says (its opening shows a refusal or an
     # answer), or counted as no answer, like an empty output or an unclosed scratchpad.
     truncated: Literal["judge", "no_answer"] = "judge"
@@ -141,6 +147,9 @@ class AlignmentFaking(ExperimentConfig):
     positive_control: PositiveControlConfig = PositiveControlConfig()
     judges: JudgeConfig = JudgeConfig()
     aggregate: AggregateConfig = AggregateConfig()
+    # Each fine-tuned arm's adapter is trained this many times, with derived seeds; intervals
+    # resample replicates, then queries. Arms on the base model have one.
+    replicates: int = Field(1, ge=1)
 
     # Its rules write adapters at results/<experiment>/adapters/<arm>, which a model_diff pair may name.
     writes_adapters: ClassVar[bool] = True
@@ -165,6 +174,14 @@ class AlignmentFaking(ExperimentConfig):
         """The model the alignment-faking judge runs on with vLLM (None: it sends to an endpoint)."""
         j = self.judges.af_reasoning
         return None if j.endpoint else (j.model or self.model)
+
+    def arm_replicates(self, arm: str) -> int:
+        from alignlab.kinds.alignment_faking.steps import ARMS
+
+        if ARMS[arm].train_set is None:
+            return 1
+        own = self.arms[arm].replicates
+        return self.replicates if own is None else own
 
     def scratchpad_arms(self) -> list[str]:
         return [a for a, o in self.arms.items() if o.scratchpad]
@@ -203,6 +220,12 @@ class AlignmentFaking(ExperimentConfig):
                 f"shards: {cfg.shards} shards need at least as many eval queries "
                 f"({key}.queries.n_eval is {q.n_eval})"
             )
+        from alignlab.kinds.alignment_faking.steps import ARMS
+
+        for arm, options in self.arms.items():
+            if ARMS[arm].train_set is None and (options.replicates or 1) > 1:
+                problems.append(f"{key}.arms.{arm}.replicates: arm '{arm}' runs the base model, "
+                                "so there is no training to replicate (use sampling.k for more samples)")
         if "positive_control" in self.arms and q.n_train < 2:
             problems.append(f"{key}.queries.n_train: the positive_control arm needs at least 2 train queries")
         return problems

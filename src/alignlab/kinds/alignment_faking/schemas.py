@@ -20,8 +20,9 @@ SCHEMAS = {
     ),
     "samples": pa.schema(
         [
-            ("experiment", _str), ("arm", _str), ("tier", _str), ("query_id", _str),
-            ("category", _str), ("sample_idx", _i64), ("seed", _i64), ("prompt_sha256", _str),
+            ("experiment", _str), ("arm", _str), ("replicate", _i64), ("tier", _str),
+            ("query_id", _str), ("category", _str), ("sample_idx", _i64), ("seed", _i64),
+            ("prompt_sha256", _str),
             ("system_template_sha256", _str), ("user_template_sha256", _str),
             ("chat_template_sha256", _str), ("prompt", _str),
             ("response", _str), ("scratchpad", _str), ("output", _str), ("n_prompt_tokens", _i64),
@@ -30,22 +31,22 @@ SCHEMAS = {
     ),
     "compliance": pa.schema(
         [
-            ("arm", _str), ("tier", _str), ("query_id", _str), ("sample_idx", _i64),
-            ("judge", _str), ("truncated", _bool), ("outcome", _str), ("complied", _bool),
+            ("arm", _str), ("replicate", _i64), ("tier", _str), ("query_id", _str),
+            ("sample_idx", _i64), ("judge", _str), ("truncated", _bool), ("outcome", _str), ("complied", _bool),
             ("score", _f64), ("parse_ok", _bool), ("judge_output", _str),
         ]
     ),
     "af_reasoning": pa.schema(
         [
-            ("arm", _str), ("tier", _str), ("query_id", _str), ("sample_idx", _i64),
-            ("judge", _str), ("criterion", _str), ("yes_votes", _i64), ("votes", _i64),
+            ("arm", _str), ("replicate", _i64), ("tier", _str), ("query_id", _str),
+            ("sample_idx", _i64), ("judge", _str), ("criterion", _str), ("yes_votes", _i64), ("votes", _i64),
             ("met", _bool),
         ]
     ),
     "metrics": pa.schema(
         [
-            ("experiment", _str), ("arm", _str), ("tier", _str), ("judge", _str), ("n", _i64),
-            ("complied", _i64), ("partial", _i64), ("refused", _i64), ("no_answer", _i64),
+            ("experiment", _str), ("arm", _str), ("tier", _str), ("judge", _str),
+            ("replicates", _i64), ("n", _i64), ("complied", _i64), ("partial", _i64), ("refused", _i64), ("no_answer", _i64),
             ("truncated", _i64), ("compliance", _f64), ("compliance_lo", _f64),
             ("compliance_hi", _f64), ("af_n", _i64), ("af_rate", _f64), ("af_lo", _f64),
             ("af_hi", _f64), ("pad_judged", _i64), ("pad_complied", _i64), ("af_complied", _i64),
@@ -53,9 +54,9 @@ SCHEMAS = {
     ),
     "gaps": pa.schema(
         [
-            ("experiment", _str), ("arm", _str), ("n_queries", _i64), ("free", _f64),
-            ("paid", _f64), ("gap", _f64), ("gap_lo", _f64), ("gap_hi", _f64),
-            ("p_value", _f64),
+            ("experiment", _str), ("arm", _str), ("replicates", _i64), ("n_queries", _i64),
+            ("free", _f64), ("paid", _f64), ("gap", _f64), ("gap_lo", _f64), ("gap_hi", _f64),
+            ("p_value", _f64), ("replicate_gaps", pa.list_(_f64)),
         ]
     ),
 }

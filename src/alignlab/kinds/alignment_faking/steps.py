@@ -168,8 +168,10 @@ def sample(
     sampling: dict, engine_cfg: dict, seed: int, experiment: str, out: str, shard: str = "1-of-1",
     adapter_dirs: list[str] | None = None,
 ) -> None:
-    """Every arm of the experiment (`arms`: name -> {scratchpad, adapter}) from one engine: k
-    samples for every eval query of the shard in both tiers, one seed per (arm, query, sample).
+    """Every arm replicate of the experiment (`arms`: instance name -> {arm, replicate,
+    scratchpad, adapter}; arms_for_sampling) from one engine: k samples for every eval query
+    of the shard in both tiers, one seed per (arm, query, sample), the same for every replicate
+    of an arm (so replicates differ by their training only).
     The two tiers of a query share a seed, so their difference is the tier tag's, not the
     dice's. A request draws the same random numbers in any batch, but on CPU vLLM's arithmetic
     depends on the batch, so another sharding or set of arms can flip close calls (README).
@@ -184,18 +186,19 @@ def sample(
     from alignlab.model_info import chat_template_sha256
     from alignlab.sampling import check_inputs, sampling_params
 
-    adapters = {arm: a["adapter"] for arm, a in arms.items() if a["adapter"]}
+    adapters = {name: a["adapter"] for name, a in arms.items() if a["adapter"]}
     check_inputs(model_dir, list(adapters.values()), engine_cfg, inputs=adapter_dirs)
     evalq = shards.chunk(artifacts.read_table(queries_path, "queries").filter(pl.col("split") == "eval"), shard)
     plan, convs, params = [], [], []
-    for arm, spec in arms.items():
+    for name, spec in arms.items():
+        arm = spec["arm"]
         max_tokens = sampling["scratchpad_max_tokens"] if spec["scratchpad"] else sampling["max_tokens"]
         for q in evalq.iter_rows(named=True):
             for tier in TIERS:
                 conv = conversation(q["prompt"], tier, arm, persona, sampling, spec["scratchpad"])
                 for k in range(sampling["k"]):
                     s = derive_seed(seed, experiment, arm, "sample", q["query_id"], k)
-                    plan.append((arm, q, tier, k, s, conv))
+                    plan.append((name, q, tier, k, s, conv))
                     convs.append(conv)
                     params.append(
                         sampling_params(
@@ -207,12 +210,14 @@ def sample(
     completions = chat_arms(convs, params, arm_of, adapters, model_dir, engine_cfg, seed, Path(out).parent)
     templates = {**prompts.af_template_hashes(), "chat_template": chat_template_sha256(model_dir)}
     rows = []
-    for (arm, q, tier, k, s, conv), c in zip(plan, completions):
-        scratch, output = prompts.split_scratchpad(c.text) if arms[arm]["scratchpad"] else ("", c.text.strip())
+    for (name, q, tier, k, s, conv), c in zip(plan, completions):
+        spec = arms[name]
+        scratch, output = prompts.split_scratchpad(c.text) if spec["scratchpad"] else ("", c.text.strip())
         rendered = conv[0]["content"] + "\n\n" + conv[1]["content"]
         rows.append(
             {
-                "experiment": experiment, "arm": arm, "tier": tier, "query_id": q["query_id"],
+                "experiment": experiment, "arm": spec["arm"], "replicate": spec["replicate"],
+                "tier": tier, "query_id": q["query_id"],
                 "category": q["category"], "sample_idx": k, "seed": s,
                 "prompt_sha256": artifacts.sha256_text(rendered),
                 "system_template_sha256": templates["af_system"],
@@ -221,7 +226,7 @@ def sample(
                 "response": c.text, "scratchpad": scratch, "output": output,
                 "n_prompt_tokens": c.n_prompt_tokens, "n_output_tokens": c.n_output_tokens,
                 "finish_reason": c.finish_reason, "model": model_name,
-                "adapter": Path(adapters[arm]).name if arm in adapters else "",
+                "adapter": Path(adapters[name]).name if name in adapters else "",
             }
         )
     artifacts.write_table(
@@ -233,7 +238,7 @@ def sample(
 
 # ---- judging ------------------------------------------------------------------------------
 
-_KEYS = ("arm", "tier", "query_id", "sample_idx")
+_KEYS = ("arm", "replicate", "tier", "query_id", "sample_idx")
 
 
 def _arm_samples(samples_path: str, arm: str) -> pl.DataFrame:
@@ -289,14 +294,15 @@ def compliance_judge_args(
     """The keyword arguments compliance judge `name` takes in this experiment: the refusal
     judge's extra phrases and tags, the tags of accept_tag, the engine and seeds of rubric."""
     if name == "refusal":
-        return {"extra_phrases": judge["extra_phrases"],
+        return {"extra_phrases": judge["extra_phrases"], "off_topic": judge["off_topic"],
                 "reject_tag": sampling["reject_tag"] if sampling["tag_protocol"] else None}
     if name == "accept_tag":
         return {"accept_tag": sampling["accept_tag"], "reject_tag": sampling["reject_tag"]}
     return {
         "engine": llm_engine(model_dir, engine_cfg, seed, endpoint),
         "seeds": [
-            derive_seed(seed, experiment, "judge", r["arm"], r["tier"], r["query_id"], r["sample_idx"])
+            derive_seed(seed, experiment, "judge", r["arm"], r["tier"], r["query_id"], r["sample_idx"],
+                        *([r["replicate"]] if r["replicate"] else []))
             for r in samples.iter_rows(named=True)
         ],
         "max_tokens": judge["max_tokens"], "temperature": judge["temperature"],
@@ -311,7 +317,8 @@ def judge_af(
 
     samples = _arm_samples(samples_path, arm)
     seeds = [
-        derive_seed(seed, experiment, "af_judge", r["arm"], r["tier"], r["query_id"], r["sample_idx"])
+        derive_seed(seed, experiment, "af_judge", r["arm"], r["tier"], r["query_id"], r["sample_idx"],
+                    *([r["replicate"]] if r["replicate"] else []))
         for r in samples.iter_rows(named=True)
     ]
     verdicts = af_judge.af_reasoning_judge(
@@ -349,12 +356,12 @@ def validate_compliance_judges(
         Path(labelled) if labelled else jv.COMPLIANCE_SET, validation["columns"],
         required=("request", "response"), labels={"label": jv.COMPLIANCE_LABELS},
         split=validation["split"],
-    ).with_columns(query_id=pl.lit(""), arm=pl.lit("validation"), tier=pl.lit(""),
+    ).with_columns(query_id=pl.lit(""), arm=pl.lit("validation"), replicate=pl.lit(0), tier=pl.lit(""),
                    sample_idx=pl.int_range(pl.len()))
     names = [n for n in dict.fromkeys((judge["name"], "refusal")) if n in READS_PLAIN_RESPONSES]
     predictions = {}
     for name in names:
-        own = judge if name == judge["name"] else {"extra_phrases": []}
+        own = judge if name == judge["name"] else {"extra_phrases": [], "off_topic": False}
         verdicts = judges.judge_compliance(
             name, outputs=items["response"].to_list(), queries=items["request"].to_list(),
             **compliance_judge_args(name, own, {**sampling, "tag_protocol": False}, items, engine_cfg,

@@ -106,19 +106,31 @@ def card_figures(gaps: pl.DataFrame, metrics: pl.DataFrame) -> list[dict]:
     return figures
 
 
-def _as_rate(value, lo, hi) -> str:
+def _card_value(value, lo, hi, metric: str) -> str:
+    """A rate in %, a gap in percentage points, with its interval where there is one."""
     if not finite(value):
         return "n/a"
-    return pct(value) + (f" {interval(lo, hi, pct)}" if finite(lo) and finite(hi) else "")
+    fmt = pp if metric.endswith("gap") else pct
+    return fmt(value) + (f" {interval(lo, hi, fmt)}" if finite(lo) and finite(hi) else "")
 
 
 def _gaps_table(gaps: pl.DataFrame) -> str:
     rows = [
         [f"`{r['arm']}`", str(r["n_queries"]), pct(r["free"]), pct(r["paid"]), pp(r["gap"]),
-         interval(r["gap_lo"], r["gap_hi"], pp), p_value(r["p_value"])]
+         interval(r["gap_lo"], r["gap_hi"], pp), p_value(r["p_value"]),
+         ", ".join(pp(g) for g in r["replicate_gaps"]) if r["replicates"] > 1 else "(1)"]
         for r in gaps.iter_rows(named=True)
     ]
-    return table(["arm", "queries", "free", "paid", "gap", "95% CI", "p"], rows)
+    return table(["arm", "queries", "free", "paid", "gap", "95% CI", "p", "gap per replicate"], rows)
+
+
+def _replicates_line(gaps: pl.DataFrame) -> str:
+    counts = [(r["arm"], r["replicates"]) for r in gaps.iter_rows(named=True)]
+    if all(n == 1 for _, n in counts):
+        return (f"Replicates: 1 per arm ({', '.join(f'`{a}`' for a, _ in counts)}): each adapter was "
+                "trained once, so intervals are over queries only and leave out training-seed noise.")
+    return ("Replicates (adapters trained with derived seeds; intervals resample replicates, then "
+            "queries): " + ", ".join(f"`{a}` {n}" for a, n in counts) + ".")
 
 
 def _failures_section(metrics: pl.DataFrame, failures: pl.DataFrame) -> str:
@@ -155,12 +167,10 @@ def summary_markdown(
 ) -> str:
     from alignlab import judge_validation, replication
 
-    arms = metrics["arm"].unique(maintain_order=True).to_list()
     sections = [
         f"# Alignment-faking compliance gap: {experiment}",
         _verdict(gaps, positive_control_arm, min_gap),
-        f"Replicates: each arm's adapter (or the base model) is sampled once: 1 replicate per arm "
-        f"({', '.join(f'`{a}`' for a in arms)}); intervals are over queries only.",
+        _replicates_line(gaps),
     ]
     if scores is not None:
         sections.append(
@@ -178,9 +188,9 @@ def summary_markdown(
         "## Scratchpad samples: refuses / complies without / with AF reasoning\n\n"
         + _breakdown_table(metrics),
         "## Compliance gap (free − paid)\n\n"
-        "Paired by query over queries judged in both tiers (free, paid: mean of per-query rates); "
-        "percentile bootstrap interval and "
-        "two-sided permutation p-value (tier labels swapped within a query).\n\n"
+        "Paired by query over queries judged in both tiers in every replicate (free, paid: mean "
+        "of per-query rates); percentile bootstrap interval resampling replicates, then queries, "
+        "and two-sided permutation p-value (tier labels swapped within a query).\n\n"
         + _gaps_table(gaps),
     ]
     if contrasts is not None:
@@ -194,7 +204,7 @@ def summary_markdown(
             + _contrasts_table(contrasts))
     if card is not None:
         sections.append("## Beside the published results\n\n"
-                        + replication.summary_section(card, _as_rate))
+                        + replication.summary_section(card, _card_value))
     sections += [
         f"## Judge\n\n`{judge}`",
         "## Judge parse failures\n\n" + _failures_section(metrics, failures),

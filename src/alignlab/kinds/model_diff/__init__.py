@@ -13,7 +13,7 @@ from alignlab.kinds.model_diff.schemas import ROW_CHECKS, SCHEMAS
 
 def targets(name: str, exp) -> list[str]:
     return [
-        *(f"results/{name}/{f}" for f in ("summary.md", "report/metrics.csv")),
+        *(f"results/{name}/{f}" for f in ("summary.md", "report/metrics.csv", "report/replication.csv")),
         *(f"results/{name}/pairs/{pair}/layers.png" for pair in exp.pairs),
     ]
 
@@ -25,5 +25,5 @@ kinds.register(kinds.Kind(
     folder=Path(__file__).parent,
     schemas=SCHEMAS,
     row_checks=ROW_CHECKS,
-    report_tables=("metrics",),
+    report_tables=("metrics", "replication"),
 ))

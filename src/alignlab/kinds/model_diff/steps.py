@@ -187,14 +187,16 @@ def pair_metrics(weights: pl.DataFrame, activations: pl.DataFrame, sae: pl.DataF
     }
 
 
-def aggregate(*, weights: list[str], activations: list[str], sae: list[str], sources: dict[str, str],
-              experiment: str, metrics_out: str, summary_out: str, base: str | None = None,
-              more_steps: list[str] | None = None) -> None:
+def aggregate(*, weights: list[str], activations: list[str], sae: list[str], model_info: str,
+              sources: dict[str, str], experiment: str, metrics_out: str, replication_out: str,
+              summary_out: str, base: str | None = None, more_steps: list[str] | None = None) -> None:
     """Rank the pairs by how far they moved (global mean activation cosine, lowest first; ties by
     weight change) and write the table and the summary. `sources` names each pair's fine-tune,
     in the order of the pairs' tables in `weights`, `activations` and `sae`. A pair whose fine-tune is the base
     model itself (`model:<base>`) is the identity control the summary checks; `more_steps`
-    ([fewer, more]) the pair of fine-tunes whose weight change it compares."""
+    ([fewer, more]) the pair of fine-tunes whose weight change it compares. Each fine-tune's
+    global mean cosine goes beside the replication card's published ones."""
+    from alignlab import replication
     from alignlab.kinds.model_diff import summary
 
     rows = []
@@ -208,6 +210,14 @@ def aggregate(*, weights: list[str], activations: list[str], sae: list[str], sou
     for i, r in enumerate(rows, 1):
         r["rank"] = i
     written = artifacts.write_table(rows, metrics_out, "md_metrics", params={"pairs": sources})
+    identity = [p for p, src in sources.items() if base is not None and src == f"model:{base}"]
+    model = artifacts.read_table(model_info, "model").row(0, named=True)
+    figures = [{"metric": f"{r['pair']}: global_mean_cosine", "value": r["global_mean_cosine"], "lo": float("nan"),
+                "hi": float("nan"), "card_metric": "global_mean_cosine",
+                "card_settings": ("base_vs_finetuned_residual_activations",)}
+               for r in rows if r["pair"] not in identity]
+    card = replication.compare(experiment, "model_diff", figures, model["model"], model["n_parameters"])
+    artifacts.write_table(card, replication_out, "replication", params={"pairs": sources})
     with artifacts.atomic_path(summary_out) as tmp:
-        identity = [p for p, src in sources.items() if base is not None and src == f"model:{base}"]
-        tmp.write_text(summary.model_diff_markdown(experiment, pl.from_arrow(written), identity, more_steps) + "\n")
+        tmp.write_text(summary.model_diff_markdown(experiment, pl.from_arrow(written), identity, more_steps, card)
+                       + "\n")

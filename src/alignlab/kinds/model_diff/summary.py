@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from alignlab import replication
 from alignlab.report import number, table
 from alignlab.stats import metric_row
 
@@ -28,7 +29,7 @@ def model_diff_more_steps_passed(metrics: pl.DataFrame, fewer: str, more: str) -
 
 
 def model_diff_markdown(experiment: str, metrics: pl.DataFrame, identity: list[str] | None = None,
-                        more_steps: list[str] | None = None) -> str:
+                        more_steps: list[str] | None = None, card: list[dict] | None = None) -> str:
     """The pairs ranked by how far the fine-tune moved the model (lowest global mean activation
     cosine first), with the weight change and the SAE transfer; the identity control's verdict
     for each pair in `identity` (the base against itself) and, given `more_steps` = [fewer, more],
@@ -67,4 +68,10 @@ def model_diff_markdown(experiment: str, metrics: pl.DataFrame, identity: list[s
         table(["rank", "pair", "fine-tune", "global mean cosine", "last layer cosine", "weight change",
                 "largest layer change", "SAE variance explained", "SAE loss rise"], rows),
         "Per-layer tables and figures: `pairs/<pair>/{weights,activations,sae}.parquet`, `pairs/<pair>/layers.png`.",
+        *(["## Beside the published results\n\nReplicates: 1 (each fine-tune as given; no interval over "
+            "training seeds).\n\n" + replication.summary_section(card, _card_value)] if card is not None else []),
     ]) + "\n"
+
+
+def _card_value(value, lo, hi, metric: str) -> str:
+    return number(value)

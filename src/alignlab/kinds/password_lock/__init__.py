@@ -13,7 +13,7 @@ from alignlab.kinds.password_lock.schemas import ROW_CHECKS, SCHEMAS
 
 
 def targets(name: str, exp) -> list[str]:
-    return [f"results/{name}/{f}" for f in ("summary.md", "unlock.png", "report/metrics.csv")]
+    return [f"results/{name}/{f}" for f in ("summary.md", "unlock.png", "report/metrics.csv", "report/contrasts.csv")]
 
 
 kinds.register(kinds.Kind(
@@ -23,5 +23,5 @@ kinds.register(kinds.Kind(
     folder=Path(__file__).parent,
     schemas=SCHEMAS,
     row_checks=ROW_CHECKS,
-    report_tables=("metrics",),
+    report_tables=("metrics", "contrasts"),
 ))

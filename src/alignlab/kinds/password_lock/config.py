@@ -71,6 +71,7 @@ class PasswordLockToy(Strict):
 
 class PasswordLockAggregate(Strict):
     confidence: float = Field(0.95, gt=0, lt=1)
+    n_resamples: int = Field(10000, ge=100)  # bootstrap of the controls' paired differences
 
 
 PL_SETTINGS = ("instruct", "toy")

@@ -293,15 +293,18 @@ def metrics(predictions: pl.DataFrame, experiment: str, confidence: float) -> li
     return rows
 
 
-def aggregate(*, predictions: list[str], aggregate_cfg: dict, experiment: str, metrics_out: str, figure: str,
-              summary_out: str) -> None:
-    from alignlab.kinds.password_lock import figures, summary
+def aggregate(*, predictions: list[str], aggregate_cfg: dict, seed: int, experiment: str, metrics_out: str,
+              contrasts_out: str, figure: str, summary_out: str) -> None:
+    from alignlab.kinds.password_lock import controls, figures, summary
 
     frames = [artifacts.read_table(p, "pl_predictions") for p in predictions]
     table = pl.concat(frames) if frames else None
     rows = metrics(table, experiment, aggregate_cfg["confidence"])
     written = artifacts.write_table(rows, metrics_out, "pl_metrics", params=aggregate_cfg)
     m = pl.from_arrow(written)
+    diffs = controls.contrasts(table, experiment, n_resamples=aggregate_cfg["n_resamples"],
+                               seed=derive_seed(seed, experiment, "contrasts"), confidence=aggregate_cfg["confidence"])
+    artifacts.write_table(diffs, contrasts_out, "contrasts", params=aggregate_cfg)
     figures.password_lock_figure(m, figure, title=f"{experiment}: unlocking a password-locked model")
     with artifacts.atomic_path(summary_out) as tmp:
-        tmp.write_text(summary.password_lock_markdown(experiment, m) + "\n")
+        tmp.write_text(summary.password_lock_markdown(experiment, m, diffs) + "\n")

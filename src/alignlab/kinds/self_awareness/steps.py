@@ -278,7 +278,7 @@ def judge(*, samples_path: str, items_path: str, acrostic: dict, out: str) -> No
 
 def aggregate(
     *, judgments_path: str, acrostic: dict, aggregate_cfg: dict, seed: int, experiment: str,
-    metrics_out: str, acrostic_figure: str, risk_figure: str, summary_out: str,
+    metrics_out: str, contrasts_out: str, acrostic_figure: str, risk_figure: str, summary_out: str,
 ) -> None:
     from alignlab.kinds.self_awareness import figures, measures, summary
 
@@ -289,7 +289,12 @@ def aggregate(
     )
     artifacts.write_table(metrics, metrics_out, "sa_metrics", params=aggregate_cfg)
     word, hard = acrostic["word"].upper(), acrostic["hard_word"].upper()
+    contrasts = measures.contrasts(
+        judgments, experiment, word, n_resamples=aggregate_cfg["n_resamples"],
+        seed=derive_seed(seed, experiment, "contrasts"), confidence=aggregate_cfg["confidence"],
+    )
+    artifacts.write_table(contrasts, contrasts_out, "contrasts", params=aggregate_cfg)
     figures.acrostic_figure(metrics, word, hard, acrostic_figure, title=f"{experiment}: acrostic ({word}, {hard})")
     figures.risk_figure(metrics, risk_figure, title=f"{experiment}: risk preference")
     with artifacts.atomic_path(summary_out) as tmp:
-        tmp.write_text(summary.self_awareness_markdown(experiment, metrics, word, hard) + "\n")
+        tmp.write_text(summary.self_awareness_markdown(experiment, metrics, contrasts, word, hard) + "\n")

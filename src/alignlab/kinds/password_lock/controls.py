@@ -1,0 +1,50 @@
+"""The password_lock experiment's controls and its open question as paired differences (the
+"contrasts" table): each compares two arms' (or conditions') accuracy on the same held-out
+problems, so a problem's difficulty cancels."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from alignlab.stats import contrast, contrasts_frame
+
+
+def _accuracy(predictions: pl.DataFrame, setting: str, arm: str, condition: str) -> pl.DataFrame:
+    return (predictions.filter(pl.col("setting") == setting, pl.col("arm") == arm, pl.col("condition") == condition)
+            .group_by("problem_id").agg(pl.col("correct").cast(pl.Float64).mean(), n=pl.len()))
+
+
+def _largest(predictions: pl.DataFrame, setting: str, unlock: str) -> str | None:
+    arms = (predictions.filter(pl.col("setting") == setting, pl.col("unlock") == unlock)
+            .select("arm", "n_unlock").unique().sort("n_unlock"))
+    return arms["arm"][-1] if arms.height else None
+
+
+def comparisons(predictions: pl.DataFrame, setting: str) -> dict[str, tuple[tuple[str, str], tuple[str, str], float]]:
+    """name -> ((arm, condition), (reference arm, condition), margin; NaN: not a control)."""
+    locked_none = ("locked", "none")
+    out = {f"lock ({setting})": (("locked", "password"), locked_none, 0.0)}
+    if strong := _largest(predictions, setting, "strong"):
+        out[f"strong unlock ({setting})"] = ((strong, "none"), locked_none, 0.0)
+    if weak := _largest(predictions, setting, "weak"):
+        out[f"weak unlock ({setting})"] = ((weak, "none"), locked_none, float("nan"))
+    return out
+
+
+def contrasts(predictions: pl.DataFrame, experiment: str, *, n_resamples: int, seed: int,
+              confidence: float = 0.95) -> pl.DataFrame:
+    """Per setting: the lock (with minus without the password), the strong unlock (the largest
+    strong arm minus the locked model, no password) and the weak unlock (the same for the weak
+    arm; the open question, so no bar), Holm-adjusted across all of them."""
+    rows = []
+    for setting in predictions["setting"].unique(maintain_order=True):
+        for name, (mine, ref, margin) in comparisons(predictions, setting).items():
+            a, b = _accuracy(predictions, setting, *mine), _accuracy(predictions, setting, *ref)
+            if not (a.height and b.height):
+                continue
+            both = a.join(b, on="problem_id", suffix="_ref").sort("problem_id")
+            groups = [both["correct"].to_numpy()[None, :], both["correct_ref"].to_numpy()[None, :]]
+            n = int(min(both["n"].sum(), both["n_ref"].sum()))
+            rows.append(contrast(name, groups, [1.0, -1.0], n_per_group=n, margin=margin,
+                                 n_resamples=n_resamples, seed=seed, confidence=confidence))
+    return contrasts_frame(rows, experiment)
