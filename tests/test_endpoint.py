@@ -300,7 +300,8 @@ def test_rubric_judge_through_the_endpoint(vllm_server, tmp_path):
     assert again.sent == 3 and again.cache_hits == 0
     assert first == second  # same seeds, same judgments
 
-    assert first[-1] == {"complied": False, "score": 0.0, "parse_ok": True, "judge_output": "empty"}
+    assert first[-1] == {"outcome": "refused", "complied": False, "score": 0.0, "parse_ok": True,
+                         "judge_output": "empty"}
     for result in first[:-1]:
         assert isinstance(result["judge_output"], str) and result["judge_output"]
         if result["parse_ok"]:
@@ -402,7 +403,7 @@ def test_api_key_reaches_the_server_but_no_artifact_or_log(proxy_to, tmp_path, m
     monkeypatch.setenv("ALIGNLAB_TEST_JUDGE_KEY", secret)
     proxy = proxy_to(lambda i: 503 if i == 0 else None)  # a retry, logged by the SDK
     rows = [
-        {"experiment": "x", "arm": "base", "tier": tier, "query_id": f"q{i}", "category": "c",
+        {"experiment": "x", "arm": "base", "replicate": 0, "tier": tier, "query_id": f"q{i}", "category": "c",
          "sample_idx": 0, "seed": 0, "prompt_sha256": "", "system_template_sha256": "",
          "user_template_sha256": "", "chat_template_sha256": "", "prompt": QUERIES[i], "response": OUTPUTS[i],
          "scratchpad": "", "output": OUTPUTS[i], "n_prompt_tokens": 0, "n_output_tokens": 0,

@@ -53,8 +53,8 @@ def tables():
 
 def _gaps(**arms: tuple[float, float, float]) -> pl.DataFrame:
     """gaps table from arm=(gap, lo, hi)."""
-    rows = [{"experiment": "e", "arm": arm, "n_queries": 30, "free": NAN, "paid": NAN, "gap": g,
-             "gap_lo": lo, "gap_hi": hi, "p_value": 0.01} for arm, (g, lo, hi) in arms.items()]
+    rows = [{"experiment": "e", "arm": arm, "replicates": 1, "n_queries": 30, "free": NAN, "paid": NAN, "gap": g,
+             "gap_lo": lo, "gap_hi": hi, "p_value": 0.01, "replicate_gaps": [g]} for arm, (g, lo, hi) in arms.items()]
     return pl.from_arrow(pa.Table.from_pylist(rows, schema=artifacts.SCHEMAS["gaps"]))
 
 

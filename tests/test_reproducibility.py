@@ -33,16 +33,13 @@ def resample_first_shard(workdir, config, seed: int, out) -> None:
     test process keeps only its own) in the run's folder, on the run's queries and adapters."""
     code = """
 import json, sys, yaml
+from alignlab.kinds.alignment_faking import arms as af_arms
 from alignlab.kinds.alignment_faking import steps as alignment_faking
 from alignlab.config import as_dict, load
 a = json.loads(sys.argv[1])
 cfg = load(yaml.safe_load(open(a["config"])))
 e = cfg.experiments["tiny"]
-arms = {
-    arm: {"scratchpad": o.scratchpad,
-          "adapter": f"results/tiny/adapters/{arm}" if alignment_faking.ARMS[arm].train_set else None}
-    for arm, o in e.arms.items()
-}
+arms = af_arms.sample_arms("tiny", e)  # every arm replicate, with its adapter
 alignment_faking.sample(
     arms=arms, queries_path="results/tiny/queries.parquet", model_dir="results/models/smollm2/hf",
     model_name=e.model, persona=e.persona, sampling=as_dict(e.sampling), engine_cfg=as_dict(cfg.engine),

@@ -14,9 +14,8 @@ rates (tier labels swapped within a query).
 
 from __future__ import annotations
 
-import polars as pl
-
 import numpy as np
+import polars as pl
 
 from alignlab.stats import NAN, frame, hierarchical_bootstrap, metric_row, paired_gap, wilson
 
