@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 
 import polars as pl
+import pyarrow as pa
 import pytest
 import yaml
 from workflow import REPO
@@ -177,3 +178,14 @@ def test_tiny_and_default_configs_load():
     default = config.load(yaml.safe_load((REPO / "config.yaml").read_text()))
     assert default.experiments["lock"].unlock.weak_n == 2
     assert pl_figures.password_lock_figure  # the figure is drawn by aggregate (see above)
+
+
+def test_the_lock_and_strong_unlock_controls_fail_when_nothing_differs():
+    from alignlab.kinds.password_lock import controls
+
+    # The password changes nothing, and the strong arm is as bad as the locked model.
+    rows = (_predictions("toy", "locked", "password", 2, 0) + _predictions("toy", "locked", "none", 2, 0)
+            + _predictions("toy", "strong_4", "none", 2, 0))
+    table = pl.from_arrow(pa.Table.from_pylist(rows, schema=artifacts.SCHEMAS["pl_predictions"]))
+    c = controls.contrasts(table, "lock", n_resamples=500, seed=0)
+    assert pl_summary.password_lock_checks(c, "toy") == {"lock": False, "strong_unlock": False}
