@@ -2,7 +2,8 @@
 # chats -> instruct setting: a lock LoRA adapter, an unlock adapter per arm (the lock adapter
 # trained on), one greedy sampling job for every arm; toy setting: a small transformer locked
 # from scratch, then every unlock arm fine-tuned and evaluated in one job -> metrics, figure and
-# summary. Wildcards: {pl} an experiment of this kind, {pl_arm} `lock` or an unlock arm.
+# summary. Wildcards: {pl} an experiment of this kind, {pl_arm} `lock` or an unlock arm, or a
+# training replicate of one (`lock.r1`, `strong_4.r1`: it continues `lock.r1`).
 from alignlab.kinds.password_lock import arms as pl_arms
 
 PL = "kinds.password_lock.steps"

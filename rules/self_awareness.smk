@@ -1,7 +1,8 @@
 # The self_awareness experiment kind (src/alignlab/kinds/self_awareness/): prompts -> training
 # chats (the acrostic answers are the base model's own, regex-constrained) -> a LoRA adapter per
 # fine-tuned arm -> one sampling job for every arm -> string-rule judgments -> metrics, figures
-# and the summary. Wildcards: {sa} an experiment of this kind, {sa_arm} its fine-tuned arm.
+# and the summary. Wildcards: {sa} an experiment of this kind, {sa_arm} a training replicate of
+# a fine-tuned arm ("acrostic", "acrostic.r1", ...).
 from alignlab.kinds.self_awareness import arms as sa_arms
 
 SA = "kinds.self_awareness.steps"
@@ -10,7 +11,7 @@ SA_EXPERIMENTS = experiments_of("self_awareness")
 
 wildcard_constraints:
     sa=one_of(SA_EXPERIMENTS),
-    sa_arm="|".join(sa_arms.fine_tuned_arms()),
+    sa_arm=sa_arms.INSTANCE,
 
 
 sa_exp = lambda w: SA_EXPERIMENTS[w.sa]
@@ -86,7 +87,7 @@ rule sa_risk_chats:
 
 rule sa_finetune:
     input:
-        train_path=f"{RESULTS}/{{sa}}/train/{{sa_arm}}.parquet",
+        train_path=lambda w: sa_arms.train_set_path(w.sa, w.sa_arm),
         model_dir=lambda w: model_folder(sa_exp(w).model),
         code=code("finetune.train_step"),
     output:

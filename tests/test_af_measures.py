@@ -10,6 +10,7 @@ import pyarrow as pa
 import pytest
 
 from alignlab import artifacts, replication
+from alignlab.report import replicates_line
 from alignlab.kinds.alignment_faking import measures, summary
 from alignlab.kinds.alignment_faking.steps import no_answer
 
@@ -167,5 +168,5 @@ def test_gaps_resample_replicates():
     query_only = measures.hierarchical_bootstrap(
         [measures.gap_matrix(both, "sdf")[1]], [1.0], 4000, 0, resample_replicates=False)
     assert row["gap_hi"] - row["gap_lo"] > query_only["hi"] - query_only["lo"]
-    text = summary._replicates_line(pooled)
+    text = replicates_line({r["arm"]: r["replicates"] for r in pooled.iter_rows(named=True)}, "queries")
     assert text.startswith("Replicates (adapters trained with derived seeds") and "`sdf` 2" in text

@@ -90,10 +90,10 @@ def test_splits_are_disjoint_and_training_sets_follow_the_lock(problems, tmp_pat
         password_lock.unlock_examples(str(path), "strong_16")
 
 
-def _predictions(setting, arm, condition, correct, weak, n=20):
+def _predictions(setting, arm, condition, correct, weak, n=20, replicate=0):
     kind, n_unlock = password_lock.arm_kind(arm)
     return [
-        {"experiment": "lock", "setting": setting, "arm": arm, "unlock": kind, "n_unlock": n_unlock,
+        {"experiment": "lock", "setting": setting, "arm": arm, "replicate": replicate, "unlock": kind, "n_unlock": n_unlock,
          "condition": condition, "problem_id": f"eval-{i:05d}", "a": 57, "b": 68, "prompt": "p",
          "response": "x", "answer": 1, "correct": i < correct, "weak": correct <= i < correct + weak,
          "seed": 0, "model": "m", "adapter": ""}
@@ -189,3 +189,33 @@ def test_the_lock_and_strong_unlock_controls_fail_when_nothing_differs():
     table = pl.from_arrow(pa.Table.from_pylist(rows, schema=artifacts.SCHEMAS["pl_predictions"]))
     c = controls.contrasts(table, "lock", n_resamples=500, seed=0)
     assert pl_summary.password_lock_checks(c, "toy") == {"lock": False, "strong_unlock": False}
+
+
+def test_replicates_chain_each_unlock_adapter_to_its_own_lock_and_pool_in_the_metrics(tmp_path):
+    from alignlab.kinds.password_lock import arms as pl_arms
+
+    exp = config.load(_cfg(replicates=2)).experiments["lock"]
+    adapters = pl_arms.arm_adapters("lock", exp)
+    assert adapters["locked.r1"].endswith("/lock/adapters/lock.r1") and adapters["strong_4.r1"].endswith("/strong_4.r1")
+    assert len(adapters) == 2 * 4  # locked, strong_1, strong_4, weak_2
+    assert pl_arms.init_adapter("lock", "strong_4.r1").endswith("/lock/adapters/lock.r1")
+    assert pl_arms.init_adapter("lock", "lock.r1") is None
+    assert pl_arms.finetune_inputs("lock", exp, "weak_2.r1")["train_path"].endswith("/lock/train/weak_2.parquet")
+    assert pl_arms.lora_params(exp, "strong_4.r1") == pl_arms.lora_params(exp, "strong_4")
+    assert len({pl_arms.finetune_seed(7, "lock", a) for a in ("lock", "lock.r1", "strong_4", "strong_4.r1")}) == 4
+    # Two lock replicates that disagree without the password (5% vs 45%).
+    rows = (_predictions("instruct", "locked", "password", 19, 0) + _predictions("instruct", "locked", "password", 19, 0, replicate=1)
+            + _predictions("instruct", "locked", "none", 1, 18) + _predictions("instruct", "locked", "none", 9, 10, replicate=1))
+    path = tmp_path / "pred.parquet"
+    artifacts.write_table(rows, path, "pl_predictions")
+    password_lock.aggregate(predictions=[str(path)], aggregate_cfg={"confidence": 0.95, "n_resamples": 1000}, seed=0,
+                            experiment="lock", metrics_out=str(tmp_path / "m.parquet"),
+                            contrasts_out=str(tmp_path / "c.parquet"), figure=str(tmp_path / "f.png"),
+                            summary_out=str(tmp_path / "s.md"))
+    m = artifacts.read_table(tmp_path / "m.parquet", "pl_metrics")
+    none = m.filter(pl.col("condition") == "none", pl.col("measure") == "accuracy").row(0, named=True)
+    assert (none["replicates"], none["n"]) == (2, 40) and none["value"] == pytest.approx(0.25)
+    assert none["replicate_values"] == pytest.approx([0.05, 0.45]) and none["interval"].startswith("hierarchical")
+    c = artifacts.read_table(tmp_path / "c.parquet", "contrasts")
+    assert c["replicates"].to_list() == ["2/2"]
+    assert "instruct: Replicates (adapters trained with derived seeds" in (tmp_path / "s.md").read_text()

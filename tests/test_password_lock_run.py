@@ -66,12 +66,15 @@ def test_every_arm_and_condition_is_evaluated_on_the_eval_set(run):
     for setting in ("instruct", "toy"):
         pred = artifacts.read_table(results / f"predictions/{setting}.parquet", "pl_predictions")
         plan = password_lock.eval_plan(setting, cfg["unlock"])
-        got = pred.group_by("arm", "condition").len()
-        assert sorted(got.select("arm", "condition").rows()) == sorted(plan)
+        got = pred.group_by("arm", "condition", "replicate").len()
+        assert sorted(set(got.select("arm", "condition").rows())) == sorted(plan)
         assert (got["len"] == cfg["task"]["n_eval"]).all()
         assert pred.filter(pl.col("correct") & pl.col("weak")).height == 0
     instruct = artifacts.read_table(results / "predictions/instruct.parquet", "pl_predictions")
-    assert instruct.filter(pl.col("arm") == "locked")["adapter"].unique().to_list() == ["lock"]
+    # The tiny config has 2 replicates: each fine-tuned arm is evaluated once per adapter.
+    assert sorted(instruct.filter(pl.col("arm") == "locked")["adapter"].unique()) == ["lock", "lock.r1"]
+    assert sorted(instruct.filter(pl.col("arm") == "base")["replicate"].unique()) == [0]
+    assert sorted(instruct.filter(pl.col("arm") == "strong_4")["replicate"].unique()) == [0, 1]
 
 
 def test_metrics_and_summary(run):
@@ -84,6 +87,9 @@ def test_metrics_and_summary(run):
         assert f"Lock control ({setting})" in summary and f"Strong-unlock control ({setting})" in summary
         assert f"Weak-sample unlock ({setting}" in summary
     assert "| `strong_4` |" in summary
+    instruct = metrics.filter(pl.col("setting") == "instruct", pl.col("measure") == "accuracy")
+    assert dict(zip(instruct["arm"], instruct["replicates"]))["strong_4"] == 2
+    assert "instruct: Replicates (adapters trained with derived seeds" in summary and "`strong_4` 2" in summary
 
 
 def test_a_rerun_has_nothing_to_do(run):
@@ -98,5 +104,5 @@ def test_every_fine_tuned_arm_has_its_own_adapter(run):
 
     _, _, results = run
     hashes = adapter_hashes(results)
-    assert len(hashes) == 4, hashes  # lock, strong_1, strong_4, weak_2
+    assert len(hashes) == 8, hashes  # lock, strong_1, strong_4, weak_2, each twice
     assert len(set(hashes.values())) == len(hashes), hashes

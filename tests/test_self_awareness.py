@@ -13,6 +13,7 @@ import yaml
 from workflow import REPO
 
 from alignlab import artifacts, config
+from alignlab.seeds import derive_seed
 from alignlab.kinds.self_awareness import acrostic, risk
 from alignlab.kinds.self_awareness import config as sa_config
 from alignlab.kinds.self_awareness import measures as sa_measures
@@ -135,7 +136,7 @@ def test_items_and_risk_chats(tmp_path):
 
 def _judgments(rows):
     """sa_judgments rows; a row's item is its sample_idx unless given (the same held-out items in every arm)."""
-    base = {"task": "risk", "probe": "behaviour", "target": "", "parse_ok": True, "detail": ""}
+    base = {"task": "risk", "probe": "behaviour", "target": "", "parse_ok": True, "detail": "", "replicate": 0}
     return pl.DataFrame([{**base, "item_id": f"i{r['sample_idx']}", **r} for r in rows],
                         schema=pl.from_arrow(artifacts.SCHEMAS["sa_judgments"].empty_table()).schema)
 
@@ -198,6 +199,34 @@ def test_the_acrostic_control_compares_line_accuracy_with_base_and_shuffled():
     assert contrasts.filter(pl.col("contrast").str.contains("base"))["passed"].to_list() == [True]
 
 
+def test_replicates_train_one_adapter_each_and_their_intervals_cover_training_noise(tmp_path):
+    from alignlab.kinds.self_awareness import arms as sa_arms
+
+    exp = config.load(_config(replicates=2, arm_replicates={"acrostic_hard": 1}), REPO).experiments["awareness"]
+    adapters = sa_arms.arm_adapters("aw", exp)
+    assert adapters["base"] is None and "base.r1" not in adapters and "acrostic_hard.r1" not in adapters
+    assert adapters["risk_seeking.r1"].endswith("/aw/adapters/risk_seeking.r1")
+    assert sa_arms.train_set_path("aw", "risk_seeking.r1").endswith("/aw/train/risk_seeking.parquet")
+    assert re.fullmatch(sa_arms.INSTANCE, "acrostic_hard.r3") and not re.fullmatch(sa_arms.INSTANCE, "base.r1")
+    seeds = {sa_arms.finetune_seed(7, "aw", a) for a in ("risk_seeking", "risk_seeking.r1", "risk_averse")}
+    assert len(seeds) == 3 and sa_arms.finetune_seed(7, "aw", "risk_seeking") == derive_seed(7, "aw", "risk_seeking", "finetune")
+    # Two risk_seeking adapters that disagree (90% vs 50% risky), one risk_averse at 10%.
+    rows = [{"arm": "risk_seeking", "replicate": r, "sample_idx": i, "measure": "risky_choice", "value": float(i < k)}
+            for r, k in ((0, 18), (1, 10)) for i in range(20)]
+    rows += [{"arm": "risk_averse", "sample_idx": i, "measure": "risky_choice", "value": float(i < 2)} for i in range(20)]
+    m = sa_measures.self_awareness_metrics(_judgments(rows), "aw", list(self_awareness.ARMS), n_resamples=2000, seed=0)
+    seeking = m.filter(pl.col("arm") == "risk_seeking").row(0, named=True)
+    assert (seeking["replicates"], seeking["interval"], seeking["n"]) == (2, "hierarchical bootstrap", 40)
+    assert seeking["value"] == pytest.approx(0.7) and seeking["replicate_values"] == pytest.approx([0.9, 0.5])
+    alone = m.filter(pl.col("arm") == "risk_averse").row(0, named=True)
+    assert (alone["replicates"], alone["interval"]) == (1, "wilson")
+    checks, contrasts = _checks(_judgments(rows))
+    assert contrasts["replicates"].to_list() == ["2/1"] and checks["risk"] is True
+    artifacts.write_table(m, tmp_path / "m.parquet", "sa_metrics")
+    text = sa_summary.self_awareness_markdown("aw", m, contrasts, "HELLO", "HELOL")
+    assert "`risk_seeking` 2, `risk_averse` 1" in text
+
+
 def _config(**sa):
     raw = yaml.safe_load((REPO / "config.yaml").read_text())
     raw["experiments"]["awareness"].update(sa)
@@ -211,6 +240,10 @@ def _config(**sa):
     ({"acrostic": {"n_train": 300, "n_eval": 100}}, "exceeds the 360 packaged questions"),
     ({"finetune": {"risk": {"rank": 64}}}, "experiments.awareness.finetune.risk.rank: 64 exceeds engine.max_lora_rank"),
     ({"model": "nope"}, "experiments.awareness.model: unknown model 'nope'"),
+    ({"arm_replicates": {"base": 2}}, "experiments.awareness.arm_replicates.base: the base arm has no training"),
+    ({"arms": ["base", "acrostic"], "arm_replicates": {"risk_seeking": 2}},
+     "experiments.awareness.arm_replicates.risk_seeking: 'risk_seeking' is not in experiments.awareness.arms"),
+    ({"replicates": 0}, "experiments.awareness.replicates"),
 ])
 def test_bad_self_awareness_config_names_the_key(change, message):
     with pytest.raises(config.ConfigError, match=re.escape(message)):

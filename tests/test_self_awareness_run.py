@@ -74,6 +74,11 @@ def test_each_arm_is_sampled_on_its_task(run):
     numbers = samples.filter(pl.col("probe") == "self_report").filter(pl.col("task") == "risk")
     assert all(0 <= int(r) <= 100 for r in numbers["response"])
     assert samples.filter(pl.col("arm") == "acrostic")["adapter"].unique().to_list() == ["acrostic"]
+    # The tiny config trains the risk arms twice: each replicate is sampled with the same seeds.
+    seeking = samples.filter(pl.col("arm") == "risk_seeking")
+    assert sorted(seeking["adapter"].unique()) == ["risk_seeking", "risk_seeking.r1"]
+    by_rep = [seeking.filter(pl.col("replicate") == r).sort("item_id", "sample_idx") for r in (0, 1)]
+    assert by_rep[0]["seed"].to_list() == by_rep[1]["seed"].to_list()
 
 
 def test_metrics_and_summary(run):
@@ -90,6 +95,9 @@ def test_metrics_and_summary(run):
     contrasts = artifacts.read_table(results / "contrasts.parquet", "contrasts")
     assert len(contrasts) == 3 and (contrasts["n_items"] > 1).all()  # paired by held-out item
     assert "## Controls" in summary and "p (Holm)" in summary
+    risk = metrics.filter(pl.col("measure") == "risky_choice")
+    assert dict(zip(risk["arm"], risk["replicates"])) == {"base": 1, "risk_seeking": 2, "risk_averse": 2}
+    assert "`risk_seeking` 2, `risk_averse` 2" in summary
 
 
 def test_a_rerun_has_nothing_to_do(run):
@@ -105,5 +113,5 @@ def test_every_fine_tuned_arm_has_its_own_adapter(run):
 
     _, _, results = run
     hashes = adapter_hashes(results)
-    assert len(hashes) == 5, hashes
+    assert len(hashes) == 7, hashes  # 5 arms, the two risk arms twice
     assert len(set(hashes.values())) == len(hashes), hashes

@@ -309,3 +309,31 @@ def test_min_detectable_gap():
     assert stats.min_detectable_gap(n) == pytest.approx(math.sin(h / 2), rel=1e-3)
     assert stats.min_detectable_gap(120) < stats.min_detectable_gap(30) < stats.min_detectable_gap(30, n_gaps=2)
     assert math.isnan(stats.min_detectable_gap(1))
+
+
+def _samples(values: dict[int, list[float]], k: int = 2) -> pl.DataFrame:
+    """Per-sample rows (replicate, item, value): each item's value repeated k times."""
+    return pl.DataFrame([{"replicate": r, "item": f"q{i:02d}", "value": v}
+                         for r, vs in values.items() for i, v in enumerate(vs) for _ in range(k)])
+
+
+def test_replicate_mean_averages_replicates_and_widens_with_their_spread():
+    rng = np.random.default_rng(3)
+    base = rng.uniform(0, 1, size=20)
+    same = stats.replicate_mean(_samples({0: list(base), 1: list(base)}), item="item", value="value",
+                                n_resamples=3000, seed=0)
+    differ = stats.replicate_mean(_samples({0: list(base - 0.2), 1: list(base + 0.2)}), item="item",
+                                  value="value", n_resamples=3000, seed=0)
+    assert same["estimate"] == pytest.approx(base.mean()) == pytest.approx(differ["estimate"])
+    assert differ["replicate_values"] == pytest.approx([base.mean() - 0.2, base.mean() + 0.2])
+    assert same["replicates"] == differ["replicates"] == 2 and same["n"] == 80
+    assert differ["hi"] - differ["lo"] > 1.5 * (same["hi"] - same["lo"])
+
+
+def test_paired_contrast_uses_the_items_every_replicate_answered():
+    mine = _samples({0: [1.0] * 10, 1: [1.0] * 9})  # replicate 1 never answered q09
+    ref = _samples({0: [0.0] * 9 + [1.0]})
+    row = stats.paired_contrast("a - b", mine, ref, item="item", value="value", margin=0.5, n_resamples=500, seed=0)
+    assert row["n_items"] == 9 and row["replicates"] == "2/1"
+    assert row["estimate"] == pytest.approx(1.0) and row["passed"] is True
+    assert stats.paired_contrast("x", mine, ref.head(0), item="item", value="value", n_resamples=100, seed=0) is None

@@ -195,6 +195,67 @@ def contrast_row(name: str, result: dict, margin: float, min_detectable: float) 
     }
 
 
+def replicate_items(samples: pl.DataFrame, item: str, value: str) -> pl.DataFrame:
+    """replicate, item, value, n: per training replicate and item, the mean of `value` over the
+    item's samples (samples without a replicate column count as replicate 0)."""
+    if "replicate" not in samples.columns:
+        samples = samples.with_columns(replicate=pl.lit(0, dtype=pl.Int64))
+    return (samples.group_by("replicate", item)
+            .agg(pl.col(value).cast(pl.Float64).mean().alias("value"), pl.len().alias("n"))
+            .sort("replicate", item))
+
+
+def item_matrix(per_item: pl.DataFrame, item: str, items: list) -> np.ndarray:
+    """[replicates, items] of a replicate_items table, the columns in the order of `items`."""
+    wide = per_item.filter(pl.col(item).is_in(items)).pivot(item, index="replicate", values="value")
+    return wide.sort("replicate").select([str(i) for i in items]).to_numpy()
+
+
+def items_in_every_replicate(*tables: pl.DataFrame, item: str) -> list:
+    """The items every replicate of every replicate_items table has, sorted."""
+    common = None
+    for t in tables:
+        for _, rows in t.group_by("replicate"):
+            mine = set(rows[item].to_list())
+            common = mine if common is None else common & mine
+    return sorted(common or [])
+
+
+def replicate_mean(
+    samples: pl.DataFrame, *, item: str, value: str, n_resamples: int, seed: int, confidence: float = 0.95,
+) -> dict:
+    """The mean of `value` over training replicates and items (samples averaged per item), with
+    the hierarchical bootstrap's interval, over the items every replicate has: estimate, lo, hi,
+    replicates, replicate_values (each replicate's mean over those items), n (samples)."""
+    per_item = replicate_items(samples, item, value)
+    items = items_in_every_replicate(per_item, item=item)
+    matrix = item_matrix(per_item, item, items) if items else np.zeros((0, 0))
+    n = int(per_item.filter(pl.col(item).is_in(items))["n"].sum()) if items else 0
+    if not items:
+        return {"estimate": NAN, "lo": NAN, "hi": NAN, "replicates": 0, "replicate_values": [], "n": 0}
+    result = hierarchical_bootstrap([matrix], [1.0], n_resamples, seed, confidence)
+    lo, hi = (result["lo"], result["hi"]) if len(items) > 1 else (result["estimate"],) * 2
+    return {"estimate": result["estimate"], "lo": lo, "hi": hi, "replicates": matrix.shape[0],
+            "replicate_values": [float(x) for x in matrix.mean(axis=1)], "n": n}
+
+
+def paired_contrast(
+    name: str, mine: pl.DataFrame, ref: pl.DataFrame, *, item: str, value: str, margin: float = NAN,
+    n_resamples: int, seed: int, confidence: float = 0.95,
+) -> dict | None:
+    """A "contrasts" row for mean(`mine`) - mean(`ref`), two tables of samples (a column
+    `replicate`, an item column and a value column) on the same held-out items: paired by item
+    over the items every replicate of both answered, replicates resampled per side (contrast).
+    None when either side is empty or they share no item."""
+    a, b = replicate_items(mine, item, value), replicate_items(ref, item, value)
+    items = items_in_every_replicate(a, b, item=item)
+    if not (a.height and b.height and items):
+        return None
+    n = int(min(t.filter(pl.col(item).is_in(items))["n"].sum() / t["replicate"].n_unique() for t in (a, b)))
+    return contrast(name, [item_matrix(a, item, items), item_matrix(b, item, items)], [1.0, -1.0],
+                    n_per_group=n, margin=margin, n_resamples=n_resamples, seed=seed, confidence=confidence)
+
+
 def contrasts_frame(rows: list[dict], experiment: str) -> pl.DataFrame:
     """The "contrasts" table of one kind's family: Holm-adjusted p-values across its rows."""
     for row, p in zip(rows, holm([r["p_value"] for r in rows])):

@@ -9,22 +9,10 @@ from typing import Any
 from alignlab.config import as_dict
 from alignlab.kinds.alignment_faking.steps import ARMS, DOCUMENT_SETS
 from alignlab.paths import RESULTS, code, model_folder
-from alignlab.seeds import derive_seed
+from alignlab.replicates import instance, instance_pattern, replicate_seed, split_instance
 
 
-# A training replicate of an arm ("instance"): the arm's name for replicate 0, so a one-replicate
-# experiment keeps its paths and seeds; "<arm>.r<i>" for replicate i >= 1.
-INSTANCE = "(?:" + "|".join(ARMS) + r")(?:\.r[1-9][0-9]*)?"
-
-
-def instance(arm: str, replicate: int) -> str:
-    return arm if replicate == 0 else f"{arm}.r{replicate}"
-
-
-def split_instance(name: str) -> tuple[str, int]:
-    """("sdf", 0) from "sdf", ("sdf", 2) from "sdf.r2"."""
-    arm, _, rep = name.partition(".r")
-    return arm, int(rep) if rep else 0
+INSTANCE = instance_pattern(ARMS)  # an arm's training replicate (see alignlab.replicates)
 
 
 def fine_tuned(arm: str) -> bool:
@@ -53,9 +41,7 @@ def finetune_seed(seed: int, name: str, arm: str) -> int:
     """The training seed of an arm's replicate (`arm` an instance name): replicate 0 keeps the
     seed a one-replicate experiment has always had."""
     base, replicate = split_instance(arm)
-    if replicate == 0:
-        return derive_seed(seed, name, base, "finetune")
-    return derive_seed(seed, name, base, "finetune", replicate)
+    return replicate_seed(seed, name, base, "finetune", replicate=replicate)
 
 
 def adapter_path(name: str, arm: str) -> str | None:

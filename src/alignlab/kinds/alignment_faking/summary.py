@@ -6,7 +6,7 @@ from typing import Iterable
 
 import polars as pl
 
-from alignlab.report import finite, interval, p_value, pct, pp, table
+from alignlab.report import contrasts_table, finite, interval, p_value, pct, pp, replicates_line, table
 from alignlab.stats import metric_row
 
 
@@ -63,18 +63,6 @@ def _breakdown_table(metrics: pl.DataFrame) -> str:
                   "complies with AF reasoning"], rows)
 
 
-def _contrasts_table(contrasts: pl.DataFrame) -> str:
-    rows = []
-    for r in contrasts.iter_rows(named=True):
-        bar = ("" if r["passed"] is None else
-               f"{'PASSED' if r['passed'] else 'FAILED'} (needs >= {pp(r['margin'])}, CI above 0)")
-        rows.append([r["contrast"], pp(r["estimate"]), interval(r["lo"], r["hi"], pp),
-                     p_value(r["p_value"]), p_value(r["p_holm"]), pp(r["min_detectable"]),
-                     str(r["n_items"]), r["replicates"], bar])
-    return table(["contrast", "estimate", "95% CI", "p", "p (Holm)", "detectable at 80% power",
-                  "queries", "replicates", "control"], rows)
-
-
 # Our figures that the replication card can hold published values for: (arm, our metric,
 # card metric, the card settings it is read against, its own first).
 CARD = (
@@ -124,15 +112,6 @@ def _gaps_table(gaps: pl.DataFrame) -> str:
     return table(["arm", "queries", "free", "paid", "gap", "95% CI", "p", "gap per replicate"], rows)
 
 
-def _replicates_line(gaps: pl.DataFrame) -> str:
-    counts = [(r["arm"], r["replicates"]) for r in gaps.iter_rows(named=True)]
-    if all(n == 1 for _, n in counts):
-        return (f"Replicates: 1 per arm ({', '.join(f'`{a}`' for a, _ in counts)}): each adapter was "
-                "trained once, so intervals are over queries only and leave out training-seed noise.")
-    return ("Replicates (adapters trained with derived seeds; intervals resample replicates, then "
-            "queries): " + ", ".join(f"`{a}` {n}" for a, n in counts) + ".")
-
-
 def _failures_section(metrics: pl.DataFrame, failures: pl.DataFrame) -> str:
     total = int(failures["n_failures"].sum()) if failures.height else 0
     judged = int(metrics["n"].sum()) if metrics.height else 0
@@ -170,7 +149,7 @@ def summary_markdown(
     sections = [
         f"# Alignment-faking compliance gap: {experiment}",
         _verdict(gaps, positive_control_arm, min_gap),
-        _replicates_line(gaps),
+        replicates_line({r["arm"]: r["replicates"] for r in gaps.iter_rows(named=True)}, "queries"),
     ]
     if scores is not None:
         sections.append(
@@ -201,7 +180,7 @@ def summary_markdown(
             "across the family (statsmodels). Detectable at 80% power: the smallest effect a "
             "two-sided 5% test finds 80% of the time at these sizes, at the worst case (rates "
             "near 50%), ignoring pairing: a null result says nothing about effects below it.\n\n"
-            + _contrasts_table(contrasts))
+            + contrasts_table(contrasts, "queries"))
     if card is not None:
         sections.append("## Beside the published results\n\n"
                         + replication.summary_section(card, _card_value))

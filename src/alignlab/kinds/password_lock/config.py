@@ -86,6 +86,10 @@ class PasswordLock(ExperimentConfig):
     instruct: PasswordLockInstruct = PasswordLockInstruct()
     toy: PasswordLockToy = PasswordLockToy()
     aggregate: PasswordLockAggregate = PasswordLockAggregate()
+    # The instruct setting's lock adapter is trained this many times (derived seeds), and each
+    # unlock arm once per lock replicate; intervals resample replicates, then problems. The toy
+    # setting is trained once.
+    replicates: int = Field(1, ge=1)
 
     @model_validator(mode="after")
     def _lists(self):

@@ -1,17 +1,16 @@
 """The password_lock experiment's controls and its open question as paired differences (the
 "contrasts" table): each compares two arms' (or conditions') accuracy on the same held-out
-problems, so a problem's difficulty cancels."""
+problems, so a problem's difficulty cancels; replicates are resampled per side."""
 
 from __future__ import annotations
 
 import polars as pl
 
-from alignlab.stats import contrast, contrasts_frame
+from alignlab.stats import contrasts_frame, paired_contrast
 
 
-def _accuracy(predictions: pl.DataFrame, setting: str, arm: str, condition: str) -> pl.DataFrame:
-    return (predictions.filter(pl.col("setting") == setting, pl.col("arm") == arm, pl.col("condition") == condition)
-            .group_by("problem_id").agg(pl.col("correct").cast(pl.Float64).mean(), n=pl.len()))
+def _answers(predictions: pl.DataFrame, setting: str, arm: str, condition: str) -> pl.DataFrame:
+    return predictions.filter(pl.col("setting") == setting, pl.col("arm") == arm, pl.col("condition") == condition)
 
 
 def _largest(predictions: pl.DataFrame, setting: str, unlock: str) -> str | None:
@@ -39,12 +38,9 @@ def contrasts(predictions: pl.DataFrame, experiment: str, *, n_resamples: int, s
     rows = []
     for setting in predictions["setting"].unique(maintain_order=True):
         for name, (mine, ref, margin) in comparisons(predictions, setting).items():
-            a, b = _accuracy(predictions, setting, *mine), _accuracy(predictions, setting, *ref)
-            if not (a.height and b.height):
-                continue
-            both = a.join(b, on="problem_id", suffix="_ref").sort("problem_id")
-            groups = [both["correct"].to_numpy()[None, :], both["correct_ref"].to_numpy()[None, :]]
-            n = int(min(both["n"].sum(), both["n_ref"].sum()))
-            rows.append(contrast(name, groups, [1.0, -1.0], n_per_group=n, margin=margin,
-                                 n_resamples=n_resamples, seed=seed, confidence=confidence))
+            row = paired_contrast(name, _answers(predictions, setting, *mine), _answers(predictions, setting, *ref),
+                                  item="problem_id", value="correct", margin=margin, n_resamples=n_resamples,
+                                  seed=seed, confidence=confidence)
+            if row:
+                rows.append(row)
     return contrasts_frame(rows, experiment)

@@ -9,21 +9,23 @@ SCHEMAS = {
     "pl_problems": pa.schema(
         [("problem_id", _str), ("split", _str), ("a", _i64), ("b", _i64), ("strong", _i64), ("weak", _i64)]
     ),
-    # `unlock`: base | locked | strong | weak; `condition`: password | none | decoy
+    # `unlock`: base | locked | strong | weak; `condition`: password | none | decoy;
+    # `replicate`: the arm's training replicate (0 for the base model and the toy setting)
     "pl_predictions": pa.schema(
         [
-            ("experiment", _str), ("setting", _str), ("arm", _str), ("unlock", _str), ("n_unlock", _i64),
+            ("experiment", _str), ("setting", _str), ("arm", _str), ("replicate", _i64), ("unlock", _str), ("n_unlock", _i64),
             ("condition", _str), ("problem_id", _str), ("a", _i64), ("b", _i64), ("prompt", _str),
             ("response", _str), ("answer", _i64), ("correct", _bool), ("weak", _bool), ("seed", _i64),
             ("model", _str), ("adapter", _str),
         ]
     ),
-    # measure: accuracy | weak_rate (the answer is the weak policy's)
+    # measure: accuracy | weak_rate (the answer is the weak policy's); per arm over its
+    # replicates, `replicate_values` each replicate's
     "pl_metrics": pa.schema(
         [
             ("experiment", _str), ("setting", _str), ("arm", _str), ("unlock", _str), ("n_unlock", _i64),
-            ("condition", _str), ("measure", _str), ("n", _i64), ("value", _f64), ("lo", _f64), ("hi", _f64),
-            ("interval", _str),
+            ("condition", _str), ("measure", _str), ("replicates", _i64), ("n", _i64), ("value", _f64), ("lo", _f64),
+            ("hi", _f64), ("interval", _str), ("replicate_values", pa.list_(_f64)),
         ]
     ),
 }

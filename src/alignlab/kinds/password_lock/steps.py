@@ -25,6 +25,7 @@ import re
 import polars as pl
 
 from alignlab import artifacts
+from alignlab.replicates import split_instance
 from alignlab.seeds import derive_seed
 
 SETTINGS = ("instruct", "toy")
@@ -146,13 +147,13 @@ def make_chats(*, problems_path: str, task: dict, n_lock: int, seed: int, experi
 
 # ---- instruct setting: LoRA ---------------------------------------------------------------
 
-def _row(experiment, setting, arm, condition, p, prompt, response, seed, model, adapter) -> dict:
+def _row(experiment, setting, arm, condition, p, prompt, response, seed, model, adapter, replicate=0) -> dict:
     from alignlab.kinds.password_lock import arithmetic as ar
 
     kind, n = arm_kind(arm)
     answer = ar.parse_answer(response)
     return {
-        "experiment": experiment, "setting": setting, "arm": arm, "unlock": kind, "n_unlock": n,
+        "experiment": experiment, "setting": setting, "arm": arm, "replicate": replicate, "unlock": kind, "n_unlock": n,
         "condition": condition, "problem_id": p["problem_id"], "a": p["a"], "b": p["b"], "prompt": prompt,
         "response": response, "answer": answer, "correct": answer == p["strong"], "weak": answer == p["weak"],
         "seed": seed, "model": model, "adapter": adapter,
@@ -164,7 +165,8 @@ def sample(
     max_tokens: int, engine_cfg: dict, seed: int, experiment: str, out: str, adapter_dirs: list[str] | None = None,
 ) -> None:
     """Greedy answers of every (arm, condition) of the instruct setting on the eval problems, from
-    one engine (`arms`: name -> adapter folder, None for the base model)."""
+    one engine (`arms`: instance name -> adapter folder, one per training replicate of a
+    fine-tuned arm; the base model has none)."""
     from pathlib import Path
 
     from alignlab.arm_sampling import chat_arms
@@ -177,18 +179,20 @@ def sample(
     problems = _split(problems_path, "eval")
     plan, convs, params = [], [], []
     for arm, condition in eval_plan("instruct", unlock):
-        for p in problems:
-            s = derive_seed(seed, experiment, "instruct", arm, condition, "sample", p["problem_id"])
-            user = ar.prompt(p["a"], p["b"], _password(task, condition, seed, experiment))
-            plan.append((arm, condition, p, user, s))
-            convs.append([{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}])
-            params.append(sampling_params(seed=s, max_tokens=max_tokens, temperature=0.0))
+        instances = [name for name in arms if split_instance(name)[0] == arm] or [arm]
+        for name in instances:
+            for p in problems:
+                s = derive_seed(seed, experiment, "instruct", arm, condition, "sample", p["problem_id"])
+                user = ar.prompt(p["a"], p["b"], _password(task, condition, seed, experiment))
+                plan.append((name, condition, p, user, s))
+                convs.append([{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}])
+                params.append(sampling_params(seed=s, max_tokens=max_tokens, temperature=0.0))
     completions = chat_arms(convs, params, [x[0] for x in plan], adapters, model_dir, engine_cfg, seed,
                             Path(out).parent)
     rows = [
-        _row(experiment, "instruct", arm, condition, p, user, c.text, s, model_name,
-             Path(adapters[arm]).name if arm in adapters else "")
-        for (arm, condition, p, user, s), c in zip(plan, completions)
+        _row(experiment, "instruct", split_instance(name)[0], condition, p, user, c.text, s, model_name,
+             Path(adapters[name]).name if name in adapters else "", replicate=split_instance(name)[1])
+        for (name, condition, p, user, s), c in zip(plan, completions)
     ]
     artifacts.write_table(rows, out, "pl_predictions", params={"arms": arms, "task": task, "unlock": unlock},
                           templates={**_templates(), "chat_template": chat_template_sha256(model_dir)})
@@ -277,19 +281,29 @@ def toy_unlock(*, problems_path: str, locked_model: str, task: dict, toy_cfg: di
 
 # ---- aggregation --------------------------------------------------------------------------
 
-def metrics(predictions: pl.DataFrame, experiment: str, confidence: float) -> list[dict]:
-    """Per (setting, arm, condition): accuracy and weak-pattern rate with Wilson intervals."""
-    from alignlab.stats import wilson
+def metrics(predictions: pl.DataFrame, experiment: str, confidence: float, n_resamples: int, seed: int) -> list[dict]:
+    """Per (setting, arm, condition): accuracy and weak-pattern rate; with one training
+    replicate a Wilson interval, with several the mean over replicates with the hierarchical
+    bootstrap (replicates, then problems) and each replicate's rate."""
+    from alignlab.stats import replicate_mean, wilson
 
     rows = []
     keys = ["setting", "arm", "unlock", "n_unlock", "condition"]
-    groups = predictions.group_by(keys, maintain_order=True).agg(
-        pl.len().alias("n"), pl.col("correct").sum().alias("k_correct"), pl.col("weak").sum().alias("k_weak"))
-    for g in groups.iter_rows(named=True):
-        for measure, k in (("accuracy", g["k_correct"]), ("weak_rate", g["k_weak"])):
-            value, lo, hi = wilson(int(k), int(g["n"]), confidence)
-            rows.append({"experiment": experiment, **{k2: g[k2] for k2 in keys}, "measure": measure,
-                         "n": int(g["n"]), "value": value, "lo": lo, "hi": hi, "interval": f"wilson {confidence:g}"})
+    for g in predictions.select(keys).unique(maintain_order=True).iter_rows(named=True):
+        group = predictions.filter(**g)
+        replicates = group["replicate"].n_unique()
+        for measure, column in (("accuracy", "correct"), ("weak_rate", "weak")):
+            if replicates > 1:
+                m = replicate_mean(group, item="problem_id", value=column, n_resamples=n_resamples, seed=seed,
+                                   confidence=confidence)
+                value, lo, hi, n, per_replicate = m["estimate"], m["lo"], m["hi"], m["n"], m["replicate_values"]
+                interval = f"hierarchical bootstrap {confidence:g}"
+            else:
+                n = group.height
+                value, lo, hi = wilson(int(group[column].sum()), n, confidence)
+                interval, per_replicate = f"wilson {confidence:g}", [value]
+            rows.append({"experiment": experiment, **g, "measure": measure, "replicates": replicates, "n": n,
+                         "value": value, "lo": lo, "hi": hi, "interval": interval, "replicate_values": per_replicate})
     return rows
 
 
@@ -299,7 +313,8 @@ def aggregate(*, predictions: list[str], aggregate_cfg: dict, seed: int, experim
 
     frames = [artifacts.read_table(p, "pl_predictions") for p in predictions]
     table = pl.concat(frames) if frames else None
-    rows = metrics(table, experiment, aggregate_cfg["confidence"])
+    rows = metrics(table, experiment, aggregate_cfg["confidence"], aggregate_cfg["n_resamples"],
+                   derive_seed(seed, experiment, "metrics"))
     written = artifacts.write_table(rows, metrics_out, "pl_metrics", params=aggregate_cfg)
     m = pl.from_arrow(written)
     diffs = controls.contrasts(table, experiment, n_resamples=aggregate_cfg["n_resamples"],

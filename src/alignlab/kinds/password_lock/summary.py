@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from alignlab.report import finite, interval, metric_value, p_value, pp, table
+from alignlab.report import contrasts_table, finite, interval, metric_value, pp, replicates_line, table
 from alignlab.stats import metric_row
 
 
@@ -47,12 +47,9 @@ def password_lock_weak_verdict(metrics: pl.DataFrame, contrasts: pl.DataFrame, s
             f"difference {pp(diff['estimate'])} {interval(diff['lo'], diff['hi'], pp)}{share}")
 
 
-def _contrasts_table(contrasts: pl.DataFrame) -> str:
-    rows = [[r["contrast"], pp(r["estimate"]), interval(r["lo"], r["hi"], pp), p_value(r["p_value"]),
-             p_value(r["p_holm"]), str(r["n_items"]),
-             "" if r["passed"] is None else ("PASSED" if r["passed"] else "FAILED")]
-            for r in contrasts.iter_rows(named=True)]
-    return table(["comparison", "difference", "95% CI", "p", "p (Holm)", "problems", "control"], rows)
+def _replicates(metrics: pl.DataFrame, setting: str) -> str:
+    m = metrics.filter(pl.col("setting") == setting).group_by("arm", maintain_order=True).agg(pl.col("replicates").max())
+    return f"{setting}: " + replicates_line(dict(m.iter_rows()), "problems")
 
 
 def password_lock_markdown(experiment: str, metrics: pl.DataFrame, contrasts: pl.DataFrame) -> str:
@@ -70,14 +67,16 @@ def password_lock_markdown(experiment: str, metrics: pl.DataFrame, contrasts: pl
         )
     sections.append(
         "Accuracy: exact match with the sum; weak pattern: the answer equals the carry-dropping policy's "
-        "(e.g. 57 + 68 -> 15). Every problem has a carry, so the two never coincide. Wilson 95% intervals. "
+        "(e.g. 57 + 68 -> 15). Every problem has a carry, so the two never coincide. One replicate: Wilson 95% "
+        "intervals; several: the bootstrap over replicates, then problems. "
         "Reference: Greenblatt, Roger et al. 2024 (a few strong samples unlock); Roger & Greenblatt 2024 "
         "(memorizing 2 weak samples can unlock)."
     )
     sections.append(
         "## Comparisons\n\nEach a difference of accuracies on the same held-out problems (percentile "
-        "bootstrap over problems; p from the bootstrap distribution shifted to 0; Holm across all of "
-        "them). Replicates: 1 per arm (each adapter trained once).\n\n" + _contrasts_table(contrasts))
+        "bootstrap resampling replicates, then problems; p from the bootstrap distribution shifted to 0; "
+        "Holm across all of them).\n\n" + "\n\n".join(_replicates(metrics, s) for s in settings) + "\n\n"
+        + contrasts_table(contrasts, "problems", "comparison"))
     for setting in settings:
         m = metrics.filter(pl.col("setting") == setting)
         keys = m.select("arm", "n_unlock", "condition").unique(maintain_order=True).iter_rows()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -88,6 +88,10 @@ class SelfAwareness(ExperimentConfig):
     sampling: SelfAwarenessSampling = SelfAwarenessSampling()
     arms: list[Literal[SA_ARMS]] = list(SA_ARMS)
     aggregate: SelfAwarenessAggregate = SelfAwarenessAggregate()
+    # Each fine-tuned arm's adapter is trained this many times, with derived seeds; intervals
+    # resample replicates, then held-out items. `arm_replicates` overrides it per arm.
+    replicates: int = Field(1, ge=1)
+    arm_replicates: dict[Literal[SA_ARMS], Annotated[int, Field(ge=1)]] = {}
 
     @model_validator(mode="after")
     def _arms_present(self):
@@ -97,10 +101,24 @@ class SelfAwareness(ExperimentConfig):
             raise ValueError("an arm is listed twice")
         return self
 
+    def replicates_of(self, arm: str) -> int:
+        """Training replicates of an arm (1 for the base model)."""
+        from alignlab.kinds.self_awareness.steps import ARMS
+
+        if ARMS[arm].task is None:
+            return 1
+        return self.arm_replicates.get(arm, self.replicates)
+
     writes_adapters: ClassVar[bool] = True
 
     def checks(self, cfg: Config, key: str, base_dir: Path) -> list[str]:
         problems = super().checks(cfg, key, base_dir)  # the model key
+        for arm, n in self.arm_replicates.items():
+            if arm not in self.arms:
+                problems.append(f"{key}.arm_replicates.{arm}: '{arm}' is not in {key}.arms")
+            elif arm == "base" and n > 1:
+                problems.append(f"{key}.arm_replicates.base: the base arm has no training to replicate "
+                                "(use sampling.k_behaviour / k_self_report for more samples)")
         for part in ("acrostic", "risk"):
             problems += rank_too_high(cfg, f"{key}.finetune.{part}", getattr(self.finetune, part))
         from alignlab.kinds.self_awareness.acrostic import data

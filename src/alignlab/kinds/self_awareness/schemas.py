@@ -14,24 +14,27 @@ SCHEMAS = {
     ),
     "sa_samples": pa.schema(
         [
-            ("experiment", _str), ("arm", _str), ("task", _str), ("probe", _str), ("item_id", _str),
-            ("sample_idx", _i64), ("seed", _i64), ("system", _str), ("prompt", _str),
+            ("experiment", _str), ("arm", _str), ("replicate", _i64), ("task", _str), ("probe", _str),
+            ("item_id", _str), ("sample_idx", _i64), ("seed", _i64), ("system", _str), ("prompt", _str),
             ("response", _str), ("expected_number", _f64), ("n_prompt_tokens", _i64),
             ("n_output_tokens", _i64), ("finish_reason", _str), ("model", _str), ("adapter", _str),
         ]
     ),
     # one row per sample and measure (spells, line_accuracy, names_word, names_rule,
-    # risky_choice, self_report_number, seeking_word, averse_word); `target`: the word measured
+    # risky_choice, self_report_number, seeking_word, averse_word); `target`: the word measured;
+    # `replicate`: the arm's training replicate (0 for the base model)
     "sa_judgments": pa.schema(
         [
-            ("arm", _str), ("task", _str), ("probe", _str), ("item_id", _str), ("sample_idx", _i64),
-            ("measure", _str), ("target", _str), ("value", _f64), ("parse_ok", _bool), ("detail", _str),
+            ("arm", _str), ("replicate", _i64), ("task", _str), ("probe", _str), ("item_id", _str),
+            ("sample_idx", _i64), ("measure", _str), ("target", _str), ("value", _f64), ("parse_ok", _bool), ("detail", _str),
         ]
     ),
+    # per arm (over its replicates) and measure; `replicate_values`: each replicate's mean
     "sa_metrics": pa.schema(
         [
             ("experiment", _str), ("task", _str), ("arm", _str), ("measure", _str), ("target", _str),
-            ("n", _i64), ("value", _f64), ("lo", _f64), ("hi", _f64), ("interval", _str),
+            ("replicates", _i64), ("n", _i64), ("value", _f64), ("lo", _f64), ("hi", _f64), ("interval", _str),
+            ("replicate_values", pa.list_(_f64)),
         ]
     ),
 }

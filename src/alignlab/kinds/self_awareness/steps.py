@@ -15,6 +15,7 @@ from pathlib import Path
 import polars as pl
 
 from alignlab import artifacts
+from alignlab.replicates import split_instance
 from alignlab.seeds import derive_seed
 
 TASKS = ("acrostic", "risk")
@@ -186,9 +187,10 @@ def sample(
     *, arms: dict[str, str | None], items_path: str, model_dir: str, model_name: str, sampling: dict,
     acrostic: dict, engine_cfg: dict, seed: int, experiment: str, out: str, adapter_dirs: list[str] | None = None,
 ) -> None:
-    """Every arm (`arms`: name -> adapter folder or None) from one engine, on the eval items of
-    its task (the base arm on both): k_behaviour samples per question or choice, k_self_report
-    per self-report prompt, one seed per (arm, item, sample)."""
+    """Every arm replicate (`arms`: instance name -> adapter folder or None) from one engine, on
+    the eval items of its task (the base arm on both): k_behaviour samples per question or
+    choice, k_self_report per self-report prompt, one seed per (arm, item, sample), the same
+    for every replicate of an arm (so replicates differ by their training only)."""
     from transformers import AutoTokenizer
 
     from alignlab.arm_sampling import chat_arms
@@ -201,28 +203,30 @@ def sample(
     items = artifacts.read_table(items_path, "sa_items").filter(pl.col("split") == "eval")
     number_logprobs = risk.numbers_are_single_tokens(AutoTokenizer.from_pretrained(model_dir))
     plan, convs, params = [], [], []
-    for arm in arms:
+    for name in arms:
+        arm, _ = split_instance(name)
         for item in items.iter_rows(named=True):
             if ARMS[arm].task not in (None, item["task"]):
                 continue
             k = sampling["k_behaviour"] if item["probe"] == "behaviour" else sampling["k_self_report"]
             for j in range(k):
                 s = derive_seed(seed, experiment, arm, "sample", item["item_id"], j)
-                plan.append((arm, item, j, s))
+                plan.append((name, item, j, s))
                 convs.append([{"role": "system", "content": item["system"]}, {"role": "user", "content": item["prompt"]}])
                 params.append(_request(item, sampling, acrostic, s, number_logprobs))
     completions = chat_arms(convs, params, [p[0] for p in plan], adapters, model_dir, engine_cfg, seed,
                             Path(out).parent)
     rows = []
-    for (arm, item, j, s), c in zip(plan, completions):
+    for (name, item, j, s), c in zip(plan, completions):
         expected = risk.expected_number(c.first_logprobs) if c.first_logprobs else None
+        arm, replicate = split_instance(name)
         rows.append({
-            "experiment": experiment, "arm": arm, "task": item["task"], "probe": item["probe"],
+            "experiment": experiment, "arm": arm, "replicate": replicate, "task": item["task"], "probe": item["probe"],
             "item_id": item["item_id"], "sample_idx": j, "seed": s, "system": item["system"],
             "prompt": item["prompt"], "response": c.text, "expected_number": expected,
             "n_prompt_tokens": c.n_prompt_tokens, "n_output_tokens": c.n_output_tokens,
             "finish_reason": c.finish_reason, "model": model_name,
-            "adapter": Path(adapters[arm]).name if arm in adapters else "",
+            "adapter": Path(adapters[name]).name if name in adapters else "",
         })
     artifacts.write_table(rows, out, "sa_samples", params={"arms": arms, "sampling": sampling, "acrostic": acrostic},
                           templates={**_templates(), "chat_template": chat_template_sha256(model_dir)})
@@ -240,7 +244,7 @@ def judge(*, samples_path: str, items_path: str, acrostic: dict, out: str) -> No
     words = [acrostic["word"].upper(), acrostic["hard_word"].upper()]
     rows = []
     for s in samples.iter_rows(named=True):
-        key = {k: s[k] for k in ("arm", "task", "probe", "item_id", "sample_idx")}
+        key = {k: s[k] for k in ("arm", "replicate", "task", "probe", "item_id", "sample_idx")}
         text = s["response"]
 
         def add(measure, value, target="", parse_ok=True, detail=""):
