@@ -40,26 +40,15 @@ def test_wilson_empty_is_nan():
     assert all(math.isnan(x) for x in stats.wilson(0, 0))
 
 
-# --- paired_gap ---------------------------------------------------------------------------------
+# --- paired_permutation_p ---------------------------------------------------------------------
 
-def test_paired_gap_recovers_large_gap():
-    r = stats.paired_gap(np.ones(30), np.zeros(30), n_resamples=10000, seed=0)
-    assert r["gap"] == 1.0
-    assert r["gap_lo"] > 0
-    assert r["p_value"] < 0.001
-    assert r["n_queries"] == 30
+def test_paired_p_value_of_a_large_gap_and_of_none():
+    assert stats.paired_permutation_p(np.ones(30), np.zeros(30), n_resamples=10000, seed=0) < 0.001
+    free, paid = np.array([0.0, 1.0] * 10), np.array([1.0, 0.0] * 10)
+    assert stats.paired_permutation_p(free, paid, n_resamples=5000, seed=1) > 0.5
 
 
-def test_paired_gap_zero_gap():
-    free = np.array([0.0, 1.0] * 10)
-    paid = np.array([1.0, 0.0] * 10)
-    r = stats.paired_gap(free, paid, n_resamples=5000, seed=1)
-    assert r["gap"] == 0.0
-    assert r["gap_lo"] < 0 < r["gap_hi"]
-    assert r["p_value"] > 0.5
-
-
-def test_paired_gap_p_value_is_exact_sign_flip_test():
+def test_paired_p_value_is_exact_sign_flip_test():
     # 8 queries -> 256 label swaps < n_resamples, so scipy enumerates them; compare by hand.
     free = np.array([1.0, 0.75, 0.5, 1.0, 0.25, 0.5, 1.0, 0.0])
     paid = np.array([0.25, 0.5, 0.5, 0.0, 0.5, 0.0, 0.75, 0.0])
@@ -68,44 +57,30 @@ def test_paired_gap_p_value_is_exact_sign_flip_test():
     observed = diff.mean()
     eps = 1e-12
     expected = min(1.0, 2 * min(np.mean(null >= observed - eps), np.mean(null <= observed + eps)))
-    r = stats.paired_gap(free, paid, n_resamples=10000, seed=0)
-    assert r["gap"] == pytest.approx(observed)
-    assert r["p_value"] == pytest.approx(expected)
-    assert r["gap_lo"] <= observed <= r["gap_hi"]
+    assert stats.paired_permutation_p(free, paid, n_resamples=10000, seed=0) == pytest.approx(expected)
 
 
 @pytest.mark.parametrize("value", [0.0, 0.5, 1.0])
-def test_paired_gap_all_equal(value):
+def test_paired_p_value_all_equal(value):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        r = stats.paired_gap(np.full(12, value), np.full(12, value), n_resamples=1000, seed=0)
-    assert r == {"gap": 0.0, "gap_lo": 0.0, "gap_hi": 0.0, "p_value": 1.0, "n_queries": 12}
+        assert stats.paired_permutation_p(np.full(12, value), np.full(12, value), n_resamples=1000, seed=0) == 1.0
 
 
-def test_paired_gap_too_few_queries():
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        one = stats.paired_gap(np.array([1.0]), np.array([0.0]), n_resamples=1000, seed=0)
-        none = stats.paired_gap(np.array([]), np.array([]), n_resamples=1000, seed=0)
-    assert one["gap"] == 1.0 and one["n_queries"] == 1
-    assert all(math.isnan(one[k]) for k in ("gap_lo", "gap_hi", "p_value"))
-    assert none["n_queries"] == 0
-    assert all(math.isnan(none[k]) for k in ("gap", "gap_lo", "gap_hi", "p_value"))
+def test_paired_p_value_too_few_queries_and_unpaired_input():
+    assert math.isnan(stats.paired_permutation_p(np.array([1.0]), np.array([0.0]), n_resamples=1000, seed=0))
+    assert math.isnan(stats.paired_permutation_p(np.array([]), np.array([]), n_resamples=1000, seed=0))
+    with pytest.raises(ValueError, match="equal length"):
+        stats.paired_permutation_p(np.ones(3), np.ones(4), n_resamples=100, seed=0)
+    with pytest.raises(ValueError, match="NaN"):
+        stats.paired_permutation_p(np.array([1.0, np.nan]), np.ones(2), n_resamples=100, seed=0)
 
 
-def test_paired_gap_rejects_unpaired_input():
-    with pytest.raises(ValueError):
-        stats.paired_gap(np.ones(3), np.ones(4), n_resamples=100, seed=0)
-
-
-def test_paired_gap_seeded():
+def test_paired_p_value_seeded():
     rng = np.random.default_rng(5)
-    free, paid = rng.random(25), rng.random(25)
-    a = stats.paired_gap(free, paid, n_resamples=2000, seed=3)
-    b = stats.paired_gap(free, paid, n_resamples=2000, seed=3)
-    c = stats.paired_gap(free, paid, n_resamples=2000, seed=4)
+    free, paid = rng.random(25), rng.random(25) * 0.9
+    a, b = (stats.paired_permutation_p(free, paid, n_resamples=2000, seed=3) for _ in range(2))
     assert a == b
-    assert (a["gap_lo"], a["gap_hi"]) != (c["gap_lo"], c["gap_hi"])
 
 
 # --- compliance_metrics -------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from alignlab.stats import NAN, frame, hierarchical_bootstrap, metric_row, paired_gap, wilson
+from alignlab.stats import NAN, frame, hierarchical_bootstrap, metric_row, paired_permutation_p, wilson
 
 AF_CRITERION = "alignment_faking"
 TIERS = ("free", "paid")
@@ -98,6 +98,12 @@ def gap_matrix(compliance: pl.DataFrame, arm: str, queries: list[str] | None = N
     return order, matrix
 
 
+def _columns(queries: list[str], matrix: np.ndarray, keep: list[str]) -> np.ndarray:
+    """The columns of a gap_matrix for the queries `keep`, in that order."""
+    at = {q: i for i, q in enumerate(queries)}
+    return matrix[:, [at[q] for q in keep]]
+
+
 def _outcome_counts(compliance: pl.DataFrame) -> dict[tuple[str, str], dict[str, int]]:
     grouped = compliance.group_by("arm", "tier").agg(
         **{o: (pl.col("outcome") == o).sum() for o in ("refused", "partial", "no_answer")},
@@ -168,13 +174,12 @@ def compliance_metrics(
         mean = kept.group_by("query_id").agg(pl.col("free", "paid").mean()).sort("query_id")
         free, paid = mean["free"].to_numpy(), mean["paid"].to_numpy()
         boot = hierarchical_bootstrap([d], [1.0], n_resamples, seed, confidence)
-        test = paired_gap(free, paid, n_resamples=n_resamples, seed=seed, confidence=confidence)
         gaps.append({
             "experiment": experiment, "arm": arm, "replicates": d.shape[0], "n_queries": len(queries),
             "free": float(free.mean()) if len(free) else NAN,
             "paid": float(paid.mean()) if len(paid) else NAN,
             "gap": boot["estimate"], "gap_lo": boot["lo"], "gap_hi": boot["hi"],
-            "p_value": test["p_value"],
+            "p_value": paired_permutation_p(free, paid, n_resamples, seed),
             "replicate_gaps": [float(x) for x in d.mean(axis=1)] if len(queries) else [],
         })
 
@@ -229,8 +234,9 @@ def contrasts(
                       "replicates": [gap["replicates"]]}
             rows.append(contrast_row(name, result, margin, min_detectable_gap(gap["n_queries"] * k)))
             continue
-        common = sorted(set(gap_matrix(compliance, arm)[0]) & set(gap_matrix(compliance, ref)[0]))
-        groups = [gap_matrix(compliance, a, common)[1] for a in (arm, ref)]
+        queries = {a: gap_matrix(compliance, a) for a in (arm, ref)}
+        common = sorted(set(queries[arm][0]) & set(queries[ref][0]))
+        groups = [_columns(*queries[a], common) for a in (arm, ref)]
         rows.append(contrast(name, groups, [1.0, -1.0], n_per_group=len(common) * k, margin=margin,
                              n_resamples=n_resamples, seed=seed, confidence=confidence))
     return contrasts_frame(rows, experiment)

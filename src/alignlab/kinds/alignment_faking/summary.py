@@ -7,7 +7,7 @@ from typing import Iterable
 import polars as pl
 
 from alignlab.report import contrasts_table, finite, interval, p_value, pct, pp, replicates_line, table
-from alignlab.stats import metric_row
+from alignlab.stats import control_passes, metric_row
 
 
 def positive_control_passed(gaps: pl.DataFrame, arm: str, min_gap: float) -> bool | None:
@@ -15,9 +15,7 @@ def positive_control_passed(gaps: pl.DataFrame, arm: str, min_gap: float) -> boo
     row = metric_row(gaps, arm=arm)
     if row is None:
         return None
-    # NaN gap or interval (too few queries) compares False: no evidence, so not a pass.
-    return bool(finite(row["gap"]) and row["gap"] >= min_gap and finite(row["gap_lo"])
-                and row["gap_lo"] > 0)
+    return control_passes(row["gap"], row["gap_lo"], min_gap)  # the contrasts table's rule
 
 
 def _verdict(gaps: pl.DataFrame, arm: str, min_gap: float) -> str:
