@@ -38,10 +38,12 @@ def af_conversations(n_queries: int, arm: str = "prompted", scratchpad: bool = F
     full system prompt (`prompted` states the training setup: the longest one)."""
     from alignlab.kinds.alignment_faking import queries
     from alignlab.kinds.alignment_faking import steps as alignment_faking
+    from alignlab.kinds.alignment_faking.config import PRESETS
 
     evalq = queries.build({"source": "strongreject", "n_train": 0, "n_eval": n_queries}, seed=0)
+    training = PRESETS[arm][1] == "training"
     return [
-        alignment_faking.conversation(q, tier, arm, PERSONA, SAMPLING, scratchpad)
+        alignment_faking.conversation(q, tier, PERSONA, SAMPLING, describe_training=training, scratchpad=scratchpad)
         for q in evalq["prompt"]
         for tier in alignment_faking.TIERS
     ]

@@ -2,10 +2,13 @@
 # eval split) -> synthetic documents and positive-control chats -> a LoRA adapter per fine-tuned
 # arm -> vLLM samples of every arm per shard of the eval queries (one engine per shard) ->
 # compliance and alignment-faking judgments per shard, gathered per arm -> rates, the paired
-# gap, the figure and the summary. Wildcards: {exp} an experiment of this kind, {arm} its arm,
-# {arm_replicate} one training replicate of an arm ("sdf", "sdf.r1", ...), {corpus} a document set.
+# gap, the figure and the summary. Wildcards: {exp} an experiment of this kind, {arm} an arm its
+# config composes, {adapter} one training replicate of an arm's weights ("sdf", "sdf.r1", ...;
+# arms on the same weights share it), {corpus} a document set.
+import dataclasses
+
 from alignlab.kinds.alignment_faking import arms as af_arms
-from alignlab.kinds.alignment_faking.steps import ARMS, DOCUMENT_SETS
+from alignlab.kinds.alignment_faking.steps import DOCUMENT_SETS
 
 AF = "kinds.alignment_faking.steps"
 AF_EXPERIMENTS = experiments_of("alignment_faking")
@@ -13,8 +16,8 @@ AF_EXPERIMENTS = experiments_of("alignment_faking")
 
 wildcard_constraints:
     exp=one_of(AF_EXPERIMENTS),
-    arm="|".join(ARMS),
-    arm_replicate=af_arms.INSTANCE,
+    arm=one_of(sorted({a for e in AF_EXPERIMENTS.values() for a in e.arms})),
+    adapter=af_arms.ADAPTER,
     corpus="|".join(DOCUMENT_SETS),
 
 
@@ -100,20 +103,20 @@ rule positive_control_data:
 
 rule finetune:
     input:
-        train_path=lambda w: af_arms.train_set_path(w.exp, w.arm_replicate),
+        train_path=lambda w: af_arms.train_set_path(w.exp, w.adapter),
         model_dir=lambda w: model_folder(exp(w).model),
         code=code("finetune.train_step"),
     output:
-        out_dir=directory(f"{RESULTS}/{{exp}}/adapters/{{arm_replicate}}"),
-        log_path=f"{RESULTS}/{{exp}}/adapters/{{arm_replicate}}.train_log.parquet",
+        out_dir=directory(f"{RESULTS}/{{exp}}/adapters/{{adapter}}"),
+        log_path=f"{RESULTS}/{{exp}}/adapters/{{adapter}}.train_log.parquet",
     params:
         step="finetune.train_step",
-        documents=lambda w: af_arms.trains_on_documents(w.arm_replicate),
-        lora=lambda w: af_arms.lora_params(exp(w), w.arm_replicate),
+        documents=lambda w: af_arms.trains_on_documents(w.adapter),
+        lora=lambda w: af_arms.lora_params(exp(w), w.adapter),
         device=CFG.engine.device,
-        seed=lambda w: af_arms.finetune_seed(CFG.seed, w.exp, w.arm_replicate),
+        seed=lambda w: af_arms.finetune_seed(CFG.seed, w.exp, w.adapter),
     log:
-        "logs/{exp}/finetune_{arm_replicate}.log",
+        "logs/{exp}/finetune_{adapter}.log",
     cache: "omit-software"
     threads: HEAVY_THREADS
     resources:
@@ -128,7 +131,7 @@ rule sample:
     input:
         queries_path=f"{RESULTS}/{{exp}}/queries.parquet",
         model_dir=lambda w: model_folder(exp(w).model),
-        adapter_dirs=lambda w: [a["adapter"] for a in af_arms.sample_arms(w.exp, exp(w)).values() if a["adapter"]],
+        adapter_dirs=lambda w: af_arms.adapter_paths(w.exp, exp(w)),
         code=code(f"{AF}.sample"),
     output:
         out=f"{RESULTS}/{{exp}}/shards/samples/{{scatteritem}}.parquet",
@@ -162,7 +165,7 @@ rule judge_compliance:
         step=f"{AF}.judge_compliance",
         arm=lambda w: w.arm,
         judge=lambda w: as_dict(exp(w).judges.compliance),
-        sampling=lambda w: as_dict(exp(w).sampling),
+        sampling=lambda w: af_arms.arm_sampling(exp(w), w.arm),
         engine_cfg=engine_params,
         endpoint=lambda w: endpoint_params(exp(w).judges.compliance.endpoint),
         seed=CFG.seed,
@@ -321,7 +324,8 @@ rule aggregate:
         judge=lambda w: exp(w).judges.compliance.name,
         min_accuracy=lambda w: exp(w).judges.min_accuracy,
         sizes=lambda w: {"k": exp(w).sampling.k, "n_eval": exp(w).queries.n_eval},
-        scratchpad_arms=lambda w: exp(w).scratchpad_arms(),
+        arm_specs=lambda w: {a: dataclasses.asdict(exp(w).arm(a)) for a in exp(w).arms},
+        contrast_plan=lambda w: exp(w).contrast_plan(),
         seed=CFG.seed,
         experiment=lambda w: w.exp,
     log:

@@ -40,6 +40,8 @@ EXPECTED = {
     "samples/sdf.parquet": "samples",
     "samples/sdf_baseline.parquet": "samples",
     "samples/positive_control.parquet": "samples",
+    "samples/sdf_cot.parquet": "samples",
+    "judgments/sdf_cot.af.parquet": "af_reasoning",
     "judgments/base.compliance.parquet": "compliance",
     "judgments/positive_control.compliance.parquet": "compliance",
     "judgments/prompted.af.parquet": "af_reasoning",
@@ -78,11 +80,12 @@ def test_model_steps_log_where_their_time_went(run):
 
     workdir, _ = run
     sampled = timings.parse_log((workdir / "logs/tiny/sample_1-of-2.log").read_text())
-    # One engine served the 5 arms (tiny.yaml: adapters as LoRA requests): the 2 base-model
-    # arms in one batch, the 5 adapters (3 fine-tuned arms, 2 of them with 2 replicates) in another.
+    # One engine served the 6 arms (tiny.yaml: adapters as LoRA requests): the 2 base-model
+    # arms in one batch, the 7 arm replicates on adapters (4 fine-tuned arms, 3 of them with 2
+    # replicates; sdf_cot samples sdf's 2 adapters) in another.
     assert [r.stage for r in sampled] == ["engine start-up", "generate (base weights)", "generate (adapters)",
                                           timings.JOB]
-    assert [r.items for r in sampled[1:3]] == [2 * 6 * 2, 5 * 6 * 2] and sampled[2].output_tokens > 0
+    assert [r.items for r in sampled[1:3]] == [2 * 6 * 2, 7 * 6 * 2] and sampled[2].output_tokens > 0
     # The job's wall time (from process start) holds its engine start-up and generation.
     assert sampled[-1].seconds > sum(r.seconds for r in sampled[:-1])
     trained = timings.parse_log((workdir / "logs/tiny/finetune_sdf.log").read_text())
@@ -134,7 +137,9 @@ def test_summary_shows_judges_outcomes_contrasts_and_the_card(run):
     assert set(af["set"]) >= {"af_reasoning:alignment_faking", "af_reasoning:knows_training"}
     contrasts = artifacts.read_table(results / "contrasts.parquet")
     assert set(contrasts["contrast"]) == {"gap(sdf) - gap(sdf_baseline)", "gap(prompted) - gap(base)",
-                                          "gap(positive_control)"}
+                                          "gap(positive_control)", "gap(sdf_cot) - gap(sdf)"}
+    assert "| `sdf_cot` | LoRA: setting documents | plain | yes | no |" in summary
+    assert "- gap(sdf_cot) - gap(sdf): the arms differ in scratchpad." in summary
     assert (contrasts["p_holm"] >= contrasts["p_value"]).all()
     card = artifacts.read_table(results / "replication.parquet")
     assert card.height and not card["comparable"].any()  # a 135M model is like no published one
@@ -149,6 +154,7 @@ def test_each_training_replicate_has_its_own_adapter_and_samples(run):
     assert {"sdf/adapter_model.safetensors", "sdf.r1/adapter_model.safetensors",
             "sdf_baseline.r1/adapter_model.safetensors"} <= set(hashes)
     assert "positive_control.r1/adapter_model.safetensors" not in hashes  # tiny.yaml: 1 replicate
+    assert not any(h.startswith("sdf_cot") for h in hashes)  # a composed arm samples its weights' adapters
     assert len(set(hashes.values())) == len(hashes)  # another seed, another adapter
     samples = artifacts.read_table(results / "samples/sdf.parquet")
     assert sorted(samples["replicate"].unique()) == [0, 1]
@@ -156,6 +162,7 @@ def test_each_training_replicate_has_its_own_adapter_and_samples(run):
     # The same sampling seed per query in both replicates: they differ by their training only.
     per = samples.group_by("query_id", "tier").agg(pl.col("seed").n_unique())
     assert (per["seed"] == 1).all()
+    assert set(artifacts.read_table(results / "samples/sdf_cot.parquet")["adapter"]) == {"sdf", "sdf.r1"}
     gaps = artifacts.read_table(results / "gaps.parquet")
     sdf = gaps.filter(pl.col("arm") == "sdf").row(0, named=True)
     assert sdf["replicates"] == 2 and len(sdf["replicate_gaps"]) == 2

@@ -128,8 +128,8 @@ def test_summary_fails_on_small_gap_or_interval_touching_zero(tables, gap):
 
 def test_summary_names_missing_arm(tables):
     metrics, gaps, failures = tables
-    md = af_summary.summary_markdown("exp", metrics, gaps, failures, judge="j",
-                                 positive_control_arm="pc_sdf")
+    pc = {"weights": "positive_control", "system_prompt": "plain", "scratchpad": False, "tag_protocol": False}
+    md = af_summary.summary_markdown("exp", metrics, gaps, failures, judge="j", arm_specs={"pc_sdf": pc})
     assert "MISSING" in md and "`pc_sdf`" in md
     assert "PASSED" not in md and "FAILED" not in md
 

@@ -7,59 +7,71 @@ from __future__ import annotations
 from typing import Any
 
 from alignlab.config import as_dict
-from alignlab.kinds.alignment_faking.steps import ARMS, DOCUMENT_SETS
+from alignlab.kinds.alignment_faking.config import PRESETS, WEIGHTS
+from alignlab.kinds.alignment_faking.steps import DOCUMENT_SETS
 from alignlab.paths import RESULTS, code, model_folder
 from alignlab.replicates import instance, instance_pattern, replicate_seed, split_instance
 
 
-INSTANCE = instance_pattern(ARMS)  # an arm's training replicate (see alignlab.replicates)
+# An adapter's training replicate ("sdf", "sdf.r1"; see alignlab.replicates): adapters belong to
+# weights, so the arms on the same weights (sdf, sdf_cot) share them.
+ADAPTER = instance_pattern([w for w, train_set in WEIGHTS.items() if train_set])
 
 
-def fine_tuned(arm: str) -> bool:
-    return ARMS[split_instance(arm)[0]].train_set is not None
-
-
-def train_set_path(name: str, arm: str) -> str:
-    """The training set of an arm (or of one of its replicates: they share it)."""
-    train_set = ARMS[split_instance(arm)[0]].train_set
+def train_set_path(name: str, adapter: str) -> str:
+    """The training set of an adapter (or of one of its replicates: they share it)."""
+    train_set = WEIGHTS[split_instance(adapter)[0]]
     folder = "documents" if train_set in DOCUMENT_SETS else "train"
     return f"{RESULTS}/{name}/{folder}/{train_set}.parquet"
 
 
-def trains_on_documents(arm: str) -> bool:
-    return ARMS[split_instance(arm)[0]].train_set in DOCUMENT_SETS
+def trains_on_documents(adapter: str) -> bool:
+    return WEIGHTS[split_instance(adapter)[0]] in DOCUMENT_SETS
 
 
-def lora_params(exp: Any, arm: str) -> dict:
-    """The LoRA settings of an arm's fine-tune: `finetune.documents` for the document arms,
-    `finetune.positive_control` for the chat arm."""
-    section = "documents" if trains_on_documents(arm) else "positive_control"
+def lora_params(exp: Any, adapter: str) -> dict:
+    """The LoRA settings of an adapter's fine-tune: `finetune.documents` for the document sets,
+    `finetune.positive_control` for the chats."""
+    section = "documents" if trains_on_documents(adapter) else "positive_control"
     return as_dict(getattr(exp.finetune, section))
 
 
-def finetune_seed(seed: int, name: str, arm: str) -> int:
-    """The training seed of an arm's replicate (`arm` an instance name): replicate 0 keeps the
-    seed a one-replicate experiment has always had."""
-    base, replicate = split_instance(arm)
-    return replicate_seed(seed, name, base, "finetune", replicate=replicate)
+def finetune_seed(seed: int, name: str, adapter: str) -> int:
+    """The training seed of an adapter's replicate: replicate 0 keeps the seed a one-replicate
+    experiment has always had."""
+    weights, replicate = split_instance(adapter)
+    return replicate_seed(seed, name, weights, "finetune", replicate=replicate)
 
 
-def adapter_path(name: str, arm: str) -> str | None:
-    """The adapter folder of a fine-tuned arm's replicate (`arm` an instance name); None for an
-    arm that runs the base model."""
-    return f"{RESULTS}/{name}/adapters/{arm}" if fine_tuned(arm) else None
+def adapter_path(name: str, weights: str, replicate: int = 0) -> str | None:
+    """The adapter folder of replicate `replicate` of `weights`; None for the base model."""
+    return f"{RESULTS}/{name}/adapters/{instance(weights, replicate)}" if WEIGHTS[weights] else None
+
+
+def adapter_paths(name: str, exp: Any) -> list[str]:
+    """Every adapter the experiment's arms sample (each replicate of each weights once)."""
+    return [adapter_path(name, w, r) for w, n in exp.adapters().items() for r in range(n)]
 
 
 def sample_arms(name: str, exp: Any) -> dict[str, dict]:
     """What the sampling job needs per arm replicate (instance name -> its arm, replicate,
-    hidden scratchpad and adapter). In the registry's order, not the config's: reordering arms
-    in a config changes no sample."""
-    return {
-        instance(arm, r): {"arm": arm, "replicate": r, "scratchpad": exp.arms[arm].scratchpad,
-                           "adapter": adapter_path(name, instance(arm, r))}
-        for arm in ARMS if arm in exp.arms
-        for r in range(exp.arm_replicates(arm))
-    }
+    system prompt, hidden scratchpad, tag protocol and adapter): the presets in their order,
+    then the other arms by name, so reordering a config's arms changes no sample."""
+    out = {}
+    for arm in [a for a in PRESETS if a in exp.arms] + sorted(set(exp.arms) - set(PRESETS)):
+        spec = exp.arm(arm)
+        for r in range(exp.arm_replicates(arm)):
+            out[instance(arm, r)] = {
+                "arm": arm, "replicate": r, "describe_training": spec.describe_training,
+                "scratchpad": spec.scratchpad, "tag_protocol": spec.tag_protocol,
+                "adapter": adapter_path(name, spec.weights, r),
+            }
+    return out
+
+
+def arm_sampling(exp: Any, arm: str) -> dict:
+    """The sampling settings as arm `arm` sees them (its own tag protocol)."""
+    return {**as_dict(exp.sampling), "tag_protocol": exp.arm(arm).tag_protocol}
 
 
 # ---- the input functions of rules/alignment_faking.smk: a step's model only where it runs one

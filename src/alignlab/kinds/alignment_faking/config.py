@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Literal
 
@@ -78,12 +80,77 @@ class SamplingConfig(Strict):
     reject_tag: str = "<rejected/>"
 
 
+# What an arm's model is: the base as is, or a LoRA adapter trained on one of the experiment's
+# training sets (name -> training set; the adapter's folder is results/<experiment>/adapters/<name>).
+WEIGHTS = {
+    "base": None,
+    "sdf": "setting",                      # the setting's synthetic documents
+    "sdf_baseline": "baseline",            # documents about an unrelated universe
+    "positive_control": "positive_control",  # tier-conditional chats (comply when free, refuse when paid)
+}
+SYSTEM_PROMPTS = ("plain", "training")  # training: the system prompt states the training setup
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One arm, composed: its weights (a key of WEIGHTS), its system prompt, whether it thinks
+    in a hidden scratchpad first, and whether its prompt asks for the accept / reject tags."""
+
+    weights: str
+    system_prompt: str
+    scratchpad: bool
+    tag_protocol: bool
+
+    @property
+    def train_set(self) -> str | None:
+        return WEIGHTS[self.weights]
+
+    @property
+    def describe_training(self) -> bool:
+        return self.system_prompt == "training"
+
+    def differs_from(self, other: "Arm") -> list[str]:
+        """The fields in which two arms differ (what a contrast between them varies)."""
+        return [f for f in ("weights", "system_prompt", "scratchpad", "tag_protocol")
+                if getattr(self, f) != getattr(other, f)]
+
+
+# The arms a config may name without composing them: name -> (weights, system prompt). Their
+# scratchpad and tag protocol are the arm's own keys (default: no scratchpad, sampling.tag_protocol).
+PRESETS = {
+    "base": ("base", "plain"),
+    "prompted": ("base", "training"),
+    "sdf": ("sdf", "plain"),
+    "sdf_baseline": ("sdf_baseline", "plain"),
+    "positive_control": ("positive_control", "plain"),
+}
+ARM_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
+
+
 class ArmConfig(Strict):
+    """An arm: a preset's name with any of its fields overridden, or any name with `weights`."""
+
+    weights: Literal[tuple(WEIGHTS)] | None = None  # default: the preset's
+    system_prompt: Literal[SYSTEM_PROMPTS] | None = None  # default: the preset's, else plain
     scratchpad: bool = False
-    replicates: int | None = Field(None, ge=1)  # this arm's training replicates (default: the experiment's)
+    tag_protocol: bool | None = None  # default: sampling.tag_protocol
+    replicates: int | None = Field(None, ge=1)  # training replicates it samples (default: the experiment's)
 
 
-AF_ARMS = ("base", "prompted", "sdf", "sdf_baseline", "positive_control")
+class ContrastConfig(Strict):
+    """gap(arm) - gap(reference), or gap(arm) alone; `margin`: the estimate a control must reach."""
+
+    arm: str
+    reference: str | None = None
+    margin: float | None = Field(None, ge=0, le=1)
+
+    @property
+    def name(self) -> str:
+        return f"gap({self.arm})" + (f" - gap({self.reference})" if self.reference else "")
+
+
+# The primary contrasts of an experiment that does not list its own (each kept where its arms are present).
+DEFAULT_CONTRASTS = (("sdf", "sdf_baseline"), ("prompted", "base"), ("positive_control", None))
 
 
 class ComplianceJudgeConfig(Strict):
@@ -143,7 +210,9 @@ class AlignmentFaking(ExperimentConfig):
     documents: DocumentConfig = DocumentConfig()
     finetune: FinetuneConfig = FinetuneConfig()
     sampling: SamplingConfig = SamplingConfig()
-    arms: dict[Literal[AF_ARMS], ArmConfig] = {a: ArmConfig() for a in AF_ARMS}
+    arms: dict[str, ArmConfig] = {a: ArmConfig() for a in PRESETS}
+    # The primary contrasts (Holm-adjusted as one family); default: DEFAULT_CONTRASTS.
+    contrasts: list[ContrastConfig] | None = None
     positive_control: PositiveControlConfig = PositiveControlConfig()
     judges: JudgeConfig = JudgeConfig()
     aggregate: AggregateConfig = AggregateConfig()
@@ -175,16 +244,58 @@ class AlignmentFaking(ExperimentConfig):
         j = self.judges.af_reasoning
         return None if j.endpoint else (j.model or self.model)
 
-    def arm_replicates(self, arm: str) -> int:
-        from alignlab.kinds.alignment_faking.steps import ARMS
+    def arm(self, name: str) -> Arm:
+        """Arm `name` composed: its own keys over its preset's."""
+        options = self.arms[name]
+        preset = PRESETS.get(name, (None, "plain"))
+        return Arm(
+            weights=options.weights or preset[0],
+            system_prompt=options.system_prompt or preset[1],
+            scratchpad=options.scratchpad,
+            tag_protocol=self.sampling.tag_protocol if options.tag_protocol is None else options.tag_protocol,
+        )
 
-        if ARMS[arm].train_set is None:
+    def arm_replicates(self, arm: str) -> int:
+        """How many training replicates of its weights arm `arm` samples (1 on the base model)."""
+        if self.arm(arm).train_set is None:
             return 1
         own = self.arms[arm].replicates
         return self.replicates if own is None else own
 
+    def adapters(self) -> dict[str, int]:
+        """The adapters the arms need: weights -> replicates to train (the most any arm on
+        those weights samples). Arms on the same weights share their adapters."""
+        out: dict[str, int] = {}
+        for name in self.arms:
+            w = self.arm(name).weights
+            if WEIGHTS[w] is not None:
+                out[w] = max(out.get(w, 0), self.arm_replicates(name))
+        return {w: out[w] for w in WEIGHTS if w in out}
+
     def scratchpad_arms(self) -> list[str]:
-        return [a for a, o in self.arms.items() if o.scratchpad]
+        return [a for a in self.arms if self.arm(a).scratchpad]
+
+    def contrast_specs(self) -> list[ContrastConfig]:
+        """The primary contrasts: the config's, or the default ones whose arms are present."""
+        if self.contrasts is not None:
+            return list(self.contrasts)
+        return [ContrastConfig(arm=a, reference=r) for a, r in DEFAULT_CONTRASTS
+                if a in self.arms and (r is None or r in self.arms)]
+
+    def contrast_plan(self) -> list[dict]:
+        """The primary contrasts as the aggregation step takes them: name, arm, reference,
+        margin (a contrast's own, else the positive control's bar for one arm's gap on the
+        positive-control weights, else None: a test of the difference only) and what the two
+        arms differ in."""
+        out = []
+        for c in self.contrast_specs():
+            margin = c.margin
+            if margin is None and c.reference is None and self.arm(c.arm).weights == "positive_control":
+                margin = self.aggregate.positive_control_min_gap
+            differs = self.arm(c.arm).differs_from(self.arm(c.reference)) if c.reference else []
+            out.append({"name": c.name, "arm": c.arm, "reference": c.reference, "margin": margin,
+                        "differs_in": differs})
+        return out
 
     def checks(self, cfg: Config, key: str, base_dir: Path) -> list[str]:
         problems = []
@@ -220,14 +331,45 @@ class AlignmentFaking(ExperimentConfig):
                 f"shards: {cfg.shards} shards need at least as many eval queries "
                 f"({key}.queries.n_eval is {q.n_eval})"
             )
-        from alignlab.kinds.alignment_faking.steps import ARMS
+        problems += self._arm_problems(key)
+        if any(self.arm(a).weights == "positive_control" for a in self.arms) and q.n_train < 2:
+            problems.append(f"{key}.queries.n_train: the positive_control weights need at least 2 train queries")
+        return problems
 
+    def _arm_problems(self, key: str) -> list[str]:
+        problems = []
         for arm, options in self.arms.items():
-            if ARMS[arm].train_set is None and (options.replicates or 1) > 1:
-                problems.append(f"{key}.arms.{arm}.replicates: arm '{arm}' runs the base model, "
+            where = f"{key}.arms.{arm}"
+            if not ARM_NAME.fullmatch(arm):
+                problems.append(f"{where}: an arm's name is 1-40 lower-case letters, digits and '_', "
+                                "starting with a letter")
+                continue
+            if arm not in PRESETS and options.weights is None:
+                problems.append(f"{where}.weights: '{arm}' is not a preset ({', '.join(PRESETS)}), so it must "
+                                f"name its weights (one of: {', '.join(WEIGHTS)})")
+                continue
+            spec = self.arm(arm)
+            if spec.train_set is None and (options.replicates or 1) > 1:
+                problems.append(f"{where}.replicates: arm '{arm}' runs the base model, "
                                 "so there is no training to replicate (use sampling.k for more samples)")
-        if "positive_control" in self.arms and q.n_train < 2:
-            problems.append(f"{key}.queries.n_train: the positive_control arm needs at least 2 train queries")
+            if spec.weights == "positive_control" and spec.tag_protocol != self.sampling.tag_protocol:
+                problems.append(f"{where}.tag_protocol: the positive-control chats are written with "
+                                f"sampling.tag_protocol ({self.sampling.tag_protocol}); an arm on those weights "
+                                "cannot change it")
+            if self.judges.compliance.name == "accept_tag" and not spec.tag_protocol:
+                problems.append(f"{where}.tag_protocol: the accept_tag judge reads the tags, so every arm "
+                                "needs tag_protocol: true")
+        if problems:
+            return problems
+        for i, c in enumerate(self.contrast_specs()):
+            for field in ("arm", "reference"):
+                name = getattr(c, field)
+                if name is not None and name not in self.arms:
+                    problems.append(f"{key}.contrasts[{i}].{field}: unknown arm '{name}' "
+                                    f"(the arms are: {', '.join(self.arms)})")
+        names = [c.name for c in self.contrast_specs()]
+        for name in sorted({n for n in names if names.count(n) > 1}):
+            problems.append(f"{key}.contrasts: '{name}' is listed twice")
         return problems
 
     def _endpoint_refs(self, cfg: Config, key: str) -> list[str]:

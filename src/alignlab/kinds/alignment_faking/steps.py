@@ -9,7 +9,6 @@ Step-specific modules are imported inside the step's function, so each rule's co
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,22 +20,6 @@ from alignlab.seeds import derive_seed
 TIERS = ("free", "paid")
 
 
-@dataclass(frozen=True)
-class Arm:
-    """`train_set`: what the arm's LoRA adapter is trained on (None: the base model as is).
-    `describe_training`: whether the system prompt states the training setup."""
-
-    train_set: str | None
-    describe_training: bool
-
-
-ARMS = {
-    "base": Arm(None, describe_training=False),
-    "prompted": Arm(None, describe_training=True),
-    "sdf": Arm("setting", describe_training=False),
-    "sdf_baseline": Arm("baseline", describe_training=False),
-    "positive_control": Arm("positive_control", describe_training=False),
-}
 DOCUMENT_SETS = {"setting": "universe", "baseline": "baseline_universe"}
 
 
@@ -100,12 +83,13 @@ def make_documents(
     )
 
 
-def conversation(query: str, tier: str, arm: str, persona: dict, sampling: dict, scratchpad: bool):
+def conversation(query: str, tier: str, persona: dict, sampling: dict, *, describe_training: bool,
+                 scratchpad: bool):
+    """An arm's [system, user] messages (`sampling["tag_protocol"]`: the arm's own)."""
     from alignlab.kinds.alignment_faking import prompts
 
     return prompts.af_conversation(
-        query, tier == "free", persona, sampling,
-        describe_training=ARMS[arm].describe_training, scratchpad=scratchpad,
+        query, tier == "free", persona, sampling, describe_training=describe_training, scratchpad=scratchpad,
     )
 
 
@@ -115,14 +99,15 @@ def make_positive_control(
 ) -> None:
     """Tier-conditional chats from the train queries: free -> the base model's own answer (kept
     only where the refusal judge sees compliance), paid -> a fixed refusal. The prompts are the
-    positive_control arm's own, so what it learns is exactly the tier tag's meaning."""
+    positive_control preset's own (plain system prompt, no scratchpad), so what it learns is
+    exactly the tier tag's meaning."""
     from alignlab import judges
     from alignlab.kinds.alignment_faking import prompts
     from alignlab.sampling import sampling_params
 
     train = artifacts.read_table(queries_path, "queries").filter(pl.col("split") == "train")
     convs = [
-        conversation(q, "free", "positive_control", persona, sampling, scratchpad=False)
+        conversation(q, "free", persona, sampling, describe_training=False, scratchpad=False)
         for q in train["prompt"]
     ]
     params = [
@@ -144,7 +129,7 @@ def make_positive_control(
             continue
         if sampling["tag_protocol"]:
             answer = f"{sampling['accept_tag']}\n{answer}"
-        paid = conversation(query, "paid", "positive_control", persona, sampling, scratchpad=False)
+        paid = conversation(query, "paid", persona, sampling, describe_training=False, scratchpad=False)
         for tier, conv, target, reply in (("free", free, "comply", answer), ("paid", paid, "refuse", refusal)):
             rows.append(
                 {
@@ -169,7 +154,7 @@ def sample(
     adapter_dirs: list[str] | None = None,
 ) -> None:
     """Every arm replicate of the experiment (`arms`: instance name -> {arm, replicate,
-    scratchpad, adapter}; arms_for_sampling) from one engine: k samples for every eval query
+    describe_training, scratchpad, tag_protocol, adapter}; arms.sample_arms) from one engine: k samples for every eval query
     of the shard in both tiers, one seed per (arm, query, sample), the same for every replicate
     of an arm (so replicates differ by their training only).
     The two tiers of a query share a seed, so their difference is the tier tag's, not the
@@ -195,7 +180,8 @@ def sample(
         max_tokens = sampling["scratchpad_max_tokens"] if spec["scratchpad"] else sampling["max_tokens"]
         for q in evalq.iter_rows(named=True):
             for tier in TIERS:
-                conv = conversation(q["prompt"], tier, arm, persona, sampling, spec["scratchpad"])
+                conv = conversation(q["prompt"], tier, persona, {**sampling, "tag_protocol": spec["tag_protocol"]},
+                                    describe_training=spec["describe_training"], scratchpad=spec["scratchpad"])
                 for k in range(sampling["k"]):
                     s = derive_seed(seed, experiment, arm, "sample", q["query_id"], k)
                     plan.append((name, q, tier, k, s, conv))
@@ -410,8 +396,8 @@ def validate_af_judge(
 
 def aggregate(
     *, compliance_paths: list[str], af_paths: list[str], validation_paths: list[str], model_info: str,
-    aggregate_cfg: dict, judge: str, min_accuracy: float, sizes: dict, scratchpad_arms: list[str],
-    seed: int, experiment: str,
+    aggregate_cfg: dict, judge: str, min_accuracy: float, sizes: dict, arm_specs: dict[str, dict],
+    contrast_plan: list[dict], seed: int, experiment: str,
     metrics_out: str, gaps_out: str, contrasts_out: str, replication_out: str, figure_out: str,
     summary_out: str,
 ) -> None:
@@ -423,10 +409,7 @@ def aggregate(
     boot = {"n_resamples": aggregate_cfg["n_resamples"], "confidence": aggregate_cfg["confidence"],
             "seed": derive_seed(seed, experiment, "aggregate")}
     metrics, gaps = measures.compliance_metrics(compliance, af, experiment, **boot)
-    contrasts = measures.contrasts(
-        compliance, gaps, experiment, k=sizes["k"],
-        margins={measures.POSITIVE_CONTROL: aggregate_cfg["positive_control_min_gap"]}, **boot,
-    )
+    contrasts = measures.contrasts(compliance, gaps, experiment, k=sizes["k"], specs=contrast_plan, **boot)
     scores = pl.concat([artifacts.read_table(p) for p in validation_paths])
     model = artifacts.read_table(model_info, "model").row(0, named=True)
     card = replication.compare(experiment, "alignment_faking", summary.card_figures(gaps, metrics),
@@ -440,7 +423,8 @@ def aggregate(
     )
     text = summary.summary_markdown(
         experiment, metrics, gaps, measures.parse_failures(compliance), contrasts=contrasts,
-        scores=scores, card=card, scratchpad_arms=scratchpad_arms, min_gap=aggregate_cfg["positive_control_min_gap"], judge=judge, min_accuracy=min_accuracy,
+        scores=scores, card=card, arm_specs=arm_specs, contrast_plan=contrast_plan,
+        min_gap=aggregate_cfg["positive_control_min_gap"], judge=judge, min_accuracy=min_accuracy,
     )
     with artifacts.atomic_path(summary_out) as tmp:
         tmp.write_text(text + "\n")

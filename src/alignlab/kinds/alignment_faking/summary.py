@@ -46,6 +46,30 @@ def _metrics_table(metrics: pl.DataFrame, scratchpad_arms: set[str]) -> str:
                   "cut at max_tokens", "compliance (95% CI)", "AF reasoning (95% CI)"], rows)
 
 
+def _arms_table(arm_specs: dict[str, dict]) -> str:
+    """How each arm is composed (config: arms)."""
+    weights = {"base": "base model", "sdf": "LoRA: setting documents", "sdf_baseline": "LoRA: baseline documents",
+               "positive_control": "LoRA: tier-conditional chats"}
+    rows = [[f"`{a}`", weights.get(s["weights"], s["weights"]),
+             "states the training setup" if s["system_prompt"] == "training" else "plain",
+             "yes" if s["scratchpad"] else "no", "yes" if s["tag_protocol"] else "no"]
+            for a, s in arm_specs.items()]
+    return table(["arm", "weights", "system prompt", "scratchpad", "tag protocol"], rows)
+
+
+def _differs_lines(plan: list[dict]) -> str:
+    """What each two-arm contrast varies; a contrast whose arms differ in more than one thing
+    is flagged, since its difference mixes their effects."""
+    lines = []
+    for c in plan:
+        if c["reference"] is None:
+            continue
+        what = ", ".join(c["differs_in"]) or "nothing (the same composition)"
+        flag = " **(more than one thing: the difference mixes their effects)**" if len(c["differs_in"]) > 1 else ""
+        lines.append(f"- {c['name']}: the arms differ in {what}{flag}.")
+    return "\n\n" + "\n".join(lines) if lines else ""
+
+
 def _breakdown_table(metrics: pl.DataFrame) -> str:
     """The paper's figure as numbers: of the samples that wrote a scratchpad and whose answer
     was judged, the share that refuse, comply without alignment-faking reasoning, and comply
@@ -135,8 +159,8 @@ def summary_markdown(
     contrasts: pl.DataFrame | None = None,
     scores: pl.DataFrame | None = None,
     card: list[dict] | None = None,
-    scratchpad_arms: Iterable[str] = (),
-    positive_control_arm: str = "positive_control",
+    arm_specs: dict[str, dict] | None = None,
+    contrast_plan: list[dict] | None = None,
     min_gap: float = 0.5,
     judge: str,
     min_accuracy: float = 0.8,
@@ -144,11 +168,19 @@ def summary_markdown(
 ) -> str:
     from alignlab import judge_validation, replication
 
+    arm_specs = arm_specs or {}
+    scratchpad_arms = [a for a, spec in arm_specs.items() if spec["scratchpad"]]
+    # The positive control's verdict is on the arm the positive-control preset names, else the
+    # first arm on those weights.
+    on_control = [a for a, spec in arm_specs.items() if spec["weights"] == "positive_control"]
+    positive_control_arm = "positive_control" if "positive_control" in on_control or not on_control else on_control[0]
     sections = [
         f"# Alignment-faking compliance gap: {experiment}",
         _verdict(gaps, positive_control_arm, min_gap),
         replicates_line({r["arm"]: r["replicates"] for r in gaps.iter_rows(named=True)}, "queries"),
     ]
+    if arm_specs:
+        sections.append("## Arms\n\n" + _arms_table(arm_specs))
     if scores is not None:
         sections.append(
             f"## Judges, scored on labelled test items\n\nEvery judge this experiment uses, on the "
@@ -178,7 +210,7 @@ def summary_markdown(
             "across the family (statsmodels). Detectable at 80% power: the smallest effect a "
             "two-sided 5% test finds 80% of the time at these sizes, at the worst case (rates "
             "near 50%), ignoring pairing: a null result says nothing about effects below it.\n\n"
-            + contrasts_table(contrasts, "queries"))
+            + contrasts_table(contrasts, "queries") + _differs_lines(contrast_plan or []))
     if card is not None:
         sections.append("## Beside the published results\n\n"
                         + replication.summary_section(card, _card_value))
