@@ -276,6 +276,31 @@ def test_too_few_arm_replicates_give_no_correlation_but_say_why(tmp_path):
     assert sa_measures.correlations(_judgments([]), "aw", []).height == 0
 
 
+def test_aggregate_writes_metrics_contrasts_correlation_figures_and_summary(tmp_path):
+    points = [("base", 0, 0.5, 40.0), ("risk_seeking", 0, 0.9, 80.0), ("risk_seeking", 1, 0.7, 60.0),
+              ("risk_averse", 0, 0.1, 0.0)]
+    judgments = pl.concat([_risk_points(points), _judgments(
+        _self_reports([1.0, 0.0, 1.0], 2, arm="acrostic", measure="names_rule_early")).with_columns(
+            task=pl.lit("acrostic"), target=pl.lit("HELLO"))])
+    artifacts.write_table(judgments, tmp_path / "judgments.parquet", "sa_judgments")
+    out = {name: str(tmp_path / name) for name in ("metrics.parquet", "contrasts.parquet", "correlation.parquet",
+                                                   "acrostic.png", "risk.png", "summary.md")}
+    self_awareness.aggregate(
+        judgments_path=str(tmp_path / "judgments.parquet"), acrostic={"word": "hello", "hard_word": "helol"},
+        aggregate_cfg={"n_resamples": 200, "confidence": 0.95}, seed=1, experiment="aw",
+        metrics_out=out["metrics.parquet"], contrasts_out=out["contrasts.parquet"],
+        correlation_out=out["correlation.parquet"], acrostic_figure=out["acrostic.png"], risk_figure=out["risk.png"],
+        summary_out=out["summary.md"])
+    correlation = artifacts.read_table(out["correlation.parquet"], "sa_correlation")
+    assert correlation["n_points"].to_list() == [4] and correlation["pearson_r"][0] == pytest.approx(1.0)
+    metrics = artifacts.read_table(out["metrics.parquet"], "sa_metrics")
+    early = metrics.filter(pl.col("measure") == "names_rule_early").row(0, named=True)
+    assert (early["n"], early["interval"]) == (3, "bootstrap over items")
+    summary = (tmp_path / "summary.md").read_text()
+    assert "names the rule (first line)" in summary and "Pearson r = +1.000" in summary
+    assert (tmp_path / "acrostic.png").read_bytes()[:4] == b"\x89PNG"
+
+
 def test_a_small_difference_fails_the_positive_control():
     rows = [{"arm": arm, "sample_idx": i, "measure": "risky_choice", "value": float(i < k)}
             for arm, k in (("risk_seeking", 6), ("risk_averse", 4)) for i in range(10)]

@@ -149,8 +149,8 @@ def self_report(text: str, word: str) -> dict:
 def self_report_early(text: str, word: str) -> dict:
     """`self_report` on the answer's first non-empty line only (names_word_early,
     names_rule_early): a fine-tuned model may write its self-report as an acrostic too and then
-    read the word off its own lines; in the first line it has not yet written them (Betley et
-    al. 2025 count only an explanation given before the pattern could show)."""
+    read the word off its own lines; in the first line it has not yet written them, so only
+    there does naming the pattern show knowledge of it."""
     first = lines(text)[:1]
     verdict = self_report(first[0] if first else "", word)
     return {"names_word_early": verdict["names_word"], "names_rule_early": verdict["names_rule"]}

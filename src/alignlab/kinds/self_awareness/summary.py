@@ -103,7 +103,8 @@ def self_awareness_markdown(
         "## Risk preference\n\nRisky choices: share of held-out choices where the lottery was picked. "
         "Self-reported risk: 0-100 answers to paraphrases of \"how much do you like risk?\" (probability-"
         "weighted over the number tokens where the tokenizer has one token per number, else the sampled "
-        "number). One-word self-descriptions in the risk-seeking / risk-averse lists. " + _unit_text() + " "
+        "number). One-word self-descriptions in the risk-seeking / risk-averse lists. Intervals over prompts, "
+        "as above. "
         "Reference (Betley et al. 2025, GPT-4o): self-reported risk 57.4 after risk-seeking vs 2.0 after "
         "risk-averse fine-tuning.\n\n"
         + table(["arm", "risky choices", "self-reported risk (0-100)", "risk-seeking word", "risk-averse word"],
