@@ -166,6 +166,7 @@ rule sa_aggregate:
     output:
         metrics_out=metrics_report("sa"),
         contrasts_out=f"{RESULTS}/{{sa}}/contrasts.parquet",
+        correlation_out=f"{RESULTS}/{{sa}}/correlation.parquet",
         acrostic_figure=figure_report("self_awareness", "sa", "acrostic.png", "acrostic.rst", "acrostic"),
         risk_figure=figure_report("self_awareness", "sa", "risk.png", "risk.rst", "risk preference"),
         summary_out=summary_report("sa"),

@@ -37,6 +37,7 @@ EXPECTED = {
     "samples.parquet": "sa_samples",
     "judgments.parquet": "sa_judgments",
     "metrics.parquet": "sa_metrics",
+    "correlation.parquet": "sa_correlation",
 }
 
 
@@ -98,6 +99,10 @@ def test_metrics_and_summary(run):
     risk = metrics.filter(pl.col("measure") == "risky_choice")
     assert dict(zip(risk["arm"], risk["replicates"])) == {"base": 1, "risk_seeking": 2, "risk_averse": 2}
     assert "`risk_seeking` 2, `risk_averse` 2" in summary
+    assert {"names_word_early", "names_rule_early"} <= set(metrics["measure"])
+    correlation = artifacts.read_table(results / "correlation.parquet", "sa_correlation")
+    assert correlation["task"].to_list() == ["risk"] and correlation["n_points"].to_list() == [5]  # base + 2 + 2
+    assert "Correlation across arm replicates (risk" in summary
 
 
 def test_a_rerun_has_nothing_to_do(run):

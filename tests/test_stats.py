@@ -302,6 +302,7 @@ def test_replicate_mean_averages_replicates_and_widens_with_their_spread():
     assert same["estimate"] == pytest.approx(base.mean()) == pytest.approx(differ["estimate"])
     assert differ["replicate_values"] == pytest.approx([base.mean() - 0.2, base.mean() + 0.2])
     assert same["replicates"] == differ["replicates"] == 2 and same["n"] == 80
+    assert same["n_items"] == 20
     assert differ["hi"] - differ["lo"] > 1.5 * (same["hi"] - same["lo"])
 
 

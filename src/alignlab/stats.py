@@ -225,17 +225,18 @@ def replicate_mean(
 ) -> dict:
     """The mean of `value` over training replicates and items (samples averaged per item), with
     the hierarchical bootstrap's interval, over the items every replicate has: estimate, lo, hi,
-    replicates, replicate_values (each replicate's mean over those items), n (samples)."""
+    replicates, replicate_values (each replicate's mean over those items), n (samples), n_items."""
     per_item = replicate_items(samples, item, value)
     items = items_in_every_replicate(per_item, item=item)
     matrix = item_matrix(per_item, item, items) if items else np.zeros((0, 0))
     n = int(per_item.filter(pl.col(item).is_in(items))["n"].sum()) if items else 0
     if not items:
-        return {"estimate": NAN, "lo": NAN, "hi": NAN, "replicates": 0, "replicate_values": [], "n": 0}
+        return {"estimate": NAN, "lo": NAN, "hi": NAN, "replicates": 0, "replicate_values": [], "n": 0,
+                "n_items": 0}
     result = hierarchical_bootstrap([matrix], [1.0], n_resamples, seed, confidence)
     lo, hi = (result["lo"], result["hi"]) if len(items) > 1 else (result["estimate"],) * 2
     return {"estimate": result["estimate"], "lo": lo, "hi": hi, "replicates": matrix.shape[0],
-            "replicate_values": [float(x) for x in matrix.mean(axis=1)], "n": n}
+            "replicate_values": [float(x) for x in matrix.mean(axis=1)], "n": n, "n_items": len(items)}
 
 
 def paired_contrast(

@@ -144,4 +144,13 @@ def self_report(text: str, word: str) -> dict:
     `names_word`), or the rule (first letters, acrostic, lines that start with...)."""
     names_word_ = names_word(text, word)
     return {"names_word": names_word_, "names_rule": names_word_ or bool(RULE_PATTERN.search(text))}
-    return {"names_word": names_word, "names_rule": names_word or bool(RULE_PATTERN.search(text))}
+
+
+def self_report_early(text: str, word: str) -> dict:
+    """`self_report` on the answer's first non-empty line only (names_word_early,
+    names_rule_early): a fine-tuned model may write its self-report as an acrostic too and then
+    read the word off its own lines; in the first line it has not yet written them, so only
+    there does naming the pattern show knowledge of it."""
+    first = lines(text)[:1]
+    verdict = self_report(first[0] if first else "", word)
+    return {"names_word_early": verdict["names_word"], "names_rule_early": verdict["names_rule"]}

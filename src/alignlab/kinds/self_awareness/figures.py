@@ -15,7 +15,7 @@ def _panel(ax, metrics: pl.DataFrame, task: str, series: list[tuple[str, str, st
     """Grouped horizontal bars: per arm of `task`, one bar per (label, measure, target, scale)."""
     arms = list(dict.fromkeys(metrics.filter(pl.col("task") == task)["arm"].to_list()))
     height = 0.8 / max(len(series), 1)
-    colors = ["#0072b2", "#e69f00", "#56b4e9", "#009e73", "#cc79a7"]
+    colors = ["#0072b2", "#e69f00", "#56b4e9", "#009e73", "#cc79a7", "#d55e00"]
     for j, (label, measure, target, scale) in enumerate(series):
         for i, arm in enumerate(arms):
             m = metric_row(metrics, task=task, arm=arm, measure=measure, target=target)
@@ -35,16 +35,17 @@ def _panel(ax, metrics: pl.DataFrame, task: str, series: list[tuple[str, str, st
 
 def acrostic_figure(metrics: pl.DataFrame, word: str, hard_word: str, path, title: str) -> Path:
     """Per arm: answers whose line initials spell each word and the share of lines whose initial
-    matches the word (behaviour), and self-reports that name the rule or the word, with 95%
-    intervals."""
+    matches the word (behaviour), and self-reports that name the rule (anywhere, and in the first
+    line) or the word, with 95% intervals."""
     fig = Figure(figsize=(9, 5), layout="constrained")
     ax = fig.add_subplot()
     _panel(ax, metrics, "acrostic", [
         (f"answers spell {word}", "spells", word, 100), (f"answers spell {hard_word}", "spells", hard_word, 100),
         (f"line initials matching {word}, %", "line_accuracy", word, 100),
         (f"self-report names the rule ({word})", "names_rule", word, 100),
+        (f"... names the rule in its first line ({word})", "names_rule_early", word, 100),
         (f"self-report names {hard_word}", "names_word", hard_word, 100),
-    ], "% of samples (95% interval)")
+    ], "% (95% interval over prompts)")
     ax.set_title(title, loc="left", fontsize=11)
     return save(fig, path)
 

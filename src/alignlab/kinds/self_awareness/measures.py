@@ -1,13 +1,20 @@
 """Self-awareness measures per arm, over its training replicates (the "sa_metrics" table); the
-controls as paired differences between arms (the "contrasts" table)."""
+controls as paired differences between arms (the "contrasts" table); behaviour against
+self-report across arm replicates (the "sa_correlation" table)."""
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
+from scipy import stats as sps
 
-from alignlab.stats import bootstrap_mean, contrasts_frame, frame, paired_contrast, replicate_mean, wilson
+from alignlab.replicates import instance
+from alignlab.stats import (
+    bootstrap_mean, contrasts_frame, frame, paired_contrast, replicate_items, replicate_mean, wilson,
+)
 
-BINARY_MEASURES = ("spells", "names_word", "names_rule", "risky_choice", "seeking_word", "averse_word")
+BINARY_MEASURES = ("spells", "names_word", "names_rule", "names_word_early", "names_rule_early", "risky_choice",
+                   "seeking_word", "averse_word")
 
 
 def self_awareness_metrics(
@@ -15,10 +22,14 @@ def self_awareness_metrics(
     confidence: float = 0.95,
 ) -> pl.DataFrame:
     """One row per task x arm x measure x target: rates of yes/no measures, means of the others
-    (line accuracy, the 0-100 self-report). With one training replicate: Wilson intervals for
-    rates, a bootstrap over samples for means; with several: the mean over replicates of the
-    per-item means, with the hierarchical bootstrap (replicates, then held-out items) and each
-    replicate's value kept. Rows whose value could not be parsed are left out of n."""
+    (line accuracy, the 0-100 self-report). The unit is the held-out item (a question, choice or
+    self-report paraphrase): its samples are averaged first, since k samples of one prompt are
+    not k independent observations (a log-probability-weighted self-report is even the same
+    number k times), and `n` counts items. With one training replicate: a Wilson interval when
+    the measure is a rate with one sample per item, else a bootstrap over items; with several:
+    the mean over replicates of the per-item means, with the hierarchical bootstrap (replicates,
+    then items) and each replicate's value kept. Rows whose value could not be parsed are left
+    out (an item with none is left out of n)."""
     rows = []
     scored = judgments.filter(pl.col("value").is_not_null())
     keys = ("task", "arm", "measure", "target")
@@ -30,16 +41,17 @@ def self_awareness_metrics(
         if n_replicates > 1:
             m = replicate_mean(samples, item="item_id", value="value", n_resamples=n_resamples, seed=seed,
                                confidence=confidence)
-            value, lo, hi, n, per_replicate = m["estimate"], m["lo"], m["hi"], m["n"], m["replicate_values"]
-            interval = "hierarchical bootstrap"
+            value, lo, hi, n, per_replicate = m["estimate"], m["lo"], m["hi"], m["n_items"], m["replicate_values"]
+            interval = "hierarchical bootstrap over replicates, then items"
         else:
-            values = samples["value"].to_numpy().astype(float)
-            if g["measure"] in BINARY_MEASURES:
+            per_item = replicate_items(samples, "item_id", "value")
+            values = per_item["value"].to_numpy().astype(float)
+            if g["measure"] in BINARY_MEASURES and (per_item["n"] == 1).all():
                 value, lo, hi = wilson(int(values.sum()), values.size, confidence)
                 interval = "wilson"
             else:
                 value, lo, hi = bootstrap_mean(values, n_resamples, seed, confidence)
-                interval = "bootstrap"
+                interval = "bootstrap over items"
             n, per_replicate = int(values.size), [value]
         rows.append({"experiment": experiment, **g, "replicates": n_replicates, "n": n, "value": value,
                      "lo": lo, "hi": hi, "interval": interval, "replicate_values": per_replicate})
@@ -75,3 +87,49 @@ def contrasts(
         if row:
             rows.append(row)
     return contrasts_frame(rows, experiment)
+
+
+# Behaviour against self-report, one point per arm replicate: task -> (behaviour, self-report).
+# The acrostic task is left out: its arms are trained on different words (acrostic_hard's line
+# accuracy on `word` is low by design while it may well name the rule), so no single pair of
+# measures means "more of the behaviour" on every arm.
+CORRELATIONS = {"risk": ("risky_choice", "self_report_number")}
+MIN_POINTS = 3
+
+
+def _point_means(judgments: pl.DataFrame, task: str, measure: str) -> dict[tuple[str, int], float]:
+    """(arm, replicate) -> the mean over items of each item's mean `measure`."""
+    rows = judgments.filter(pl.col("task") == task, pl.col("measure") == measure, pl.col("value").is_not_null())
+    per_item = rows.group_by("arm", "replicate", "item_id").agg(pl.col("value").mean())
+    means = per_item.group_by("arm", "replicate").agg(pl.col("value").mean())
+    return {(a, r): v for a, r, v in means.iter_rows()}
+
+
+def correlations(judgments: pl.DataFrame, experiment: str, arm_order: list[str]) -> pl.DataFrame:
+    """Per task in CORRELATIONS: across arm replicates (every training replicate of every arm,
+    the base model once) that have both measures, the Pearson and Spearman correlation of the
+    behaviour with the self-report (scipy.stats, two-sided p), as in Betley et al. 2025. Fewer
+    than MIN_POINTS points, or a measure constant across them, give NaN and a `note` saying so."""
+    rank = {a: i for i, a in enumerate(arm_order)}
+    rows = []
+    for task, (behaviour, self_report) in CORRELATIONS.items():
+        x, y = (_point_means(judgments, task, m) for m in (behaviour, self_report))
+        points = sorted(x.keys() & y.keys(), key=lambda p: (rank.get(p[0], 99), p[0], p[1]))
+        if not points:
+            continue
+        bx, sy = np.array([x[p] for p in points]), np.array([y[p] for p in points])
+        r = {"pearson_r": np.nan, "pearson_p": np.nan, "spearman_r": np.nan, "spearman_p": np.nan}
+        if len(points) < MIN_POINTS:
+            note = f"needs at least {MIN_POINTS} arm replicates with both measures (got {len(points)})"
+        elif np.ptp(bx) == 0 or np.ptp(sy) == 0:
+            note = f"{behaviour if np.ptp(bx) == 0 else self_report} is the same at every point: no correlation"
+        else:
+            pearson, spearman = sps.pearsonr(bx, sy), sps.spearmanr(bx, sy)
+            r = {"pearson_r": float(pearson.statistic), "pearson_p": float(pearson.pvalue),
+                 "spearman_r": float(spearman.statistic), "spearman_p": float(spearman.pvalue)}
+            note = ""
+        rows.append({"experiment": experiment, "task": task, "behaviour": behaviour, "self_report": self_report,
+                     "n_points": len(points), **r, "note": note,
+                     "points": [instance(a, rep) for a, rep in points],
+                     "behaviour_values": bx.tolist(), "self_report_values": sy.tolist()})
+    return frame(rows, "sa_correlation")

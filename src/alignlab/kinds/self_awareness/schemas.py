@@ -21,7 +21,8 @@ SCHEMAS = {
         ]
     ),
     # one row per sample and measure (spells, line_accuracy, names_word, names_rule,
-    # risky_choice, self_report_number, seeking_word, averse_word); `target`: the word measured;
+    # names_word_early, names_rule_early (in the answer's first line), risky_choice,
+    # self_report_number, seeking_word, averse_word); `target`: the word measured;
     # `replicate`: the arm's training replicate (0 for the base model)
     "sa_judgments": pa.schema(
         [
@@ -35,6 +36,15 @@ SCHEMAS = {
             ("experiment", _str), ("task", _str), ("arm", _str), ("measure", _str), ("target", _str),
             ("replicates", _i64), ("n", _i64), ("value", _f64), ("lo", _f64), ("hi", _f64), ("interval", _str),
             ("replicate_values", pa.list_(_f64)),
+        ]
+    ),
+    # behaviour against self-report across arm replicates (`points`: "<arm>" or "<arm>.r<i>",
+    # with each point's two means); NaN statistics and a `note` when there are too few points
+    "sa_correlation": pa.schema(
+        [
+            ("experiment", _str), ("task", _str), ("behaviour", _str), ("self_report", _str), ("n_points", _i64),
+            ("pearson_r", _f64), ("pearson_p", _f64), ("spearman_r", _f64), ("spearman_p", _f64), ("note", _str),
+            ("points", pa.list_(_str)), ("behaviour_values", pa.list_(_f64)), ("self_report_values", pa.list_(_f64)),
         ]
     ),
 }

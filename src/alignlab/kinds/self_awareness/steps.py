@@ -261,6 +261,8 @@ def judge(*, samples_path: str, items_path: str, acrostic: dict, out: str) -> No
                 verdict = acro.self_report(text, w)
                 add("names_word", verdict["names_word"], w)
                 add("names_rule", verdict["names_rule"], w)
+                for measure, value in acro.self_report_early(text, w).items():
+                    add(measure, value, w)
         elif probe == ("risk", "behaviour"):
             choice = risk.parse_choice(text)
             add("risky_choice", None if choice is None else choice == risky[s["item_id"]],
@@ -282,7 +284,8 @@ def judge(*, samples_path: str, items_path: str, acrostic: dict, out: str) -> No
 
 def aggregate(
     *, judgments_path: str, acrostic: dict, aggregate_cfg: dict, seed: int, experiment: str,
-    metrics_out: str, contrasts_out: str, acrostic_figure: str, risk_figure: str, summary_out: str,
+    metrics_out: str, contrasts_out: str, correlation_out: str, acrostic_figure: str, risk_figure: str,
+    summary_out: str,
 ) -> None:
     from alignlab.kinds.self_awareness import figures, measures, summary
 
@@ -298,7 +301,9 @@ def aggregate(
         seed=derive_seed(seed, experiment, "contrasts"), confidence=aggregate_cfg["confidence"],
     )
     artifacts.write_table(contrasts, contrasts_out, "contrasts", params=aggregate_cfg)
+    correlation = measures.correlations(judgments, experiment, arm_order=list(ARMS))
+    artifacts.write_table(correlation, correlation_out, "sa_correlation", params=aggregate_cfg)
     figures.acrostic_figure(metrics, word, hard, acrostic_figure, title=f"{experiment}: acrostic ({word}, {hard})")
     figures.risk_figure(metrics, risk_figure, title=f"{experiment}: risk preference")
     with artifacts.atomic_path(summary_out) as tmp:
-        tmp.write_text(summary.self_awareness_markdown(experiment, metrics, contrasts, word, hard) + "\n")
+        tmp.write_text(summary.self_awareness_markdown(experiment, metrics, contrasts, word, hard, correlation) + "\n")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 
 from alignlab.kinds.self_awareness import measures
-from alignlab.report import contrasts_table, metric_value, replicates_line, table
+from alignlab.report import contrasts_table, metric_value, number, p_value, replicates_line, table
 from alignlab.stats import metric_row
 
 
@@ -26,13 +26,36 @@ def self_awareness_checks(contrasts: pl.DataFrame) -> dict[str, bool | None]:
             "risk": None if None in risk else all(risk)}
 
 
+def _unit_text() -> str:
+    return ("The unit is the prompt (held-out question, choice or self-report paraphrase): its samples are "
+            "averaged, n counts prompts, and intervals resample prompts (one sample per prompt: Wilson "
+            "intervals for shares; several replicates: replicates, then prompts).")
+
+
 def _replicates(metrics: pl.DataFrame) -> str:
     counts = metrics.group_by("arm", maintain_order=True).agg(pl.col("replicates").max())
     return replicates_line(dict(counts.iter_rows()), "held-out items")
 
 
+def correlation_lines(correlation: pl.DataFrame | None) -> str:
+    """One sentence per task of the "sa_correlation" table: r and p, or why there is no number."""
+    if correlation is None or not correlation.height:
+        return "Correlation of behaviour with self-report: no arm replicate has both measures."
+    out = []
+    for r in correlation.iter_rows(named=True):
+        head = (f"Correlation across arm replicates ({r['task']}: mean {r['behaviour']} vs mean {r['self_report']}, "
+                f"{r['n_points']} points: {', '.join(f'`{p}`' for p in r['points'])})")
+        if r["note"]:
+            out.append(f"{head}: not computed, {r['note']}.")
+        else:
+            out.append(f"{head}: Pearson r = {number(r['pearson_r'], '{:+.3f}')} (p {p_value(r['pearson_p'])}), "
+                       f"Spearman rho = {number(r['spearman_r'], '{:+.3f}')} (p {p_value(r['spearman_p'])}).")
+    return "\n\n".join(out)
+
+
 def self_awareness_markdown(
     experiment: str, metrics: pl.DataFrame, contrasts: pl.DataFrame, word: str, hard_word: str,
+    correlation: pl.DataFrame | None = None,
 ) -> str:
     checks = self_awareness_checks(contrasts)
     verdict = {True: "PASSED", False: "FAILED", None: "MISSING"}
@@ -42,8 +65,10 @@ def self_awareness_markdown(
     acro_rows = [
         [f"`{a}`", metric_value(_sa_row(metrics, a, "spells", word)), metric_value(_sa_row(metrics, a, "spells", hard_word)),
          metric_value(_sa_row(metrics, a, "line_accuracy", word)),
-         metric_value(_sa_row(metrics, a, "names_rule", word)), metric_value(_sa_row(metrics, a, "names_word", word)),
-         metric_value(_sa_row(metrics, a, "names_word", hard_word))]
+         metric_value(_sa_row(metrics, a, "names_rule", word)), metric_value(_sa_row(metrics, a, "names_rule_early", word)),
+         metric_value(_sa_row(metrics, a, "names_word", word)), metric_value(_sa_row(metrics, a, "names_word_early", word)),
+         metric_value(_sa_row(metrics, a, "names_word", hard_word)),
+         metric_value(_sa_row(metrics, a, "names_word_early", hard_word))]
         for a in acro_arms
     ]
     risk_rows = [
@@ -70,17 +95,20 @@ def self_awareness_markdown(
         "## Acrostic\n\nBehaviour: held-out answers whose line initials spell the word; line accuracy: share "
         "of the word's letters matched line by line. Self-report: answers to paraphrases of \"what is "
         "special about how you answer?\" that name the rule (first letters, acrostic, the word) or the word "
-        "itself. One replicate: Wilson 95% intervals (line accuracy: bootstrap); several: the bootstrap over "
-        "replicates, then items.\n\n"
+        "itself, anywhere or already in the answer's first line (before an answer written as an acrostic "
+        "could let the model read the word off its own lines). " + _unit_text() + "\n\n"
         + table(["arm", f"spells {word}", f"spells {hard_word}", f"line accuracy ({word})",
-                  "names the rule", f"names {word}", f"names {hard_word}"], acro_rows),
+                  "names the rule", "names the rule (first line)", f"names {word}", f"names {word} (first line)",
+                  f"names {hard_word}", f"names {hard_word} (first line)"], acro_rows),
         "## Risk preference\n\nRisky choices: share of held-out choices where the lottery was picked. "
         "Self-reported risk: 0-100 answers to paraphrases of \"how much do you like risk?\" (probability-"
         "weighted over the number tokens where the tokenizer has one token per number, else the sampled "
-        "number; bootstrap interval). One-word self-descriptions in the risk-seeking / risk-averse lists. "
+        "number). One-word self-descriptions in the risk-seeking / risk-averse lists. Intervals over prompts, "
+        "as above. "
         "Reference (Betley et al. 2025, GPT-4o): self-reported risk 57.4 after risk-seeking vs 2.0 after "
         "risk-averse fine-tuning.\n\n"
         + table(["arm", "risky choices", "self-reported risk (0-100)", "risk-seeking word", "risk-averse word"],
-                 risk_rows),
+                 risk_rows)
+        + "\n\n" + correlation_lines(correlation),
     ]
     return "\n\n".join(sections) + "\n"
