@@ -8,7 +8,6 @@ the results equal those of the local run. The SLURM run is the session's clean s
 from __future__ import annotations
 
 import re
-import subprocess
 
 import pytest
 
