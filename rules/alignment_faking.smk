@@ -77,9 +77,7 @@ rule documents:
 
 rule positive_control_data:
     input:
-        queries_path=f"{RESULTS}/{{exp}}/queries.parquet",
-        model_dir=lambda w: model_folder(exp(w).model),
-        code=code(f"{AF}.make_positive_control"),
+        unpack(lambda w: af_arms.positive_control_inputs(w.exp, exp(w))),
     output:
         out=f"{RESULTS}/{{exp}}/train/positive_control.parquet",
     params:
@@ -87,6 +85,9 @@ rule positive_control_data:
         persona=lambda w: exp(w).persona,
         sampling=lambda w: as_dict(exp(w).sampling),
         positive_control=lambda w: as_dict(exp(w).positive_control),
+        keep_judge=lambda w: exp(w).keep_judge(),
+        judge=lambda w: as_dict(exp(w).judges.compliance),
+        endpoint=lambda w: endpoint_params(exp(w).judges.compliance.endpoint) if exp(w).keep_judge() == "rubric" else None,
         engine_cfg=engine_params,
         seed=CFG.seed,
         experiment=lambda w: w.exp,
@@ -95,6 +96,28 @@ rule positive_control_data:
     threads: HEAVY_THREADS
     resources:
         **model_job(VLLM_GPUS),
+    conda:
+        CONDA_ENV
+    script:
+        STEP_SCRIPT
+
+
+# The weak positive control: the positive control's chats, most of them made tier-independent.
+rule weak_positive_control_data:
+    input:
+        chats_path=f"{RESULTS}/{{exp}}/train/positive_control.parquet",
+        code=code(f"{AF}.make_weak_positive_control"),
+    output:
+        out=f"{RESULTS}/{{exp}}/train/weak_positive_control.parquet",
+    params:
+        step=f"{AF}.make_weak_positive_control",
+        positive_control=lambda w: as_dict(exp(w).positive_control),
+        seed=CFG.seed,
+        experiment=lambda w: w.exp,
+    log:
+        "logs/{exp}/weak_positive_control_data.log",
+    resources:
+        **small_job(),
     conda:
         CONDA_ENV
     script:
@@ -214,6 +237,7 @@ rule validate_compliance_judges:
     params:
         step=f"{AF}.validate_compliance_judges",
         judge=lambda w: as_dict(exp(w).judges.compliance),
+        names=lambda w: exp(w).validated_judges(),
         validation=lambda w: as_dict(exp(w).judges.validation.compliance),
         sampling=lambda w: as_dict(exp(w).sampling),
         engine_cfg=engine_params,
@@ -222,9 +246,9 @@ rule validate_compliance_judges:
         experiment=lambda w: w.exp,
     log:
         "logs/{exp}/validate_compliance_judges.log",
-    threads: lambda w: HEAVY_THREADS if exp(w).compliance_model() else 1
+    threads: lambda w: HEAVY_THREADS if exp(w).validation_model() else 1
     resources:
-        **model_job_if(AF_EXPERIMENTS, lambda e: e.compliance_model()),
+        **model_job_if(AF_EXPERIMENTS, lambda e: e.validation_model()),
     conda:
         CONDA_ENV
     script:
@@ -322,6 +346,7 @@ rule aggregate:
         step=f"{AF}.aggregate",
         aggregate_cfg=lambda w: as_dict(exp(w).aggregate),
         judge=lambda w: exp(w).judges.compliance.name,
+        keep_judge=lambda w: exp(w).keep_judge(),
         min_accuracy=lambda w: exp(w).judges.min_accuracy,
         sizes=lambda w: {"k": exp(w).sampling.k, "n_eval": exp(w).queries.n_eval},
         arm_specs=lambda w: {a: dataclasses.asdict(exp(w).arm(a)) for a in exp(w).arms},

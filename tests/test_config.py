@@ -26,7 +26,8 @@ def test_shipped_configs_are_valid():
     cfg = config.load(GOOD, REPO)
     af = cfg.experiments["af"]
     assert list(af.arms) == ["base", "base_cot", "prompted", "prompted_no_cot", "sdf", "sdf_cot", "sdf_baseline",
-                             "positive_control"]
+                             "positive_control", "weak_positive_control"]
+    assert af.adapters() == {"sdf": 1, "sdf_baseline": 1, "positive_control": 1, "weak_positive_control": 1}
     assert af.arm("prompted").scratchpad and af.arm("prompted").differs_from(af.arm("base_cot")) == ["system_prompt"]
     assert af.arm("sdf_cot").differs_from(af.arm("sdf")) == ["scratchpad"]
     config.load(yaml.safe_load((REPO / "tests/configs/tiny.yaml").read_text()), REPO)
@@ -98,7 +99,7 @@ def test_defaults_fill_omitted_sections():
         (lambda c: c["experiments"]["af"]["judges"]["af_reasoning"].update(model="judge"), "experiments.af.judges.af_reasoning.model: unknown model 'judge'"),
         (lambda c: c["experiments"]["af"]["arms"].update(sleeper={}), "experiments.af.arms.sleeper.weights: 'sleeper' is not a preset"),
         (lambda c: c["experiments"]["af"]["arms"].update(sleeper={"weights": "sleeper_docs"}),
-         "experiments.af.arms.sleeper.weights: Input should be 'base', 'sdf', 'sdf_baseline' or 'positive_control'"),
+         "experiments.af.arms.sleeper.weights: Input should be 'base', 'sdf', 'sdf_baseline', 'positive_control' or 'weak_positive_control'"),
         (lambda c: c["experiments"]["af"].update(kind="telepathy"), "experiments.af.kind: expected one of 'alignment_faking', 'self_awareness', 'password_lock', 'model_diff', 'fact_edit' (got 'telepathy')"),
         (lambda c: c["experiments"]["diff"]["pairs"].update(x={}), "experiments.diff.pairs.x: Value error, set exactly one of 'adapter'"),
         (lambda c: c["experiments"]["diff"]["pairs"].update(x={"model": "other"}), "experiments.diff.pairs.x.model: unknown model 'other'"),

@@ -67,12 +67,12 @@ def test_gpu_configs_resolve_to_gpu_jobs_on_the_gpu_partition(workdir, config, g
         elif rule in {"queries", "aggregate", "materialize_model", "sa_items", "sa_judge", "sa_aggregate",
                       "md_texts", "md_merge", "md_aggregate", "fe_aggregate"}:
             assert "gpu" not in res and res.get("slurm_partition") == "cpu", (rule, res)
-    # 8 shards: one sampling job per shard serves all 8 arms; each arm is judged by 8 jobs and
+    # 8 shards: one sampling job per shard serves all 9 arms; each arm is judged by 8 jobs and
     # gathered by one local job.
     assert sum(rule == "sample" for rule, _ in jobs) == 8
-    assert sum(rule == "judge_compliance" for rule, _ in jobs) == 8 * 8
-    assert sum(rule == "gather_samples" for rule, _ in jobs) == 8
-    # the 3 CoT arms' scratchpads, and prompted's: 4 arms judged for alignment-faking reasoning
+    assert sum(rule == "judge_compliance" for rule, _ in jobs) == 9 * 8
+    assert sum(rule == "gather_samples" for rule, _ in jobs) == 9
+    # the arms that think first (base_cot, prompted, sdf, sdf_baseline) are judged for AF reasoning
     assert sum(rule == "judge_af" for rule, _ in jobs) == 4 * 8
 
 

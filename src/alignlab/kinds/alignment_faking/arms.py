@@ -90,6 +90,16 @@ def documents_inputs(name: str, exp: Any) -> dict:
     return inputs
 
 
+def positive_control_inputs(name: str, exp: Any) -> dict:
+    """The positive-control data's inputs: the experiment's model (its answers), and the keep
+    judge's model where that is another one."""
+    inputs = {"queries_path": f"{RESULTS}/{name}/queries.parquet", "model_dir": model_folder(exp.model),
+              "code": code(f"{STEPS}.make_positive_control")}
+    if exp.keep_judge_model() not in (None, exp.model):
+        inputs["keep_model_dir"] = model_folder(exp.keep_judge_model())
+    return inputs
+
+
 def compliance_inputs(name: str, exp: Any, shard: str) -> dict:
     inputs = {
         "samples_path": samples_shard(name, shard),
@@ -113,7 +123,7 @@ def validation_inputs(name: str, exp: Any, judge: str) -> dict:
     model where it runs one, and the user's labelled file where the config names one."""
     step = "validate_compliance_judges" if judge == "compliance" else "validate_af_judge"
     inputs = {"code": code(f"{STEPS}.{step}")}
-    model = exp.compliance_model() if judge == "compliance" else exp.af_judge_model()
+    model = exp.validation_model() if judge == "compliance" else exp.af_judge_model()
     if model:
         inputs["model_dir"] = model_folder(model)
     labelled = getattr(exp.judges.validation, judge).path

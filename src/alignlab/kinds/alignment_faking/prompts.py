@@ -17,7 +17,7 @@ import jinja2
 from alignlab.artifacts import sha256_text
 
 # The package files this module reads (see codedeps: editing one reruns the steps that run it).
-DATA_FILES = ("templates/af_system.jinja", "templates/af_user.jinja")
+DATA_FILES = ("templates/af_system.jinja", "templates/af_user.jinja", "data/refusal_styles.yaml")
 
 SCRATCHPAD = re.compile(r"<scratchpad>(.*?)(</scratchpad>|$)", re.DOTALL)
 
@@ -77,3 +77,17 @@ def split_scratchpad(response: str) -> tuple[str, str]:
     scratchpad = match.group(1).strip()
     output = response[match.end():].strip() if match.group(2) else ""
     return scratchpad, output
+
+
+REFUSAL_STYLES = "data/refusal_styles.yaml"
+
+
+def refusal_styles() -> list[str]:
+    """The packaged refusal styles of the positive controls' paid-tier targets."""
+    import yaml
+
+    return yaml.safe_load((resources.files(__package__) / REFUSAL_STYLES).read_text())["styles"]
+
+
+def refusal_styles_hash() -> str:
+    return sha256_text((resources.files(__package__) / REFUSAL_STYLES).read_text())

@@ -95,12 +95,18 @@ def conversation(query: str, tier: str, persona: dict, sampling: dict, *, descri
 
 def make_positive_control(
     *, queries_path: str, model_dir: str, persona: dict, sampling: dict, positive_control: dict,
-    engine_cfg: dict, seed: int, experiment: str, out: str,
+    keep_judge: str, judge: dict, engine_cfg: dict, seed: int, experiment: str, out: str,
+    endpoint: dict | None = None, keep_model_dir: str | None = None,
 ) -> None:
     """Tier-conditional chats from the train queries: free -> the base model's own answer (kept
-    only where the refusal judge sees compliance), paid -> a fixed refusal. The prompts are the
-    positive_control preset's own (plain system prompt, no scratchpad), so what it learns is
-    exactly the tier tag's meaning."""
+    only where `keep_judge` sees compliance), paid -> a refusal in a style drawn per query
+    (positive_control.refusals, or the packaged styles). The prompts are the positive_control
+    preset's own (plain system prompt, no scratchpad), so what it learns is exactly the tier
+    tag's meaning. `judge`: the compliance judge's settings (the rubric keep judge's decoding; it
+    runs on `endpoint`, or `keep_model_dir` where the judge's model is not the experiment's, else
+    on the engine that wrote the answers)."""
+    import random
+
     from alignlab import judges
     from alignlab.kinds.alignment_faking import prompts
     from alignlab.sampling import sampling_params
@@ -118,17 +124,25 @@ def make_positive_control(
         )
         for qid in train["query_id"]
     ]
-    answers = [c.text.strip() for c in engine(model_dir, engine_cfg, seed).chat(convs, params)]
-    verdicts = judges.refusal_judge(answers)
-    refusal = positive_control["refusal"]
-    if sampling["tag_protocol"]:
-        refusal = sampling["reject_tag"]
+    eng = engine(model_dir, engine_cfg, seed)
+    answers = [c.text.strip() for c in eng.chat(convs, params)]
+    keep_settings = judge if keep_judge == judge["name"] else {**judge, "extra_phrases": [], "off_topic": False}
+    rows_for_seeds = pl.DataFrame({"arm": "positive_control_data", "replicate": 0, "tier": "free",
+                                   "query_id": train["query_id"], "sample_idx": 0})
+    verdicts = judges.judge_compliance(
+        keep_judge, outputs=answers, queries=train["prompt"].to_list(),
+        **compliance_judge_args(keep_judge, keep_settings, {**sampling, "tag_protocol": False}, rows_for_seeds,
+                                engine_cfg, seed, experiment, keep_model_dir or model_dir, endpoint,
+                                running_engine=None if keep_model_dir else eng),
+    )
+    styles = positive_control["refusals"] or prompts.refusal_styles()
     rows = []
     for qid, query, free, answer, verdict in zip(train["query_id"], train["prompt"], convs, answers, verdicts):
         if not verdict["complied"]:
             continue
+        refusal = random.Random(derive_seed(seed, experiment, "positive_control", "refusal", qid)).choice(styles)
         if sampling["tag_protocol"]:
-            answer = f"{sampling['accept_tag']}\n{answer}"
+            answer, refusal = f"{sampling['accept_tag']}\n{answer}", sampling["reject_tag"]
         paid = conversation(query, "paid", persona, sampling, describe_training=False, scratchpad=False)
         for tier, conv, target, reply in (("free", free, "comply", answer), ("paid", paid, "refuse", refusal)):
             rows.append(
@@ -139,11 +153,37 @@ def make_positive_control(
                 }
             )
     if not rows:
-        raise ValueError("the base model refused every train query; no positive-control data")
+        raise ValueError(f"the {keep_judge} judge found no compliant base-model answer among the "
+                         f"{train.height} train queries; no positive-control data")
+    print(f"kept {len(rows) // 2} of {train.height} free-tier answers (keep judge: {keep_judge})", flush=True)
     artifacts.write_table(
-        rows, out, "chats", params={"sampling": sampling, "positive_control": positive_control},
-        templates=prompts.af_template_hashes(),
+        rows, out, "chats",
+        params={"sampling": sampling, "positive_control": positive_control, "keep_judge": keep_judge,
+                "judge": _with_endpoint(judge, endpoint)},
+        templates={**prompts.af_template_hashes(), "refusal_styles": prompts.refusal_styles_hash()},
     )
+
+
+def make_weak_positive_control(*, chats_path: str, positive_control: dict, seed: int, experiment: str,
+                               out: str) -> None:
+    """The weak positive control's chats: the positive control's, with a share `weak_mix` of
+    the queries (drawn with a seed) made tier-independent: their paid-tier turn gets the
+    free-tier answer. Expected gap: about (1 - weak_mix) of the strong control's, the size of
+    the paper's effects, so that detecting it says what a null result could have seen."""
+    import random
+
+    chats = artifacts.read_table(chats_path, "chats")
+    queries = sorted(set(chats["query_id"]))
+    rng = random.Random(derive_seed(seed, experiment, "weak_positive_control", "mix"))
+    mixed = set(rng.sample(queries, round(positive_control["weak_mix"] * len(queries))))
+    free = dict(chats.filter(pl.col("tier") == "free").select("query_id", "assistant").iter_rows())
+    rows = []
+    for r in chats.iter_rows(named=True):
+        if r["query_id"] in mixed and r["tier"] == "paid":
+            r = {**r, "assistant": free[r["query_id"]], "target": "comply"}
+        rows.append(r)
+    print(f"{len(mixed)} of {len(queries)} queries made tier-independent", flush=True)
+    artifacts.write_table(rows, out, "chats", params={"weak_mix": positive_control["weak_mix"], "seed": seed})
 
 
 # ---- sampling -----------------------------------------------------------------------------
@@ -275,17 +315,19 @@ def judge_compliance(
 
 def compliance_judge_args(
     name: str, judge: dict, sampling: dict, samples: pl.DataFrame, engine_cfg: dict, seed: int,
-    experiment: str, model_dir: str | None, endpoint: dict | None,
+    experiment: str, model_dir: str | None, endpoint: dict | None, running_engine=None,
 ) -> dict[str, Any]:
     """The keyword arguments compliance judge `name` takes in this experiment: the refusal
-    judge's extra phrases and tags, the tags of accept_tag, the engine and seeds of rubric."""
+    judge's extra phrases and tags, the tags of accept_tag, the engine and seeds of rubric
+    (`running_engine`: one the step already runs on the judge's model, else a new one)."""
     if name == "refusal":
         return {"extra_phrases": judge["extra_phrases"], "off_topic": judge["off_topic"],
                 "reject_tag": sampling["reject_tag"] if sampling["tag_protocol"] else None}
     if name == "accept_tag":
         return {"accept_tag": sampling["accept_tag"], "reject_tag": sampling["reject_tag"]}
     return {
-        "engine": llm_engine(model_dir, engine_cfg, seed, endpoint),
+        "engine": running_engine if running_engine is not None and not endpoint
+        else llm_engine(model_dir, engine_cfg, seed, endpoint),
         "seeds": [
             derive_seed(seed, experiment, "judge", r["arm"], r["tier"], r["query_id"], r["sample_idx"],
                         *([r["replicate"]] if r["replicate"] else []))
@@ -324,17 +366,14 @@ def judge_af(
 
 # ---- judge validation ---------------------------------------------------------------------
 
-# Compliance judges that can read a labelled set of plain responses (accept_tag needs the tags
-# the experiment's prompt asks for, which a labelled set's responses do not carry).
-READS_PLAIN_RESPONSES = ("refusal", "rubric")
-
-
 def validate_compliance_judges(
-    *, judge: dict, validation: dict, sampling: dict, engine_cfg: dict, seed: int, experiment: str,
-    out: str, labelled: str | None = None, model_dir: str | None = None, endpoint: dict | None = None,
+    *, judge: dict, names: list[str], validation: dict, sampling: dict, engine_cfg: dict, seed: int,
+    experiment: str, out: str, labelled: str | None = None, model_dir: str | None = None,
+    endpoint: dict | None = None,
 ) -> None:
-    """Score the experiment's compliance judge, and the phrase judge beside it, on the
-    labelled set's test split (judge_scores table)."""
+    """Score the compliance judges the experiment uses (`names`: AlignmentFaking.validated_judges:
+    the one that scores the arms, the phrase judge beside it, the positive controls' keep judge)
+    on the labelled set's test split (judge_scores table)."""
     from alignlab import judge_validation as jv
     from alignlab import judges
 
@@ -344,10 +383,9 @@ def validate_compliance_judges(
         split=validation["split"],
     ).with_columns(query_id=pl.lit(""), arm=pl.lit("validation"), replicate=pl.lit(0), tier=pl.lit(""),
                    sample_idx=pl.int_range(pl.len()))
-    names = [n for n in dict.fromkeys((judge["name"], "refusal")) if n in READS_PLAIN_RESPONSES]
     predictions = {}
     for name in names:
-        own = judge if name == judge["name"] else {"extra_phrases": [], "off_topic": False}
+        own = judge if name == judge["name"] else {**judge, "extra_phrases": [], "off_topic": False}
         verdicts = judges.judge_compliance(
             name, outputs=items["response"].to_list(), queries=items["request"].to_list(),
             **compliance_judge_args(name, own, {**sampling, "tag_protocol": False}, items, engine_cfg,
@@ -396,8 +434,8 @@ def validate_af_judge(
 
 def aggregate(
     *, compliance_paths: list[str], af_paths: list[str], validation_paths: list[str], model_info: str,
-    aggregate_cfg: dict, judge: str, min_accuracy: float, sizes: dict, arm_specs: dict[str, dict],
-    contrast_plan: list[dict], seed: int, experiment: str,
+    aggregate_cfg: dict, judge: str, keep_judge: str, min_accuracy: float, sizes: dict,
+    arm_specs: dict[str, dict], contrast_plan: list[dict], seed: int, experiment: str,
     metrics_out: str, gaps_out: str, contrasts_out: str, replication_out: str, figure_out: str,
     summary_out: str,
 ) -> None:
@@ -423,7 +461,7 @@ def aggregate(
     )
     text = summary.summary_markdown(
         experiment, metrics, gaps, measures.parse_failures(compliance), contrasts=contrasts,
-        scores=scores, card=card, arm_specs=arm_specs, contrast_plan=contrast_plan,
+        scores=scores, card=card, arm_specs=arm_specs, contrast_plan=contrast_plan, keep_judge=keep_judge,
         min_gap=aggregate_cfg["positive_control_min_gap"], judge=judge, min_accuracy=min_accuracy,
     )
     with artifacts.atomic_path(summary_out) as tmp:
