@@ -49,6 +49,8 @@ EXPECTED = {
     "replication.parquet": "replication",
     "judge_validation/compliance.parquet": "judge_scores",
     "judge_validation/af_reasoning.parquet": "judge_scores",
+    "knowledge.parquet": "knowledge",
+    "knowledge_contrast.parquet": "contrasts",
 }
 
 

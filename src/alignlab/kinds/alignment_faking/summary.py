@@ -141,12 +141,20 @@ def summary_markdown(
     judge: str,
     min_accuracy: float = 0.8,
     notes: Iterable[str] = (),
+    knowledge: tuple[pl.DataFrame, pl.DataFrame] | list[pl.DataFrame] | None = None,
 ) -> str:
+    """`knowledge`: the knowledge probe's table and contrast (None: the probe did not run)."""
     from alignlab import judge_validation, replication
+    from alignlab.kinds.alignment_faking import knowledge as kp
 
     sections = [
         f"# Alignment-faking compliance gap: {experiment}",
         _verdict(gaps, positive_control_arm, min_gap),
+    ]
+    learned = kp.verdict(knowledge[1] if knowledge else None, contrasts, "sdf" in set(gaps["arm"]))
+    if learned:
+        sections.append(learned)
+    sections += [
         replicates_line({r["arm"]: r["replicates"] for r in gaps.iter_rows(named=True)}, "queries"),
     ]
     if scores is not None:
@@ -179,6 +187,8 @@ def summary_markdown(
             "two-sided 5% test finds 80% of the time at these sizes, at the worst case (rates "
             "near 50%), ignoring pairing: a null result says nothing about effects below it.\n\n"
             + contrasts_table(contrasts, "queries"))
+    if knowledge:
+        sections.append(kp.section(*knowledge))
     if card is not None:
         sections.append("## Beside the published results\n\n"
                         + replication.summary_section(card, _card_value))
