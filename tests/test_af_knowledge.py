@@ -239,3 +239,12 @@ def test_scoring_a_tiny_random_model_and_its_adapter(tmp_path):
     contrast = artifacts.read_table(contrast_out, "contrasts")
     assert contrast["contrast"].to_list() == [kp.CONTRAST, kp.MARGIN_CONTRAST]
     assert contrast["n_items"].to_list() == [n, n]
+
+
+def test_the_whole_config_check_names_the_knowledge_key():
+    from test_config import problems
+
+    text = problems(lambda c: c["experiments"]["af"].update(knowledge={"questions": "mine.yaml"}))
+    assert "experiments.af.knowledge.questions: file 'mine.yaml' does not exist" in text
+    assert "experiments.af.knowledge.min_gain" in problems(
+        lambda c: c["experiments"]["af"].update(knowledge={"min_gain": 2}))

@@ -163,6 +163,17 @@ def test_each_training_replicate_has_its_own_adapter_and_samples(run):
     assert sdf["replicates"] == 2 and len(sdf["replicate_gaps"]) == 2
 
 
+def test_the_knowledge_probe_scores_every_document_replicate(run):
+    workdir, _ = run
+    results = workdir / "results/tiny"
+    table = artifacts.read_table(results / "knowledge.parquet", "knowledge")
+    assert set(table["instance"]) == {"base", "sdf", "sdf.r1", "sdf_baseline", "sdf_baseline.r1"}
+    contrast = artifacts.read_table(results / "knowledge_contrast.parquet", "contrasts")
+    assert contrast["replicates"][0] == "2/2"
+    summary = (results / "summary.md").read_text()
+    assert "## Did the documents take? (knowledge probe)" in summary and "**Knowledge probe " in summary
+
+
 def test_rerun_with_nothing_changed_does_nothing(run):
     workdir, config = run
     assert planned_jobs(workdir, config) == {}

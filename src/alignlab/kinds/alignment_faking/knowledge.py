@@ -12,6 +12,10 @@ mean log-probability per token (the mean, not the total: the two options differ 
 total favours the shorter one whatever the model knows). Which option is listed first is drawn
 from the seed and balanced: half the questions list the true option first, so a model that
 prefers a position scores about half and cannot pass.
+
+How sensitive it is depends on the model: the packaged 135M model answers 13 of the 27 packaged
+questions alone and 15 with the universe's description in the prompt (measured 2026-12-04), so
+on it only a large gain can pass; a null there says little about small ones.
 """
 
 from __future__ import annotations
