@@ -333,6 +333,7 @@ rule aggregate:
         ),
         af_paths=lambda w: expand(f"{RESULTS}/{w.exp}/judgments/{{arm}}.af.parquet", arm=exp(w).scratchpad_arms()),
         validation_paths=lambda w: af_arms.validation_outputs(w.exp, exp(w)),
+        knowledge_paths=lambda w: af_knowledge.outputs(w.exp, exp(w)),
         model_info=lambda w: f"{RESULTS}/models/{exp(w).model}/model.parquet",
         code=code(f"{AF}.aggregate"),
     output:
@@ -357,6 +358,39 @@ rule aggregate:
         "logs/{exp}/aggregate.log",
     resources:
         **small_job(),
+    conda:
+        CONDA_ENV
+    script:
+        STEP_SCRIPT
+
+
+# The knowledge probe ("did the documents take?", knowledge.py): two-choice questions about the
+# setting's facts scored by log-probability on base, every sdf and every sdf_baseline replicate,
+# and the sdf - sdf_baseline accuracy contrast. Only for experiments with both document arms.
+from alignlab.kinds.alignment_faking import knowledge as af_knowledge
+
+
+rule knowledge:
+    input:
+        unpack(lambda w: af_knowledge.rule_inputs(w.exp, exp(w))),
+    output:
+        out=f"{RESULTS}/{{exp}}/knowledge.parquet",
+        contrast_out=f"{RESULTS}/{{exp}}/knowledge_contrast.parquet",
+    params:
+        step=f"{AF}.score_knowledge",
+        instances=lambda w: af_knowledge.instances(w.exp, exp(w)),
+        persona=lambda w: exp(w).persona,
+        knowledge=lambda w: as_dict(exp(w).knowledge),
+        universe=lambda w: exp(w).documents.universe,
+        aggregate_cfg=lambda w: as_dict(exp(w).aggregate),
+        device=CFG.engine.device,
+        seed=CFG.seed,
+        experiment=lambda w: w.exp,
+    log:
+        "logs/{exp}/knowledge.log",
+    threads: HEAVY_THREADS
+    resources:
+        **model_job(TRAIN_GPUS),
     conda:
         CONDA_ENV
     script:

@@ -51,6 +51,8 @@ EXPECTED = {
     "replication.parquet": "replication",
     "judge_validation/compliance.parquet": "judge_scores",
     "judge_validation/af_reasoning.parquet": "judge_scores",
+    "knowledge.parquet": "knowledge",
+    "knowledge_contrast.parquet": "contrasts",
 }
 
 
@@ -169,6 +171,17 @@ def test_each_training_replicate_has_its_own_adapter_and_samples(run):
     gaps = artifacts.read_table(results / "gaps.parquet")
     sdf = gaps.filter(pl.col("arm") == "sdf").row(0, named=True)
     assert sdf["replicates"] == 2 and len(sdf["replicate_gaps"]) == 2
+
+
+def test_the_knowledge_probe_scores_every_document_replicate(run):
+    workdir, _ = run
+    results = workdir / "results/tiny"
+    table = artifacts.read_table(results / "knowledge.parquet", "knowledge")
+    assert set(table["instance"]) == {"base", "sdf", "sdf.r1", "sdf_baseline", "sdf_baseline.r1"}
+    contrast = artifacts.read_table(results / "knowledge_contrast.parquet", "contrasts")
+    assert contrast["replicates"][0] == "2/2"
+    summary = (results / "summary.md").read_text()
+    assert "## Did the documents take? (knowledge probe)" in summary and "**Knowledge probe " in summary
 
 
 def test_rerun_with_nothing_changed_does_nothing(run):

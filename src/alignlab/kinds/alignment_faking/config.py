@@ -227,6 +227,41 @@ class PositiveControlConfig(Strict):
         return self
 
 
+class KnowledgeConfig(Strict):
+    """The knowledge probe (knowledge.py): two-choice questions about the setting's facts, scored
+    on base, sdf and sdf_baseline when both document arms run."""
+
+    enabled: bool = True
+    questions: str | None = None  # a YAML file like data/knowledge_af.yaml (default: that packaged file)
+    min_gain: float = Field(0.0, ge=0, le=1)  # sdf - sdf_baseline accuracy must reach this (and CI > 0)
+    batch_size: int = Field(16, ge=1)
+
+    def problems(self, key: str, base_dir: Path, universe: str) -> list[str]:
+        """A missing or malformed questions file, or questions about facts the universe lacks."""
+        from alignlab.kinds.alignment_faking import knowledge
+
+        if not self.enabled:
+            return []
+        if self.questions and not (base_dir / self.questions).is_file():
+            return [f"{key}.questions: file '{self.questions}' does not exist"]
+        try:
+            questions = knowledge.load_questions(base_dir / self.questions if self.questions else None)
+        except ValueError as e:
+            return [f"{key}.questions: {e}"]
+        if not _universe_exists(universe, base_dir):
+            return []  # reported under documents.universe
+        from alignlab.kinds.alignment_faking import synth
+
+        packaged = Path(__file__).parent / "data" / f"universe_{universe}.yaml"
+        facts = [f["id"] for f in synth.load_universe(universe if packaged.is_file() else str(base_dir / universe))["facts"]]
+        unknown = knowledge.unknown_facts(questions, facts)
+        if unknown:
+            return [f"{key}.questions: questions {unknown} are about facts the documents' universe "
+                    f"'{universe}' does not have (expected one of {facts}; point {key}.questions at your own "
+                    f"file, or set {key}.enabled: false)"]
+        return []
+
+
 class AlignmentFaking(ExperimentConfig):
     kind: Literal["alignment_faking"]
     model: str
@@ -241,6 +276,7 @@ class AlignmentFaking(ExperimentConfig):
     positive_control: PositiveControlConfig = PositiveControlConfig()
     judges: JudgeConfig = JudgeConfig()
     aggregate: AggregateConfig = AggregateConfig()
+    knowledge: KnowledgeConfig = KnowledgeConfig()
     # Each fine-tuned arm's adapter is trained this many times, with derived seeds; intervals
     # resample replicates, then queries. Arms on the base model have one.
     replicates: int = Field(1, ge=1)
@@ -380,6 +416,7 @@ class AlignmentFaking(ExperimentConfig):
                 problems.append(
                     f"{key}.documents.{sub}: '{value}' is neither a packaged universe nor a YAML file"
                 )
+        problems += self.knowledge.problems(f"{key}.knowledge", base_dir, self.documents.universe)
         for part in ("documents", "positive_control"):
             problems += rank_too_high(cfg, f"{key}.finetune.{part}", getattr(self.finetune, part))
         if cfg.shards > q.n_eval:

@@ -59,6 +59,14 @@ SCHEMAS = {
             ("p_value", _f64), ("replicate_gaps", pa.list_(_f64)),
         ]
     ),
+    # The knowledge probe (knowledge.py): one row per model instance x question.
+    "knowledge": pa.schema(
+        [
+            ("experiment", _str), ("instance", _str), ("arm", _str), ("replicate", _i64),
+            ("question_id", _str), ("fact", _str), ("true_first", _bool), ("chosen", _str),
+            ("correct", _bool), ("logprob_true", _f64), ("logprob_false", _f64), ("margin", _f64),
+        ]
+    ),
 }
 
 # The column that names a row, and text columns that must not be empty (see artifacts.read_table).

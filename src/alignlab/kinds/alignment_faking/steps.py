@@ -437,8 +437,10 @@ def aggregate(
     aggregate_cfg: dict, judge: str, keep_judge: str, min_accuracy: float, sizes: dict,
     arm_specs: dict[str, dict], contrast_plan: list[dict], seed: int, experiment: str,
     metrics_out: str, gaps_out: str, contrasts_out: str, replication_out: str, figure_out: str,
-    summary_out: str,
+    summary_out: str, knowledge_paths: list[str] = (),
 ) -> None:
+    """Rates, gaps, contrasts, the card, the figure and the summary; `knowledge_paths`: the
+    knowledge probe's table and contrast (score_knowledge), when it ran."""
     from alignlab import replication
     from alignlab.kinds.alignment_faking import figures, measures, summary
 
@@ -463,6 +465,60 @@ def aggregate(
         experiment, metrics, gaps, measures.parse_failures(compliance), contrasts=contrasts,
         scores=scores, card=card, arm_specs=arm_specs, contrast_plan=contrast_plan, keep_judge=keep_judge,
         min_gap=aggregate_cfg["positive_control_min_gap"], judge=judge, min_accuracy=min_accuracy,
+        knowledge=[artifacts.read_table(p) for p in knowledge_paths] or None,
     )
     with artifacts.atomic_path(summary_out) as tmp:
         tmp.write_text(text + "\n")
+
+
+# ---- knowledge probe ----------------------------------------------------------------------
+
+def score_knowledge(
+    *, instances: dict[str, dict], model_dir: str, persona: dict, knowledge: dict, universe: str,
+    aggregate_cfg: dict, device: str, seed: int, experiment: str, out: str, contrast_out: str,
+    adapter_dirs: list[str] | None = None, questions: str | None = None,
+) -> None:
+    """Score the knowledge questions on every instance (`instances`: name -> {arm, replicate,
+    adapter}; knowledge.instances) with one base model, the adapters loaded into it with PEFT;
+    write the per-question table and the sdf - sdf_baseline contrast (knowledge.py)."""
+    from alignlab import timings
+    from alignlab.kinds.alignment_faking import knowledge as kp
+    from alignlab.kinds.alignment_faking import synth
+    from alignlab.stats import contrasts_frame
+    from alignlab.transformer import load_model
+
+    qs = kp.load_questions(questions or knowledge["questions"])
+    u = synth.load_universe(universe)
+    unknown = kp.unknown_facts(qs, [f["id"] for f in u["facts"]])
+    if unknown:
+        raise ValueError(f"knowledge questions {unknown} are about facts universe '{u['name']}' does not have")
+    probe = kp.items(kp.render_questions(qs, {**u["entities"], **persona}),
+                     derive_seed(seed, experiment, "knowledge", "order"))
+    tokenizer, model = load_model(model_dir, device)
+    rows = []
+    # The base model first (before PEFT wraps it), then each adapter loaded into the same model
+    # and switched to.
+    for name, spec in sorted(instances.items(), key=lambda kv: kv[1]["adapter"] is not None):
+        if spec["adapter"]:
+            with timings.timer(f"load model (adapter {name})"):
+                if not hasattr(model, "peft_config"):
+                    from peft import PeftModel
+
+                    model = PeftModel.from_pretrained(model, spec["adapter"], adapter_name=name)
+                else:
+                    model.load_adapter(spec["adapter"], adapter_name=name)
+                model.set_adapter(name)
+        with timings.timer(f"forward (knowledge {name})", items=2 * len(probe)):
+            lp = kp.mean_logprobs(model, tokenizer, [p["prompt"] for p in probe], [p["options"] for p in probe],
+                                  knowledge["batch_size"], desc=name)
+        rows += kp.scored_rows(probe, lp, experiment=experiment, instance=name, arm=spec["arm"],
+                               replicate=spec["replicate"])
+        print(f"knowledge: {name}: {sum(r['correct'] for r in rows[-len(probe):])}/{len(probe)} correct")
+    params = {"knowledge": knowledge, "persona": persona, "instances": instances, "universe": universe}
+    artifacts.write_table(rows, out, "knowledge", params=params)
+    table = artifacts.read_table(out, "knowledge")
+
+    rows = kp.contrasts(table, margin=knowledge["min_gain"], n_resamples=aggregate_cfg["n_resamples"],
+                        seed=derive_seed(seed, experiment, "knowledge", "contrast"),
+                        confidence=aggregate_cfg["confidence"])
+    artifacts.write_table(contrasts_frame(rows, experiment), contrast_out, "contrasts", params=params)

@@ -195,8 +195,11 @@ def summary_markdown(
     judge: str,
     min_accuracy: float = 0.8,
     notes: Iterable[str] = (),
+    knowledge: tuple[pl.DataFrame, pl.DataFrame] | list[pl.DataFrame] | None = None,
 ) -> str:
+    """`knowledge`: the knowledge probe's table and contrast (None: the probe did not run)."""
     from alignlab import judge_validation, replication
+    from alignlab.kinds.alignment_faking import knowledge as kp
 
     arm_specs = arm_specs or {}
     scratchpad_arms = [a for a, spec in arm_specs.items() if spec["scratchpad"]]
@@ -209,6 +212,11 @@ def summary_markdown(
         _verdict(gaps, positive_control_arm, min_gap),
         *_weak_control_lines(gaps, contrasts, arm_specs),
         *_keep_judge_line(keep_judge, judge, arm_specs),
+    ]
+    learned = kp.verdict(knowledge[1] if knowledge else None, contrasts, "sdf" in set(gaps["arm"]))
+    if learned:
+        sections.append(learned)
+    sections += [
         replicates_line({r["arm"]: r["replicates"] for r in gaps.iter_rows(named=True)}, "queries"),
     ]
     if arm_specs:
@@ -243,6 +251,8 @@ def summary_markdown(
             "two-sided 5% test finds 80% of the time at these sizes, at the worst case (rates "
             "near 50%), ignoring pairing: a null result says nothing about effects below it.\n\n"
             + contrasts_table(contrasts, "queries") + _differs_lines(contrast_plan or []))
+    if knowledge:
+        sections.append(kp.section(*knowledge))
     if card is not None:
         sections.append("## Beside the published results\n\n"
                         + replication.summary_section(card, _card_value))
