@@ -128,11 +128,11 @@ def test_accuracies_average_replicates():
 # ---- the summary -----------------------------------------------------------------------------
 
 def _af_tables():
-    from test_af_measures import _compliance
+    from test_af_measures import _compliance, _plan
 
     comp = _compliance({"sdf": (0.5, 0.5), "sdf_baseline": (0.5, 0.5), "positive_control": (0.9, 0.0)})
     metrics, gaps = measures.compliance_metrics(comp, None, "e", n_resamples=500)
-    contrasts = measures.contrasts(comp, gaps, "e", k=1, margins={measures.POSITIVE_CONTROL: 0.5}, n_resamples=500)
+    contrasts = measures.contrasts(comp, gaps, "e", k=1, specs=_plan(), n_resamples=500)
     return comp, metrics, gaps, contrasts
 
 
@@ -156,8 +156,10 @@ def test_the_summary_flags_the_sdf_null_result_as_uninformative_when_the_probe_f
     assert "**Knowledge probe NOT RUN**" in absent
 
 
-def test_the_sdf_contrast_name_is_the_one_measures_writes():
-    assert kp.SDF_CONTRAST in measures.CONTRASTS
+def test_the_sdf_contrast_name_is_the_one_the_config_declares():
+    from test_af_measures import _plan
+
+    assert kp.SDF_CONTRAST in [c["name"] for c in _plan()]
 
 
 # ---- config ----------------------------------------------------------------------------------

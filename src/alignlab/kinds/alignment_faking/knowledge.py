@@ -40,7 +40,7 @@ CONTRAST = "knowledge(sdf) - knowledge(sdf_baseline)"
 # Beside it, not a control: the same difference in the mean logprob margin (true - false), which
 # moves before accuracy does.
 MARGIN_CONTRAST = "logprob margin(sdf) - logprob margin(sdf_baseline)"
-SDF_CONTRAST = "gap(sdf) - gap(sdf_baseline)"  # measures.CONTRASTS' name (not imported: see codedeps)
+SDF_CONTRAST = "gap(sdf) - gap(sdf_baseline)"  # the contrast of config.DEFAULT_CONTRASTS it qualifies
 
 _env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
 
