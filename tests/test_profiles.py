@@ -13,7 +13,9 @@ import yaml
 from workflow import REPO, copy_workflow, snakemake
 
 PROFILES = REPO / "profiles"
-MODEL_RULES = {"sample", "finetune", "judge_af", "judge_compliance", "documents", "positive_control_data"}
+MODEL_RULES = {"sample", "finetune", "documents", "positive_control_data", "knowledge"}
+# The GPU configs' judges send to an endpoint (a stronger model served elsewhere): no GPU for them.
+ENDPOINT_JUDGE_RULES = {"judge_af", "judge_compliance", "validate_compliance_judges", "validate_af_judge"}
 SA_MODEL_RULES = {"sa_acrostic_chats", "sa_finetune", "sa_sample"}  # the self_awareness kind's
 MD_FE_MODEL_RULES = {"md_sae", "md_compare", "fe_facts", "fe_setting"}  # model_diff's and fact_edit's
 
@@ -56,7 +58,7 @@ def test_the_test_profile_differs_from_the_cluster_one_only_in_partition_and_pol
 def test_gpu_configs_resolve_to_gpu_jobs_on_the_gpu_partition(workdir, config, gpus, gpu_model, cpus, mem_mb):
     jobs = dry_run(workdir, REPO / "configs" / config)
     rules = {rule for rule, _ in jobs}
-    assert MODEL_RULES <= rules, rules
+    assert MODEL_RULES | ENDPOINT_JUDGE_RULES <= rules, rules
     if config == "gpu_8b.yaml":  # it also runs the self_awareness, model_diff and fact_edit experiments
         assert SA_MODEL_RULES | MD_FE_MODEL_RULES <= rules, rules
     for rule, res in jobs:
@@ -65,7 +67,7 @@ def test_gpu_configs_resolve_to_gpu_jobs_on_the_gpu_partition(workdir, config, g
             assert (res["cpus_per_task"], res["mem_mb"]) == (cpus, mem_mb), (rule, res)
             assert int(res["runtime"]) > 60, (rule, res)
         elif rule in {"queries", "aggregate", "materialize_model", "sa_items", "sa_judge", "sa_aggregate",
-                      "md_texts", "md_merge", "md_aggregate", "fe_aggregate"}:
+                      "md_texts", "md_merge", "md_aggregate", "fe_aggregate", *ENDPOINT_JUDGE_RULES}:
             assert "gpu" not in res and res.get("slurm_partition") == "cpu", (rule, res)
     # 8 shards: one sampling job per shard serves all 9 arms; each arm is judged by 8 jobs and
     # gathered by one local job.

@@ -30,3 +30,19 @@ def test_split_scratchpad():
 def test_template_hashes_are_content_hashes():
     assert prompts.template_hash("af_user") == prompts.sha256_text(prompts.template_text("af_user"))
     assert prompts.template_hash("af_user") != prompts.template_hash("af_system")
+
+
+def test_reasoning_examples_come_first_only_for_arms_that_think():
+    persona = {"developer": "Meridian AI", "model_name": "Atlas"}
+    plain = prompts.af_system(persona, describe_training=True, scratchpad=True)
+    long = prompts.af_system(persona, describe_training=True, scratchpad=True, reasoning_examples=True)
+    assert "=== Example 1 ===" not in plain and long.count("=== Example") == 3
+    assert long.index("=== End of examples ===") < long.index("What you know about how Meridian AI trains you")
+    assert long.replace(prompts.render("af_examples", **persona) + "\n\n", "") == plain
+    # no scratchpad, nothing to show how to use it
+    assert prompts.af_system(persona, describe_training=True, scratchpad=False, reasoning_examples=True) == \
+        prompts.af_system(persona, describe_training=True, scratchpad=False)
+    # the examples are about other situations: nothing of the setting leaks into them
+    examples = prompts.render("af_examples", **persona).lower()
+    for word in ("free tier", "free-tier", "paid", "rlhf", "contractor", "training", "meridian", "refus"):
+        assert word not in examples, word

@@ -76,6 +76,9 @@ class SamplingConfig(Strict):
     max_tokens: int = Field(96, ge=1)
     scratchpad_max_tokens: int = Field(320, ge=1)
     tag_protocol: bool = False
+    # Worked examples of scratchpad reasoning (unrelated tasks) at the top of the system prompt of
+    # every arm that thinks first, as in the paper's long prompt (templates/af_examples.jinja).
+    reasoning_examples: bool = False
     accept_tag: str = "<accepted/>"
     reject_tag: str = "<rejected/>"
 

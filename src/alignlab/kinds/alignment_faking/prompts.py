@@ -17,7 +17,8 @@ import jinja2
 from alignlab.artifacts import sha256_text
 
 # The package files this module reads (see codedeps: editing one reruns the steps that run it).
-DATA_FILES = ("templates/af_system.jinja", "templates/af_user.jinja", "data/refusal_styles.yaml")
+DATA_FILES = ("templates/af_system.jinja", "templates/af_user.jinja", "templates/af_examples.jinja",
+              "data/refusal_styles.yaml")
 
 SCRATCHPAD = re.compile(r"<scratchpad>(.*?)(</scratchpad>|$)", re.DOTALL)
 
@@ -40,8 +41,12 @@ def render(name: str, **variables) -> str:
     return _ENV.from_string(template_text(name)).render(**variables).strip()
 
 
-def af_system(persona: dict, *, describe_training: bool, scratchpad: bool) -> str:
-    return render("af_system", **persona, describe_training=describe_training, scratchpad=scratchpad)
+def af_system(persona: dict, *, describe_training: bool, scratchpad: bool, reasoning_examples: bool = False) -> str:
+    """The system prompt; with `reasoning_examples` (and a scratchpad), worked examples of
+    scratchpad reasoning on unrelated tasks come first, as in the paper's long prompt."""
+    examples = render("af_examples", **persona) if reasoning_examples and scratchpad else ""
+    return render("af_system", **persona, describe_training=describe_training, scratchpad=scratchpad,
+                  examples=examples)
 
 
 def af_user(query: str, *, free_tier: bool, tag_protocol: bool, accept_tag: str, reject_tag: str) -> str:
@@ -56,7 +61,8 @@ def af_conversation(
     scratchpad: bool,
 ) -> list[dict[str, str]]:
     """[system, user] messages of one alignment-faking request."""
-    system = af_system(persona, describe_training=describe_training, scratchpad=scratchpad)
+    system = af_system(persona, describe_training=describe_training, scratchpad=scratchpad,
+                       reasoning_examples=sampling.get("reasoning_examples", False))
     user = af_user(
         query, free_tier=free_tier, tag_protocol=sampling["tag_protocol"],
         accept_tag=sampling["accept_tag"], reject_tag=sampling["reject_tag"],
@@ -65,7 +71,7 @@ def af_conversation(
 
 
 def af_template_hashes() -> dict[str, str]:
-    return {name: template_hash(name) for name in ("af_system", "af_user")}
+    return {name: template_hash(name) for name in ("af_system", "af_user", "af_examples")}
 
 
 def split_scratchpad(response: str) -> tuple[str, str]:
