@@ -219,7 +219,9 @@ def test_scoring_a_tiny_random_model_and_its_adapter(tmp_path):
         lora.save_pretrained(tmp_path / name)
         adapters[name] = str(tmp_path / name)
     instances = {"base": {"arm": "base", "replicate": 0, "adapter": None},
-                 **{n: {"arm": n, "replicate": 0, "adapter": a} for n, a in adapters.items()}}
+                 **{n: {"arm": n, "replicate": 0, "adapter": a} for n, a in adapters.items()},
+                 # a second replicate's name has a "." (which PEFT refuses in an adapter name)
+                 "sdf.r1": {"arm": "sdf", "replicate": 1, "adapter": adapters["sdf"]}}
     cfg = {"enabled": True, "questions": None, "min_gain": 0.0, "batch_size": 8}
     out, contrast_out = tmp_path / "knowledge.parquet", tmp_path / "knowledge_contrast.parquet"
     steps.score_knowledge(instances=instances, model_dir=str(tmp_path / "base"), persona=DEFAULT_PERSONA,
@@ -227,10 +229,11 @@ def test_scoring_a_tiny_random_model_and_its_adapter(tmp_path):
                           device="cpu", seed=0, experiment="e", out=str(out), contrast_out=str(contrast_out))
     table = artifacts.read_table(out, "knowledge")
     n = len(kp.load_questions())
-    assert table.height == 3 * n and table.group_by("instance").len()["len"].to_list() == [n] * 3
+    assert table.height == 4 * n and table.group_by("instance").len()["len"].to_list() == [n] * 4
     assert (table["correct"] == (table["margin"] > 0)).all()
     per = {i: table.filter(pl.col("instance") == i)["margin"].to_numpy() for i in instances}
     assert not np.allclose(per["base"], per["sdf"]) and not np.allclose(per["sdf"], per["sdf_baseline"])
+    assert np.allclose(per["sdf.r1"], per["sdf"], atol=1e-5)  # the same adapter folder, switched back to
     # The base row is the plain model's: scored without PEFT, the margins agree.
     probe = kp.items(kp.render_questions(kp.load_questions(), {**synth.load_universe("af")["entities"],
                                                                 **DEFAULT_PERSONA}),
