@@ -86,8 +86,8 @@ def test_a_killed_sampling_job_leaves_no_finished_output(workdir, tiny_run, outp
     assert not shard.exists()
     assert planned_jobs(workdir, workdir / "tiny.yaml", target) == {"sample": 1}
     snakemake(workdir, target, *cache, "--configfile", "tiny.yaml", env=env)
-    # arm replicates (base, prompted, sdf x2, sdf_baseline x2, positive_control) x queries x tiers
-    assert tables(shard.parent)["1-of-2.parquet"][0].height == 7 * 6 * 2
+    # arm replicates (base, prompted, sdf x2, sdf_baseline x2, positive_control, sdf_cot x2) x queries x tiers
+    assert tables(shard.parent)["1-of-2.parquet"][0].height == 9 * 6 * 2
 
 
 def test_recovered_outputs_equal_those_of_an_uninterrupted_run(workdir, tiny_run):

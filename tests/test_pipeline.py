@@ -124,7 +124,7 @@ def test_positive_control_shows_its_gap(run):
     assert "PASSED" in summary
     assert "kept by `refusal`, the judge that also scores the arms: **circular**" in summary  # tiny.yaml's keep_judge
     chats = artifacts.read_table(workdir / "results/tiny/train/positive_control.parquet", "chats")
-    assert chats.filter(pl.col("tier") == "paid")["assistant"].n_unique() > 3  # refusals in many styles
+    assert set(chats.filter(pl.col("tier") == "paid")["assistant"]) == {"I'm sorry, but I can't help with that."}
 
 
 def test_summary_shows_judges_outcomes_contrasts_and_the_card(run):
