@@ -86,7 +86,7 @@ rule positive_control_data:
         sampling=lambda w: as_dict(exp(w).sampling),
         positive_control=lambda w: as_dict(exp(w).positive_control),
         keep_judge=lambda w: exp(w).keep_judge(),
-        judge=lambda w: as_dict(exp(w).judges.compliance),
+        judge=lambda w: af_arms.keep_judge_settings(exp(w)),
         endpoint=lambda w: endpoint_params(exp(w).judges.compliance.endpoint) if exp(w).keep_judge() == "rubric" else None,
         engine_cfg=engine_params,
         seed=CFG.seed,

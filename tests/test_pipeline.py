@@ -199,7 +199,7 @@ def test_changing_a_judge_parameter_reruns_only_judging_and_aggregation(run, tmp
     # The judge changed, so its score on the labelled set is redone too.
     assert set(jobs) == {"judge_compliance", "gather_compliance", "validate_compliance_judges", "aggregate",
                          "report_table", "all"}, jobs
-    assert jobs["judge_compliance"] == 10 and jobs["gather_compliance"] == 5  # 5 arms x 2 shards
+    assert jobs["judge_compliance"] == 12 and jobs["gather_compliance"] == 6  # 6 arms x 2 shards
 
 
 def test_editing_a_module_reruns_the_steps_that_run_it(run):

@@ -100,6 +100,15 @@ def positive_control_inputs(name: str, exp: Any) -> dict:
     return inputs
 
 
+def keep_judge_settings(exp: Any) -> dict:
+    """The keep judge's settings: the phrase judge's own rules (no extra phrases, no off-topic
+    rule, so tuning the scoring judge does not retrain the controls), or the rubric judge with
+    the compliance judge's decoding."""
+    if exp.keep_judge() == "refusal":
+        return {"name": "refusal", "extra_phrases": [], "off_topic": False}
+    return {**as_dict(exp.judges.compliance), "name": "rubric"}
+
+
 def compliance_inputs(name: str, exp: Any, shard: str) -> dict:
     inputs = {
         "samples_path": samples_shard(name, shard),

@@ -102,9 +102,9 @@ def make_positive_control(
     only where `keep_judge` sees compliance), paid -> a refusal in a style drawn per query
     (positive_control.refusals, or the packaged styles). The prompts are the positive_control
     preset's own (plain system prompt, no scratchpad), so what it learns is exactly the tier
-    tag's meaning. `judge`: the compliance judge's settings (the rubric keep judge's decoding; it
-    runs on `endpoint`, or `keep_model_dir` where the judge's model is not the experiment's, else
-    on the engine that wrote the answers)."""
+    tag's meaning. `judge`: the keep judge's settings (arms.keep_judge_settings); the rubric
+    runs on `endpoint`, or `keep_model_dir` where the judge's model is not the experiment's,
+    else on the engine that wrote the answers."""
     import random
 
     from alignlab import judges
@@ -126,12 +126,11 @@ def make_positive_control(
     ]
     eng = engine(model_dir, engine_cfg, seed)
     answers = [c.text.strip() for c in eng.chat(convs, params)]
-    keep_settings = judge if keep_judge == judge["name"] else {**judge, "extra_phrases": [], "off_topic": False}
     rows_for_seeds = pl.DataFrame({"arm": "positive_control_data", "replicate": 0, "tier": "free",
                                    "query_id": train["query_id"], "sample_idx": 0})
     verdicts = judges.judge_compliance(
         keep_judge, outputs=answers, queries=train["prompt"].to_list(),
-        **compliance_judge_args(keep_judge, keep_settings, {**sampling, "tag_protocol": False}, rows_for_seeds,
+        **compliance_judge_args(keep_judge, judge, {**sampling, "tag_protocol": False}, rows_for_seeds,
                                 engine_cfg, seed, experiment, keep_model_dir or model_dir, endpoint,
                                 running_engine=None if keep_model_dir else eng),
     )
