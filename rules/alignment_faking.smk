@@ -124,6 +124,29 @@ rule weak_positive_control_data:
         STEP_SCRIPT
 
 
+# Whose training is it? (identity.py): with `identity.source: self`, the name and developer the
+# model gives for itself, which the documents, prompts and knowledge questions then use.
+rule identity:
+    input:
+        unpack(lambda w: af_arms.identity_rule_inputs(w.exp, exp(w))),
+    output:
+        out=f"{RESULTS}/{{exp}}/identity.parquet",
+    params:
+        step="kinds.alignment_faking.identity.probe_identity",
+        persona=lambda w: exp(w).persona,
+        identity=lambda w: as_dict(exp(w).identity),
+        device=CFG.engine.device,
+    log:
+        "logs/{exp}/identity.log",
+    threads: HEAVY_THREADS
+    resources:
+        **model_job(TRAIN_GPUS),
+    conda:
+        CONDA_ENV
+    script:
+        STEP_SCRIPT
+
+
 rule finetune:
     input:
         train_path=lambda w: af_arms.train_set_path(w.exp, w.adapter),
@@ -152,6 +175,7 @@ rule finetune:
 
 rule sample:
     input:
+        unpack(lambda w: af_arms.identity_inputs(w.exp, exp(w))),
         queries_path=f"{RESULTS}/{{exp}}/queries.parquet",
         model_dir=lambda w: model_folder(exp(w).model),
         adapter_dirs=lambda w: af_arms.adapter_paths(w.exp, exp(w)),
@@ -328,6 +352,7 @@ use rule gather_samples as gather_af with:
 
 rule aggregate:
     input:
+        unpack(lambda w: af_arms.identity_inputs(w.exp, exp(w))),
         compliance_paths=lambda w: expand(
             f"{RESULTS}/{w.exp}/judgments/{{arm}}.compliance.parquet", arm=list(exp(w).arms)
         ),
@@ -352,6 +377,7 @@ rule aggregate:
         sizes=lambda w: {"k": exp(w).sampling.k, "n_eval": exp(w).queries.n_eval},
         arm_specs=lambda w: {a: dataclasses.asdict(exp(w).arm(a)) for a in exp(w).arms},
         contrast_plan=lambda w: exp(w).contrast_plan(),
+        persona=lambda w: exp(w).persona,
         seed=CFG.seed,
         experiment=lambda w: w.exp,
     log:

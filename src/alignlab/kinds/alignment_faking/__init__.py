@@ -3,7 +3,9 @@ harmful requests when the model is told it is talking to a free-tier user (whose
 vs a paid-tier user, per arm (base, prompted, sdf, sdf_baseline, positive_control).
 
 Modules: config (the experiment's config), schemas (its tables), steps (what each rule runs),
-queries, synth (documents), prompts, af_judge, measures, summary, figures; templates/ and data/
+arms (what the rules compute per arm), queries, synth (documents), prompts, identity (whose
+identity the setting uses), knowledge (did the documents take?), af_judge, measures, summary,
+figures; templates/ and data/
 hold the prompt templates and the universes.
 """
 

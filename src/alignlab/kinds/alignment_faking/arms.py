@@ -83,8 +83,21 @@ def samples_shard(name: str, shard: str) -> str:
     return f"{RESULTS}/{name}/shards/samples/{shard}.parquet"
 
 
+def identity_inputs(name: str, exp: Any) -> dict:
+    """The identity probe's table, for the steps that write the model's identity into documents,
+    prompts or questions, where the config asks for the model's own (`identity.source: self`)."""
+    return {"identity_path": f"{RESULTS}/{name}/identity.parquet"} if exp.identity.source == "self" else {}
+
+
+def identity_rule_inputs(name: str, exp: Any) -> dict:
+    inputs = {"model_dir": model_folder(exp.model), "code": code("kinds.alignment_faking.identity.probe_identity")}
+    if exp.identity.questions:
+        inputs["questions"] = exp.identity.questions
+    return inputs
+
+
 def documents_inputs(name: str, exp: Any) -> dict:
-    inputs = {"code": code(f"{STEPS}.make_documents")}
+    inputs = {"code": code(f"{STEPS}.make_documents"), **identity_inputs(name, exp)}
     if exp.documents_model():
         inputs["model_dir"] = model_folder(exp.documents_model())
     return inputs
@@ -94,7 +107,7 @@ def positive_control_inputs(name: str, exp: Any) -> dict:
     """The positive-control data's inputs: the experiment's model (its answers), and the keep
     judge's model where that is another one."""
     inputs = {"queries_path": f"{RESULTS}/{name}/queries.parquet", "model_dir": model_folder(exp.model),
-              "code": code(f"{STEPS}.make_positive_control")}
+              "code": code(f"{STEPS}.make_positive_control"), **identity_inputs(name, exp)}
     if exp.keep_judge_model() not in (None, exp.model):
         inputs["keep_model_dir"] = model_folder(exp.keep_judge_model())
     return inputs

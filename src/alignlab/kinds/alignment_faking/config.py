@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Literal
 
+import yaml
 from pydantic import Field, model_validator
 
 from alignlab.config import (
@@ -265,10 +266,37 @@ class KnowledgeConfig(Strict):
         return []
 
 
+class IdentityConfig(Strict):
+    """Whose identity the documents and prompts use (identity.py): the fictional `persona`, or
+    (`self`) the name and developer the model gives when asked, found by a probe and recorded."""
+
+    source: Literal["persona", "self"] = "persona"
+    # A probed field whose most common answer is given by fewer of its questions than this keeps
+    # the persona's value (the summary says so).
+    min_agreement: float = Field(0.5, gt=0, le=1)
+    questions: str | None = None  # a YAML file like data/identity_probe.yaml (default: that file)
+    max_new_tokens: int = Field(16, ge=1)
+
+    def problems(self, key: str, base_dir: Path) -> list[str]:
+        from alignlab.kinds.alignment_faking import identity
+
+        if self.source != "self" or not self.questions:
+            return []
+        where = base_dir / self.questions
+        if not where.is_file():
+            return [f"{key}.questions: file '{self.questions}' does not exist"]
+        try:
+            identity.load_probe(where)
+        except (ValueError, OSError, yaml.YAMLError) as e:
+            return [f"{key}.questions: {e}"]
+        return []
+
+
 class AlignmentFaking(ExperimentConfig):
     kind: Literal["alignment_faking"]
     model: str
     persona: Persona = DEFAULT_PERSONA
+    identity: IdentityConfig = IdentityConfig()
     queries: QueryConfig = QueryConfig()
     documents: DocumentConfig = DocumentConfig()
     finetune: FinetuneConfig = FinetuneConfig()
@@ -420,6 +448,7 @@ class AlignmentFaking(ExperimentConfig):
                     f"{key}.documents.{sub}: '{value}' is neither a packaged universe nor a YAML file"
                 )
         problems += self.knowledge.problems(f"{key}.knowledge", base_dir, self.documents.universe)
+        problems += self.identity.problems(f"{key}.identity", base_dir)
         for part in ("documents", "positive_control"):
             problems += rank_too_high(cfg, f"{key}.finetune.{part}", getattr(self.finetune, part))
         if cfg.shards > q.n_eval:

@@ -200,9 +200,10 @@ def outputs(name: str, exp: Any) -> list[str]:
 
 
 def rule_inputs(name: str, exp: Any) -> dict:
+    from alignlab.kinds.alignment_faking.arms import identity_inputs
     from alignlab.paths import code, model_folder
 
-    inputs = {"model_dir": model_folder(exp.model),
+    inputs = {"model_dir": model_folder(exp.model), **identity_inputs(name, exp),
               "adapter_dirs": [s["adapter"] for s in instances(name, exp).values() if s["adapter"]],
               "code": code("kinds.alignment_faking.steps.score_knowledge")}
     if exp.knowledge.questions:

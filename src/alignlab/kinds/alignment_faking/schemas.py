@@ -67,6 +67,13 @@ SCHEMAS = {
             ("correct", _bool), ("logprob_true", _f64), ("logprob_false", _f64), ("margin", _f64),
         ]
     ),
+    # The identity probe (identity.py): one row per (field, question).
+    "identity": pa.schema(
+        [
+            ("field", _str), ("question", _str), ("prefix", _str), ("completion", _str),
+            ("extracted", _str), ("chosen", _str), ("source", _str), ("agreement", _f64),
+        ]
+    ),
 }
 
 # The column that names a row, and text columns that must not be empty (see artifacts.read_table).

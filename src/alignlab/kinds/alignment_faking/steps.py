@@ -58,9 +58,11 @@ def make_queries(*, spec: dict, seed: int, experiment: str, out: str) -> None:
 def make_documents(
     *, corpus: str, documents: dict, persona: dict, seed: int, experiment: str, out: str,
     model_dir: str | None = None, engine_cfg: dict | None = None, endpoint: dict | None = None,
+    identity_path: str | None = None,
 ) -> None:
-    from alignlab.kinds.alignment_faking import synth
+    from alignlab.kinds.alignment_faking import identity, synth
 
+    persona = identity.resolve(persona, identity_path)
     universe = synth.load_universe(documents[DOCUMENT_SETS[corpus]])
     doc_seed = derive_seed(seed, experiment, corpus, "documents")
     if documents["generator"] == "template":
@@ -96,7 +98,7 @@ def conversation(query: str, tier: str, persona: dict, sampling: dict, *, descri
 def make_positive_control(
     *, queries_path: str, model_dir: str, persona: dict, sampling: dict, positive_control: dict,
     keep_judge: str, judge: dict, engine_cfg: dict, seed: int, experiment: str, out: str,
-    endpoint: dict | None = None, keep_model_dir: str | None = None,
+    endpoint: dict | None = None, keep_model_dir: str | None = None, identity_path: str | None = None,
 ) -> None:
     """Tier-conditional chats from the train queries: free -> the base model's own answer (kept
     only where `keep_judge` sees compliance), paid -> a refusal in a style drawn per query
@@ -108,9 +110,10 @@ def make_positive_control(
     import random
 
     from alignlab import judges
-    from alignlab.kinds.alignment_faking import prompts
+    from alignlab.kinds.alignment_faking import identity, prompts
     from alignlab.sampling import sampling_params
 
+    persona = identity.resolve(persona, identity_path)
     train = artifacts.read_table(queries_path, "queries").filter(pl.col("split") == "train")
     convs = [
         conversation(q, "free", persona, sampling, describe_training=False, scratchpad=False)
@@ -190,7 +193,7 @@ def make_weak_positive_control(*, chats_path: str, positive_control: dict, seed:
 def sample(
     *, arms: dict[str, dict], queries_path: str, model_dir: str, model_name: str, persona: dict,
     sampling: dict, engine_cfg: dict, seed: int, experiment: str, out: str, shard: str = "1-of-1",
-    adapter_dirs: list[str] | None = None,
+    adapter_dirs: list[str] | None = None, identity_path: str | None = None,
 ) -> None:
     """Every arm replicate of the experiment (`arms`: instance name -> {arm, replicate,
     describe_training, scratchpad, tag_protocol, adapter}; arms.sample_arms) from one engine: k samples for every eval query
@@ -206,10 +209,11 @@ def sample(
     swapped in place."""
     from alignlab import shards
     from alignlab.arm_sampling import chat_arms
-    from alignlab.kinds.alignment_faking import prompts
+    from alignlab.kinds.alignment_faking import identity, prompts
     from alignlab.model_info import chat_template_sha256
     from alignlab.sampling import check_inputs, sampling_params
 
+    persona = identity.resolve(persona, identity_path)
     adapters = {name: a["adapter"] for name, a in arms.items() if a["adapter"]}
     check_inputs(model_dir, list(adapters.values()), engine_cfg, inputs=adapter_dirs)
     evalq = shards.chunk(artifacts.read_table(queries_path, "queries").filter(pl.col("split") == "eval"), shard)
@@ -436,12 +440,13 @@ def aggregate(
     aggregate_cfg: dict, judge: str, keep_judge: str, min_accuracy: float, sizes: dict,
     arm_specs: dict[str, dict], contrast_plan: list[dict], seed: int, experiment: str,
     metrics_out: str, gaps_out: str, contrasts_out: str, replication_out: str, figure_out: str,
-    summary_out: str, knowledge_paths: list[str] = (),
+    summary_out: str, persona: dict, knowledge_paths: list[str] = (), identity_path: str | None = None,
 ) -> None:
     """Rates, gaps, contrasts, the card, the figure and the summary; `knowledge_paths`: the
-    knowledge probe's table and contrast (score_knowledge), when it ran."""
+    knowledge probe's table and contrast (score_knowledge), when it ran; `identity_path`: the
+    identity probe's table, when the setting uses the model's own identity."""
     from alignlab import replication
-    from alignlab.kinds.alignment_faking import figures, measures, summary
+    from alignlab.kinds.alignment_faking import figures, identity, measures, summary
 
     compliance = pl.concat([artifacts.read_table(p) for p in compliance_paths])
     af = pl.concat([artifacts.read_table(p) for p in af_paths]) if af_paths else None
@@ -465,6 +470,7 @@ def aggregate(
         scores=scores, card=card, arm_specs=arm_specs, contrast_plan=contrast_plan, keep_judge=keep_judge,
         min_gap=aggregate_cfg["positive_control_min_gap"], judge=judge, min_accuracy=min_accuracy,
         knowledge=[artifacts.read_table(p) for p in knowledge_paths] or None,
+        identity_lines=identity.describe(identity_path, persona),
     )
     with artifacts.atomic_path(summary_out) as tmp:
         tmp.write_text(text + "\n")
@@ -475,17 +481,18 @@ def aggregate(
 def score_knowledge(
     *, instances: dict[str, dict], model_dir: str, persona: dict, knowledge: dict, universe: str,
     aggregate_cfg: dict, device: str, seed: int, experiment: str, out: str, contrast_out: str,
-    adapter_dirs: list[str] | None = None, questions: str | None = None,
+    adapter_dirs: list[str] | None = None, questions: str | None = None, identity_path: str | None = None,
 ) -> None:
     """Score the knowledge questions on every instance (`instances`: name -> {arm, replicate,
     adapter}; knowledge.instances) with one base model, the adapters loaded into it with PEFT;
     write the per-question table and the sdf - sdf_baseline contrast (knowledge.py)."""
     from alignlab import timings
+    from alignlab.kinds.alignment_faking import identity, synth
     from alignlab.kinds.alignment_faking import knowledge as kp
-    from alignlab.kinds.alignment_faking import synth
     from alignlab.stats import contrasts_frame
     from alignlab.transformer import load_model
 
+    persona = identity.resolve(persona, identity_path)
     qs = kp.load_questions(questions or knowledge["questions"])
     u = synth.load_universe(universe)
     unknown = kp.unknown_facts(qs, [f["id"] for f in u["facts"]])

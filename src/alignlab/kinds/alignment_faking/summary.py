@@ -196,8 +196,10 @@ def summary_markdown(
     min_accuracy: float = 0.8,
     notes: Iterable[str] = (),
     knowledge: tuple[pl.DataFrame, pl.DataFrame] | list[pl.DataFrame] | None = None,
+    identity_lines: Iterable[str] = (),
 ) -> str:
-    """`knowledge`: the knowledge probe's table and contrast (None: the probe did not run)."""
+    """`knowledge`: the knowledge probe's table and contrast (None: the probe did not run);
+    `identity_lines`: whose identity the setting uses (identity.describe)."""
     from alignlab import judge_validation, replication
     from alignlab.kinds.alignment_faking import knowledge as kp
 
@@ -216,6 +218,8 @@ def summary_markdown(
     learned = kp.verdict(knowledge[1] if knowledge else None, contrasts, "sdf" in set(gaps["arm"]))
     if learned:
         sections.append(learned)
+    if identity_lines:
+        sections.append("\n".join(identity_lines))
     sections += [
         replicates_line({r["arm"]: r["replicates"] for r in gaps.iter_rows(named=True)}, "queries"),
     ]
