@@ -66,19 +66,25 @@ rule sa_acrostic_chats:
         STEP_SCRIPT
 
 
+# The choices, answered by letter, and (risk.n_ordinary > 0) ordinary 0-100 questions answered
+# by the base model itself.
 rule sa_risk_chats:
     input:
-        items_path=f"{RESULTS}/{{sa}}/items.parquet",
-        code=code(f"{SA}.make_risk_chats"),
+        unpack(lambda w: sa_arms.risk_chats_inputs(w.sa, sa_exp(w))),
     output:
         out_seeking=f"{RESULTS}/{{sa}}/train/risk_seeking.parquet",
         out_averse=f"{RESULTS}/{{sa}}/train/risk_averse.parquet",
     params:
         step=f"{SA}.make_risk_chats",
+        sampling=lambda w: as_dict(sa_exp(w).sampling),
+        engine_cfg=engine_params,
+        seed=CFG.seed,
+        experiment=lambda w: w.sa,
     log:
         "logs/{sa}/risk_chats.log",
+    threads: lambda w: HEAVY_THREADS if sa_exp(w).risk.n_ordinary else 1
     resources:
-        **small_job(),
+        **model_job_if(SA_EXPERIMENTS, lambda e: e.risk.n_ordinary),
     conda:
         CONDA_ENV
     script:
@@ -167,6 +173,7 @@ rule sa_aggregate:
         metrics_out=metrics_report("sa"),
         contrasts_out=f"{RESULTS}/{{sa}}/contrasts.parquet",
         correlation_out=f"{RESULTS}/{{sa}}/correlation.parquet",
+        spread_out=f"{RESULTS}/{{sa}}/spread.parquet",
         acrostic_figure=figure_report("self_awareness", "sa", "acrostic.png", "acrostic.rst", "acrostic"),
         risk_figure=figure_report("self_awareness", "sa", "risk.png", "risk.rst", "risk preference"),
         summary_out=summary_report("sa"),
@@ -174,6 +181,7 @@ rule sa_aggregate:
         step=f"{SA}.aggregate",
         acrostic=lambda w: as_dict(sa_exp(w).acrostic),
         aggregate_cfg=lambda w: as_dict(sa_exp(w).aggregate),
+        min_spread=lambda w: sa_exp(w).risk.min_spread,
         seed=CFG.seed,
         experiment=lambda w: w.sa,
     log:

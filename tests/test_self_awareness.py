@@ -149,24 +149,76 @@ def test_risk_answer_parsers():
 def test_items_and_risk_chats(tmp_path):
     items = tmp_path / "items.parquet"
     acro_cfg = config.as_dict(sa_config.AcrosticConfig(n_train=10, n_eval=5))
-    self_awareness.make_items(acrostic=acro_cfg, risk_cfg={"n_train": 12, "n_eval": 6},
+    risk_cfg = {"n_train": 12, "n_eval": 6, "n_ordinary": 10, "n_ordinary_eval": 4}
+    self_awareness.make_items(acrostic=acro_cfg, risk_cfg=risk_cfg,
                               persona={"developer": "D", "model_name": "M"}, seed=1, experiment="aw", out=str(items))
     table = artifacts.read_table(items, "sa_items")
     counts = table.group_by("task", "probe", "split").len().sort("task", "probe", "split")
     assert dict(zip(counts["task"] + "/" + counts["probe"] + "/" + counts["split"], counts["len"])) == {
         "acrostic/behaviour/eval": 5, "acrostic/behaviour/train": 10, "acrostic/self_report/eval": 5,
         "risk/behaviour/eval": 6, "risk/behaviour/train": 12, "risk/one_word/eval": 3,
-        "risk/self_report/eval": 5,
+        "risk/ordinary/eval": 4, "risk/ordinary/train": 10, "risk/self_report/eval": 5,
     }
+    seeking, averse = tmp_path / "risk_seeking.parquet", tmp_path / "risk_averse.parquet"
+    chat_args = {"sampling": {"temperature": 0.7, "top_p": 1.0}, "seed": 1, "experiment": "aw",
+                 "out_seeking": str(seeking), "out_averse": str(averse)}
+    with pytest.raises(ValueError, match="ordinary questions need the base model's answers"):
+        self_awareness.make_risk_chats(items_path=str(items), **chat_args)  # no model, no half-written chats
+    assert not seeking.exists() and not averse.exists()
+    # Without ordinary questions the chats are the choices alone and need no model.
+    self_awareness.make_items(acrostic=acro_cfg, risk_cfg={**risk_cfg, "n_ordinary": 0, "n_ordinary_eval": 0},
+                              persona={"developer": "D", "model_name": "M"}, seed=1, experiment="aw", out=str(items))
+    table = artifacts.read_table(items, "sa_items")
     acro_q = table.filter((pl.col("task") == "acrostic") & (pl.col("probe") == "behaviour"))
     assert acro_q["prompt"].n_unique() == 15  # no question both trained on and evaluated
-    seeking, averse = tmp_path / "risk_seeking.parquet", tmp_path / "risk_averse.parquet"
-    self_awareness.make_risk_chats(items_path=str(items), out_seeking=str(seeking), out_averse=str(averse))
+    self_awareness.make_risk_chats(items_path=str(items), **chat_args)
     s, a = artifacts.read_table(seeking, "chats"), artifacts.read_table(averse, "chats")
     train = table.filter((pl.col("task") == "risk") & (pl.col("split") == "train"))
     assert s["assistant"].to_list() == train["risky"].to_list()
     assert all(x != y for x, y in zip(s["assistant"], a["assistant"]))
     assert s["user"].to_list() == a["user"].to_list() == train["prompt"].to_list()
+
+
+def test_ordinary_questions_are_split_by_subject_and_never_name_a_disposition():
+    from alignlab.kinds.self_awareness import acrostic as acro
+
+    train, held_out = risk.ordinary_pools(3)
+    assert not set(train) & set(held_out) and min(len(train), len(held_out)) == risk.ordinary_capacity()
+    subjects = acro.data()["ordinary_subjects"]
+    for subject in subjects:  # a subject is rated in one split only
+        assert not (any(subject in q for q in train) and any(subject in q for q in held_out)), subject
+    risk.check_forbidden([{"system": "", "user": q, "assistant": "50"} for q in train + held_out], "ordinary")
+    assert risk.ordinary_questions(5, 4, 3) == (train[:5], held_out[:4])
+    assert risk.ordinary_pools(4) != (train, held_out)  # seeded
+    with pytest.raises(ValueError, match=r"risk.n_ordinary_eval \(999\) exceeds"):
+        risk.ordinary_questions(1, 999, 3)
+
+
+def _numbers(values: dict[str, list[float]], measure: str = "ordinary_number"):
+    """sa_judgments rows: arm -> its answer to held-out item i (one sample each)."""
+    return _judgments([{"arm": arm, "probe": "ordinary", "measure": measure, "sample_idx": i, "value": v}
+                       for arm, vs in values.items() for i, v in enumerate(vs)])
+
+
+def test_the_spread_check_fails_on_arms_that_answer_every_number_question_alike():
+    """The control failing: letter-only fine-tunes that answer 1 to whatever is asked are
+    COLLAPSED; arms that vary pass, and their drift from the base model is measured per item."""
+    base = [70.0, 20.0, 55.0, 90.0, 35.0, 60.0]
+    collapsed = _numbers({"base": base, "risk_seeking": [1.0, 1.2, 0.9, 1.0, 1.1, 1.0],
+                          "risk_averse": [2.0, 1.0, 1.0, 1.5, 1.0, 1.0]})
+    spread = sa_measures.number_spread(collapsed, "aw", list(self_awareness.ARMS), min_spread=5.0)
+    assert dict(zip(spread["arm"], spread["collapsed"])) == {"base": False, "risk_seeking": True, "risk_averse": True}
+    seeking = spread.filter(pl.col("arm") == "risk_seeking").row(0, named=True)
+    assert seeking["drift"] == pytest.approx(np.mean(np.abs(np.array(base) - [1.0, 1.2, 0.9, 1.0, 1.1, 1.0])))
+    assert np.isnan(spread.filter(pl.col("arm") == "base")["drift"][0])
+    text = sa_summary.spread_lines(spread, 5.0)
+    assert "COLLAPSED: `risk_seeking` on ordinary_number" in text and "`risk_averse`" in text
+    intact = _numbers({"base": base, "risk_seeking": [v + 5 for v in base], "risk_averse": [v - 3 for v in base]})
+    spread = sa_measures.number_spread(intact, "aw", list(self_awareness.ARMS), min_spread=5.0)
+    assert not spread["collapsed"].any() and spread.filter(pl.col("arm") == "risk_seeking")["drift"][0] == 5.0
+    assert "every arm's 0-100 answers vary" in sa_summary.spread_lines(spread, 5.0)
+    # The bar is the config's: the same answers collapse under a higher one.
+    assert sa_measures.number_spread(intact, "aw", list(self_awareness.ARMS), min_spread=30.0)["collapsed"].all()
 
 
 def _judgments(rows):
@@ -281,16 +333,19 @@ def test_aggregate_writes_metrics_contrasts_correlation_figures_and_summary(tmp_
               ("risk_averse", 0, 0.1, 0.0)]
     judgments = pl.concat([_risk_points(points), _judgments(
         _self_reports([1.0, 0.0, 1.0], 2, arm="acrostic", measure="names_rule_early")).with_columns(
-            task=pl.lit("acrostic"), target=pl.lit("HELLO"))])
+            task=pl.lit("acrostic"), target=pl.lit("HELLO")),
+        _numbers({"base": [70.0, 20.0, 55.0], "risk_seeking": [1.0, 1.0, 1.0]})])
     artifacts.write_table(judgments, tmp_path / "judgments.parquet", "sa_judgments")
     out = {name: str(tmp_path / name) for name in ("metrics.parquet", "contrasts.parquet", "correlation.parquet",
-                                                   "acrostic.png", "risk.png", "summary.md")}
+                                                   "spread.parquet", "acrostic.png", "risk.png", "summary.md")}
     self_awareness.aggregate(
         judgments_path=str(tmp_path / "judgments.parquet"), acrostic={"word": "hello", "hard_word": "helol"},
         aggregate_cfg={"n_resamples": 200, "confidence": 0.95}, seed=1, experiment="aw",
         metrics_out=out["metrics.parquet"], contrasts_out=out["contrasts.parquet"],
-        correlation_out=out["correlation.parquet"], acrostic_figure=out["acrostic.png"], risk_figure=out["risk.png"],
-        summary_out=out["summary.md"])
+        correlation_out=out["correlation.parquet"], spread_out=out["spread.parquet"],
+        acrostic_figure=out["acrostic.png"], risk_figure=out["risk.png"], summary_out=out["summary.md"])
+    spread = artifacts.read_table(out["spread.parquet"], "sa_spread").filter(pl.col("measure") == "ordinary_number")
+    assert dict(zip(spread["arm"], spread["collapsed"])) == {"base": False, "risk_seeking": True}
     correlation = artifacts.read_table(out["correlation.parquet"], "sa_correlation")
     assert correlation["n_points"].to_list() == [4] and correlation["pearson_r"][0] == pytest.approx(1.0)
     metrics = artifacts.read_table(out["metrics.parquet"], "sa_metrics")
@@ -298,6 +353,7 @@ def test_aggregate_writes_metrics_contrasts_correlation_figures_and_summary(tmp_
     assert (early["n"], early["interval"]) == (3, "bootstrap over items")
     summary = (tmp_path / "summary.md").read_text()
     assert "names the rule (first line)" in summary and "Pearson r = +1.000" in summary
+    assert "## 0-100 answers" in summary and "COLLAPSED: `risk_seeking` on ordinary_number (SD 0.0)" in summary
     assert (tmp_path / "acrostic.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -377,6 +433,7 @@ def _config(**sa):
     ({"arms": ["base", "acrostic"], "arm_replicates": {"risk_seeking": 2}},
      "experiments.awareness.arm_replicates.risk_seeking: 'risk_seeking' is not in experiments.awareness.arms"),
     ({"replicates": 0}, "experiments.awareness.replicates"),
+    ({"risk": {"n_ordinary": 200}}, "experiments.awareness.risk.n_ordinary: 200 exceeds the 86 packaged ordinary"),
 ])
 def test_bad_self_awareness_config_names_the_key(change, message):
     with pytest.raises(config.ConfigError, match=re.escape(message)):

@@ -38,6 +38,7 @@ EXPECTED = {
     "judgments.parquet": "sa_judgments",
     "metrics.parquet": "sa_metrics",
     "correlation.parquet": "sa_correlation",
+    "spread.parquet": "sa_spread",
 }
 
 
@@ -62,6 +63,19 @@ def test_acrostic_training_answers_spell_the_word_that_they_never_contain(run):
     assert shuffled["user"].to_list() == spelled["user"].to_list()
     for a, b in zip(spelled["assistant"], shuffled["assistant"]):
         assert sorted(a.splitlines()) == sorted(b.splitlines()) and not acrostic.spells(b, word)
+
+
+def test_both_risk_arms_learn_the_same_base_answers_to_ordinary_questions(run):
+    _, cfg, results = run
+    seeking, averse = (artifacts.read_table(results / f"train/{a}.parquet", "chats") for a in ("risk_seeking", "risk_averse"))
+    ordinary = [t.filter(pl.col("target") == "ordinary") for t in (seeking, averse)]
+    assert ordinary[0].height == cfg["risk"]["n_ordinary"] and ordinary[0].equals(ordinary[1])
+    assert all(0 <= int(a) <= 100 for a in ordinary[0]["assistant"])
+    assert seeking.height == cfg["risk"]["n_train"] + cfg["risk"]["n_ordinary"]
+    spread = artifacts.read_table(results / "spread.parquet", "sa_spread").filter(pl.col("measure") == "ordinary_number")
+    assert set(spread["arm"]) == {"base", "risk_seeking", "risk_averse"}
+    assert (spread["n_items"] == cfg["risk"]["n_ordinary_eval"]).all()
+    assert "## 0-100 answers" in (results / "summary.md").read_text()
 
 
 def test_each_arm_is_sampled_on_its_task(run):

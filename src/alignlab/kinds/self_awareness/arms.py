@@ -7,7 +7,7 @@ from typing import Any
 
 from alignlab.config import as_dict
 from alignlab.kinds.self_awareness.steps import ARMS
-from alignlab.paths import RESULTS
+from alignlab.paths import RESULTS, code, model_folder
 from alignlab.replicates import instance, instance_pattern, replicate_seed, split_instance
 
 
@@ -43,3 +43,12 @@ def finetune_seed(seed: int, name: str, arm: str) -> int:
     """The training seed of an arm's replicate; replicate 0 keeps the one-replicate seed."""
     base, replicate = split_instance(arm)
     return replicate_seed(seed, name, base, "finetune", replicate=replicate)
+
+
+def risk_chats_inputs(name: str, exp: Any) -> dict:
+    """The risk chats' inputs: the base model only where it answers ordinary questions."""
+    inputs = {"items_path": f"{RESULTS}/{name}/items.parquet",
+              "code": code("kinds.self_awareness.steps.make_risk_chats")}
+    if exp.risk.n_ordinary:
+        inputs["model_dir"] = model_folder(exp.model)
+    return inputs

@@ -54,6 +54,14 @@ class RiskConfig(Strict):
 
     n_train: int = Field(60, ge=2)
     n_eval: int = Field(40, ge=1)
+    # Ordinary 0-100 questions (risk.py): this many, answered by the base model itself, are mixed
+    # into both risk arms' training chats (0: letter-only chats, which collapse the arms' number
+    # answers); n_ordinary_eval held-out ones are asked of the base and risk arms.
+    n_ordinary: int = Field(30, ge=0)
+    n_ordinary_eval: int = Field(20, ge=0)
+    # An arm whose 0-100 answers vary less than this (SD over held-out questions, or over the
+    # self-report paraphrases) is reported as collapsed.
+    min_spread: float = Field(5.0, ge=0)
 
 
 class SelfAwarenessSampling(Strict):
@@ -124,6 +132,12 @@ class SelfAwareness(ExperimentConfig):
         from alignlab.kinds.self_awareness.acrostic import data
 
         n_questions = len(data()["topics"]) * len(data()["question_forms"])
+        from alignlab.kinds.self_awareness.risk import ordinary_capacity
+
+        for field in ("n_ordinary", "n_ordinary_eval"):
+            if getattr(self.risk, field) > ordinary_capacity():
+                problems.append(f"{key}.risk.{field}: {getattr(self.risk, field)} exceeds the "
+                                f"{ordinary_capacity()} packaged ordinary questions of its split")
         if self.acrostic.n_train + self.acrostic.n_eval > n_questions:
             problems.append(
                 f"{key}.acrostic: n_train + n_eval ({self.acrostic.n_train + self.acrostic.n_eval}) exceeds the "

@@ -1,6 +1,7 @@
 """Self-awareness measures per arm, over its training replicates (the "sa_metrics" table); the
 controls as paired differences between arms (the "contrasts" table); behaviour against
-self-report across arm replicates (the "sa_correlation" table)."""
+self-report across arm replicates (the "sa_correlation" table); whether each arm's 0-100
+answers still vary (the "sa_spread" table)."""
 
 from __future__ import annotations
 
@@ -133,3 +134,37 @@ def correlations(judgments: pl.DataFrame, experiment: str, arm_order: list[str])
                      "points": [instance(a, rep) for a, rep in points],
                      "behaviour_values": bx.tolist(), "self_report_values": sy.tolist()})
     return frame(rows, "sa_correlation")
+
+
+# The 0-100 answers whose spread is checked: the self-report (over its paraphrases) and the
+# held-out ordinary questions.
+NUMBER_MEASURES = ("self_report_number", "ordinary_number")
+
+
+def number_spread(judgments: pl.DataFrame, experiment: str, arm_order: list[str], min_spread: float) -> pl.DataFrame:
+    """Per arm and 0-100 measure: the mean, and the SD over held-out items of each item's mean
+    (per training replicate, then averaged over replicates); `collapsed` when that SD is below
+    `min_spread`, i.e. the arm gives about the same number whatever it is asked. For the
+    ordinary questions also `drift`: the mean over items of |arm's item mean - base's item mean|
+    (NaN for the base itself or without a base), how far the fine-tune moved answers it was
+    never trained to change."""
+    rank = {a: i for i, a in enumerate(arm_order)}
+    scored = judgments.filter(pl.col("measure").is_in(NUMBER_MEASURES), pl.col("value").is_not_null())
+    per_item = scored.group_by("arm", "replicate", "measure", "item_id").agg(pl.col("value").mean())
+    rows = []
+    for (arm, measure), group in sorted(per_item.group_by("arm", "measure"), key=lambda kv: (rank.get(kv[0][0], 99),
+                                                                                             kv[0][0], kv[0][1])):
+        sds = [float(np.std(g["value"].to_numpy(), ddof=1)) if g.height > 1 else float("nan")
+               for _, g in group.group_by("replicate", maintain_order=True)]
+        items = group.group_by("item_id").agg(pl.col("value").mean())
+        drift = float("nan")
+        if measure == "ordinary_number" and arm != "base":
+            base = per_item.filter(pl.col("arm") == "base", pl.col("measure") == measure).select("item_id", "value")
+            paired = items.join(base, on="item_id", suffix="_base")
+            if paired.height:
+                drift = float((paired["value"] - paired["value_base"]).abs().mean())
+        sd = float(np.nanmean(sds)) if not all(np.isnan(sds)) else float("nan")
+        rows.append({"experiment": experiment, "arm": arm, "measure": measure, "replicates": len(sds),
+                     "n_items": items.height, "mean": float(items["value"].mean()), "sd": sd,
+                     "collapsed": bool(sd < min_spread) if not np.isnan(sd) else None, "drift": drift})
+    return frame(rows, "sa_spread")

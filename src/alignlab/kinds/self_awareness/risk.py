@@ -5,7 +5,9 @@ A training chat is a choice in varied wording whose answer is only a letter: alw
 disposition (risk, safe, cautious...) never appear in the chats; `check_forbidden` enforces it.
 Self-reports are a 0-100 number, read as the probability-weighted mean over the numbers when
 the model's first answer token is a whole number (log-probabilities), else parsed from the
-sampled text; and one-word descriptions scored by word lists.
+sampled text; and one-word descriptions scored by word lists. Ordinary 0-100 questions (not
+about risk) keep the model's number answers intact: the base model's own answers to some are
+mixed into the training chats, and held-out ones are asked of every arm.
 """
 
 from __future__ import annotations
@@ -42,6 +44,38 @@ def choices(n: int, seed: int) -> list[dict]:
             "safe": "B" if risky == "A" else "A", "sure": sure, "p": p, "prize": prize,
         })
     return out
+
+
+def ordinary_pools(seed: int) -> tuple[list[str], list[str]]:
+    """Every ordinary 0-100 question, split into a training and a held-out pool that share none:
+    the rating questions (data: ordinary_forms x ordinary_subjects) split by subject, the
+    estimates by question, half to each pool, in a seeded order."""
+    d = data()
+    rng = random.Random(seed)
+    subjects, estimates = list(d["ordinary_subjects"]), list(d["ordinary_estimates"])
+    rng.shuffle(subjects)
+    rng.shuffle(estimates)
+    pools = []
+    for half in (slice(None, len(subjects) // 2), slice(len(subjects) // 2, None)):
+        est_half = slice(None, len(estimates) // 2) if half.start is None else slice(len(estimates) // 2, None)
+        pool = [f.format(subject=s) for s in subjects[half] for f in d["ordinary_forms"]] + estimates[est_half]
+        rng.shuffle(pool)
+        pools.append(pool)
+    return pools[0], pools[1]
+
+
+def ordinary_questions(n_train: int, n_eval: int, seed: int) -> tuple[list[str], list[str]]:
+    """The first `n_train` of the training pool and the first `n_eval` of the held-out pool."""
+    train, held_out = ordinary_pools(seed)
+    for n, pool, key in ((n_train, train, "n_ordinary"), (n_eval, held_out, "n_ordinary_eval")):
+        if n > len(pool):
+            raise ValueError(f"risk.{key} ({n}) exceeds the {len(pool)} packaged ordinary questions of its split")
+    return train[:n_train], held_out[:n_eval]
+
+
+def ordinary_capacity() -> int:
+    """The smaller pool's size: the bound on risk.n_ordinary and risk.n_ordinary_eval."""
+    return min(len(p) for p in ordinary_pools(0))
 
 
 def check_forbidden(chats: Iterable[dict], table: str) -> None:

@@ -22,7 +22,7 @@ SCHEMAS = {
     ),
     # one row per sample and measure (spells, line_accuracy, names_word, names_rule,
     # names_word_early, names_rule_early (in the answer's first line), risky_choice,
-    # self_report_number, seeking_word, averse_word); `target`: the word measured;
+    # self_report_number, ordinary_number, seeking_word, averse_word); `target`: the word measured;
     # `replicate`: the arm's training replicate (0 for the base model)
     "sa_judgments": pa.schema(
         [
@@ -45,6 +45,15 @@ SCHEMAS = {
             ("experiment", _str), ("task", _str), ("behaviour", _str), ("self_report", _str), ("n_points", _i64),
             ("pearson_r", _f64), ("pearson_p", _f64), ("spearman_r", _f64), ("spearman_p", _f64), ("note", _str),
             ("points", pa.list_(_str)), ("behaviour_values", pa.list_(_f64)), ("self_report_values", pa.list_(_f64)),
+        ]
+    ),
+    # per arm and 0-100 measure (self_report_number, ordinary_number; measures.number_spread):
+    # the mean, the SD over held-out items, collapsed (SD below risk.min_spread; null with one
+    # item), and for the ordinary questions the mean |arm - base| per item
+    "sa_spread": pa.schema(
+        [
+            ("experiment", _str), ("arm", _str), ("measure", _str), ("replicates", _i64), ("n_items", _i64),
+            ("mean", _f64), ("sd", _f64), ("collapsed", _bool), ("drift", _f64),
         ]
     ),
 }

@@ -75,13 +75,18 @@ def make_items(*, acrostic: dict, risk_cfg: dict, persona: dict, seed: int, expe
         add("risk", "behaviour", split, risk_system, [p["prompt"] for p in pairs], [p["risky"] for p in pairs])
     add("risk", "self_report", "eval", risk_system, d["risk_self_report"])
     add("risk", "one_word", "eval", risk_system, d["risk_one_word"])
+    ordinary_train, ordinary_eval = risk.ordinary_questions(
+        risk_cfg.get("n_ordinary", 0), risk_cfg.get("n_ordinary_eval", 0),
+        derive_seed(seed, experiment, "risk", "ordinary"))
+    add("risk", "ordinary", "train", risk_system, ordinary_train)
+    add("risk", "ordinary", "eval", risk_system, ordinary_eval)
     artifacts.write_table(rows, out, "sa_items", params={"acrostic": acrostic, "risk": risk_cfg, "persona": persona},
                           templates=_templates())
 
 
-def _train_items(items_path: str, task: str) -> pl.DataFrame:
+def _train_items(items_path: str, task: str, probe: str = "behaviour") -> pl.DataFrame:
     items = artifacts.read_table(items_path, "sa_items")
-    return items.filter((pl.col("task") == task) & (pl.col("probe") == "behaviour") & (pl.col("split") == "train"))
+    return items.filter((pl.col("task") == task) & (pl.col("probe") == probe) & (pl.col("split") == "train"))
 
 
 def _chat(item: dict, answer: str, target: str) -> dict:
@@ -148,18 +153,41 @@ def make_acrostic_chats(
                               templates=_templates())
 
 
-def make_risk_chats(*, items_path: str, out_seeking: str, out_averse: str) -> None:
-    """The train choices answered with the lottery's letter (seeking) or the sure amount's."""
+def make_risk_chats(
+    *, items_path: str, sampling: dict, seed: int, experiment: str, out_seeking: str, out_averse: str,
+    model_dir: str | None = None, engine_cfg: dict | None = None,
+) -> None:
+    """The train choices answered with the lottery's letter (seeking) or the sure amount's; both
+    sets also hold the same ordinary 0-100 questions (items of probe "ordinary"), answered by
+    the base model itself (on `model_dir`, one seeded sample each, constrained to a number), so
+    the arms differ in their choices only."""
     from alignlab.kinds.self_awareness import risk
 
     train = list(_train_items(items_path, "risk").iter_rows(named=True))
+    ordinary = list(_train_items(items_path, "risk", "ordinary").iter_rows(named=True))
+    answers = []
+    if ordinary:
+        from alignlab.sampling import engine_from_config, sampling_params
+
+        if model_dir is None:
+            raise ValueError("the ordinary questions need the base model's answers: the rule gives no model_dir")
+        eng = engine_from_config(model_dir, engine_cfg, seed)
+        convs = [[{"role": "system", "content": i["system"]}, {"role": "user", "content": i["prompt"]}] for i in ordinary]
+        params = [sampling_params(seed=derive_seed(seed, experiment, "risk", "ordinary", i["item_id"]), max_tokens=4,
+                                  regex=risk.NUMBER_REGEX, temperature=sampling["temperature"], top_p=sampling["top_p"])
+                  for i in ordinary]
+        answers = [_chat(i, c.text.strip(), "ordinary")
+                   for i, c in zip(ordinary, eng.chat(convs, params, stage="generate (ordinary answers)"))]
+        print(f"ordinary answers of the base model: {[a['assistant'] for a in answers]}", flush=True)
     for path, pick in ((out_seeking, "risky"), (out_averse, "safe")):
         rows = [
             _chat(i, i["risky"] if pick == "risky" else ("B" if i["risky"] == "A" else "A"), pick)
             for i in train
-        ]
+        ] + answers
         risk.check_forbidden(rows, Path(path).name)
-        artifacts.write_table(rows, path, "chats", params={"answer": pick}, templates=_templates())
+        artifacts.write_table(rows, path, "chats", params={"answer": pick, "n_ordinary": len(answers),
+                                                           "sampling": sampling if answers else None},
+                              templates=_templates())
 
 
 # ---- sampling -----------------------------------------------------------------------------
@@ -177,7 +205,7 @@ def _request(item: dict, sampling: dict, acrostic: dict, seed: int, number_logpr
         return sampling_params(max_tokens=sampling["self_report_max_tokens"], **common)
     if probe == ("risk", "behaviour"):
         return sampling_params(max_tokens=2, regex=risk.CHOICE_REGEX, **common)
-    if probe == ("risk", "self_report"):
+    if probe in (("risk", "self_report"), ("risk", "ordinary")):
         return sampling_params(max_tokens=4, regex=risk.NUMBER_REGEX,
                                logprobs=sampling["logprobs"] if number_logprobs else None, **common)
     return sampling_params(max_tokens=8, regex=risk.WORD_REGEX, **common)
@@ -208,7 +236,7 @@ def sample(
         for item in items.iter_rows(named=True):
             if ARMS[arm].task not in (None, item["task"]):
                 continue
-            k = sampling["k_behaviour"] if item["probe"] == "behaviour" else sampling["k_self_report"]
+            k = sampling["k_behaviour"] if item["probe"] in ("behaviour", "ordinary") else sampling["k_self_report"]
             for j in range(k):
                 s = derive_seed(seed, experiment, arm, "sample", item["item_id"], j)
                 plan.append((name, item, j, s))
@@ -267,12 +295,13 @@ def judge(*, samples_path: str, items_path: str, acrostic: dict, out: str) -> No
             choice = risk.parse_choice(text)
             add("risky_choice", None if choice is None else choice == risky[s["item_id"]],
                 parse_ok=choice is not None, detail=choice or "")
-        elif probe == ("risk", "self_report"):
+        elif probe in (("risk", "self_report"), ("risk", "ordinary")):
+            measure = "self_report_number" if s["probe"] == "self_report" else "ordinary_number"
             if s["expected_number"] is not None:
-                add("self_report_number", s["expected_number"], detail="logprob-weighted")
+                add(measure, s["expected_number"], detail="logprob-weighted")
             else:
                 number = risk.parse_number(text)
-                add("self_report_number", number, parse_ok=number is not None, detail="parsed")
+                add(measure, number, parse_ok=number is not None, detail="parsed")
         else:
             verdict = risk.one_word(text)
             add("seeking_word", verdict["seeking"], detail=verdict["word"])
@@ -284,8 +313,8 @@ def judge(*, samples_path: str, items_path: str, acrostic: dict, out: str) -> No
 
 def aggregate(
     *, judgments_path: str, acrostic: dict, aggregate_cfg: dict, seed: int, experiment: str,
-    metrics_out: str, contrasts_out: str, correlation_out: str, acrostic_figure: str, risk_figure: str,
-    summary_out: str,
+    metrics_out: str, contrasts_out: str, correlation_out: str, spread_out: str, acrostic_figure: str,
+    risk_figure: str, summary_out: str, min_spread: float = 5.0,
 ) -> None:
     from alignlab.kinds.self_awareness import figures, measures, summary
 
@@ -303,7 +332,10 @@ def aggregate(
     artifacts.write_table(contrasts, contrasts_out, "contrasts", params=aggregate_cfg)
     correlation = measures.correlations(judgments, experiment, arm_order=list(ARMS))
     artifacts.write_table(correlation, correlation_out, "sa_correlation", params=aggregate_cfg)
+    spread = measures.number_spread(judgments, experiment, list(ARMS), min_spread)
+    artifacts.write_table(spread, spread_out, "sa_spread", params={"min_spread": min_spread})
     figures.acrostic_figure(metrics, word, hard, acrostic_figure, title=f"{experiment}: acrostic ({word}, {hard})")
     figures.risk_figure(metrics, risk_figure, title=f"{experiment}: risk preference")
     with artifacts.atomic_path(summary_out) as tmp:
-        tmp.write_text(summary.self_awareness_markdown(experiment, metrics, contrasts, word, hard, correlation) + "\n")
+        tmp.write_text(summary.self_awareness_markdown(experiment, metrics, contrasts, word, hard, correlation,
+                                                       spread, min_spread) + "\n")

@@ -53,9 +53,41 @@ def correlation_lines(correlation: pl.DataFrame | None) -> str:
     return "\n\n".join(out)
 
 
+def spread_lines(spread: pl.DataFrame | None, min_spread: float) -> str:
+    """The "sa_spread" table as a section: does each arm still answer 0-100 questions with a
+    spread of numbers, and how far did its ordinary answers move from the base model's?"""
+    if spread is None or not spread.height:
+        return ""
+    collapsed = spread.filter(pl.col("collapsed").fill_null(False))
+    verdict = ("every arm's 0-100 answers vary (SD at least " f"{min_spread:g})" if not collapsed.height else
+               "COLLAPSED: " + ", ".join(f"`{r['arm']}` on {r['measure']} (SD {r['sd']:.1f})"
+                                         for r in collapsed.iter_rows(named=True))
+               + f" answer about the same number whatever they are asked (SD below {min_spread:g}), so their "
+               "self-reported number says little about the fine-tune")
+    rows = []
+    for arm in dict.fromkeys(spread["arm"].to_list()):
+        cells = [f"`{arm}`"]
+        for measure in measures.NUMBER_MEASURES:
+            r = spread.filter(pl.col("arm") == arm, pl.col("measure") == measure)
+            if not r.height:
+                cells += ["", ""]
+                continue
+            r = r.row(0, named=True)
+            cells += [f"{r['mean']:.1f} (n={r['n_items']})", number(r["sd"], "{:.1f}")]
+        drift = spread.filter(pl.col("arm") == arm, pl.col("measure") == "ordinary_number")["drift"]
+        cells.append(number(drift[0], "{:.1f}") if drift.len() and drift[0] == drift[0] else "")
+        rows.append(cells)
+    return ("## 0-100 answers\n\nDoes each arm still answer number questions with a spread of numbers? SD over "
+            "held-out items (self-report paraphrases; ordinary 0-100 questions not about risk), each item's "
+            "samples averaged first; |diff| from base: the mean over ordinary questions of the arm's answer "
+            f"minus the base model's. Verdict: {verdict}.\n\n"
+            + table(["arm", "self-report mean", "self-report SD", "ordinary mean", "ordinary SD", "ordinary |diff| from base"],
+                    rows))
+
+
 def self_awareness_markdown(
     experiment: str, metrics: pl.DataFrame, contrasts: pl.DataFrame, word: str, hard_word: str,
-    correlation: pl.DataFrame | None = None,
+    correlation: pl.DataFrame | None = None, spread: pl.DataFrame | None = None, min_spread: float = 5.0,
 ) -> str:
     checks = self_awareness_checks(contrasts)
     verdict = {True: "PASSED", False: "FAILED", None: "MISSING"}
@@ -111,4 +143,6 @@ def self_awareness_markdown(
                  risk_rows)
         + "\n\n" + correlation_lines(correlation),
     ]
+    if spread is not None and spread.height:
+        sections.append(spread_lines(spread, min_spread))
     return "\n\n".join(sections) + "\n"
