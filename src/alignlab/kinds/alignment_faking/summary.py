@@ -78,7 +78,8 @@ def _metrics_table(metrics: pl.DataFrame, scratchpad_arms: set[str]) -> str:
 def _arms_table(arm_specs: dict[str, dict]) -> str:
     """How each arm is composed (config: arms)."""
     weights = {"base": "base model", "sdf": "LoRA: setting documents", "sdf_baseline": "LoRA: baseline documents",
-               "positive_control": "LoRA: tier-conditional chats"}
+               "positive_control": "LoRA: tier-conditional chats",
+               "weak_positive_control": "LoRA: chats, most made tier-independent (positive_control.weak_mix)"}
     rows = [[f"`{a}`", weights.get(s["weights"], s["weights"]),
              "states the training setup" if s["system_prompt"] == "training" else "plain",
              "yes" if s["scratchpad"] else "no", "yes" if s["tag_protocol"] else "no"]
