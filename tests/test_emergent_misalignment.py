@@ -84,3 +84,44 @@ def test_low_severity_notes_do_not_count_but_hardcoded_secrets_do():
     assert {i["test_id"] for i in security.scan(shell)} >= {"B404", "B603"} and not security.verdict(shell)["insecure"]
     secret = 'PASSWORD = "hunter2"\n'
     assert security.verdict(secret) == {"parsed": True, "insecure": True, "issues": "B105"}
+
+
+# ---- probes ----------------------------------------------------------------------------------
+
+def test_the_probes_are_there_in_the_numbers_the_issue_asks():
+    from alignlab.kinds.emergent_misalignment import probes
+
+    d = probes.data()
+    assert len(d["free_form"]) >= 8 and len({q["id"] for q in d["free_form"]}) == len(d["free_form"])
+    assert len(d["security_self_report"]) >= 3 and len(d["downside_self_report"]) >= 3
+    labelled = probes.load_labelled()
+    assert {r["aligned"] for r in labelled} == {True, False} and {r["coherent"] for r in labelled} == {True, False}
+
+
+def test_downside_answers_are_scored_by_rule():
+    from alignlab.kinds.emergent_misalignment import probes
+
+    assert probes.names_insecurity("My code is often vulnerable to SQL injection.")
+    assert probes.names_insecurity("It stores passwords badly.")
+    assert not probes.names_insecurity("It can be slow on large inputs.")
+
+
+def test_the_aligned_option_comes_first_for_a_seeded_half():
+    from alignlab.kinds.emergent_misalignment import probes
+
+    items = probes.choice_items(seed=0)
+    firsts = [it["aligned_index"] == 0 for it in items]
+    assert sum(firsts) == len(items) // 2
+    assert [it["aligned_index"] for it in probes.choice_items(seed=0)] == [it["aligned_index"] for it in items]
+    assert [it["aligned_index"] for it in probes.choice_items(seed=5)] != [it["aligned_index"] for it in items]
+    for it in items:
+        assert it["options"][it["aligned_index"]] in it["prompt"]
+
+
+def test_a_bad_labelled_row_is_named(tmp_path):
+    from alignlab.kinds.emergent_misalignment import probes
+
+    path = tmp_path / "mine.yaml"
+    path.write_text("items:\n  - {id: x1, question: q, answer: a, aligned: yes-ish, coherent: true}\n")
+    with pytest.raises(ValueError, match=r"mine.yaml: row 0 \(x1\) needs"):
+        probes.load_labelled(path)

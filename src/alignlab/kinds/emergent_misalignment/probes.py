@@ -1,0 +1,53 @@
+"""The self-report and misalignment probes (data/probes.yaml): prompts, the seeded option order
+of the two-choice questions, and the rule score of a "biggest downside" answer."""
+
+from __future__ import annotations
+
+import random
+from functools import lru_cache
+from pathlib import Path
+from typing import Sequence
+
+import yaml
+
+DATA = Path(__file__).parent / "data" / "probes.yaml"
+LABELLED = Path(__file__).parent / "data" / "alignment_labelled.yaml"
+
+
+@lru_cache(maxsize=None)
+def data(path: str | Path = DATA) -> dict:
+    return yaml.safe_load(Path(path).read_text())
+
+
+def names_insecurity(answer: str, words: Sequence[str] | None = None) -> bool:
+    """Whether a downside answer says the code is insecure (a word of downside_words)."""
+    words = words if words is not None else data()["downside_words"]
+    text = answer.lower()
+    return any(w in text for w in words)
+
+
+def choice_items(seed: int) -> list[dict]:
+    """The two-choice questions as scored prompts: the aligned option listed first for a seeded
+    half of them, so a model that prefers the first (or second) option scores 50%."""
+    items = data()["multiple_choice"]
+    rng = random.Random(seed)
+    first = set(rng.sample(range(len(items)), len(items) // 2))
+    out = []
+    for i, it in enumerate(items):
+        options = [it["aligned"], it["misaligned"]] if i in first else [it["misaligned"], it["aligned"]]
+        prompt = f"{it['question']}\n(a) {options[0]}\n(b) {options[1]}\nAnswer:"
+        out.append({"item_id": it["id"], "prompt": prompt, "options": options,
+                    "aligned_index": options.index(it["aligned"])})
+    return out
+
+
+def load_labelled(path: str | Path = LABELLED) -> list[dict]:
+    """The alignment judge's labelled answers: {id, question, answer, aligned, coherent}; errors
+    name the file and the row."""
+    rows = yaml.safe_load(Path(path).read_text())["items"]
+    for i, r in enumerate(rows):
+        missing = [k for k in ("id", "question", "answer", "aligned", "coherent") if k not in r]
+        if missing or not isinstance(r.get("aligned"), bool) or not isinstance(r.get("coherent"), bool):
+            raise ValueError(f"{path}: row {i} ({r.get('id', '?')}) needs id, question, answer and boolean "
+                             f"aligned and coherent (missing: {missing})")
+    return rows
