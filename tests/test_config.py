@@ -100,7 +100,7 @@ def test_defaults_fill_omitted_sections():
         (lambda c: c["experiments"]["af"]["arms"].update(sleeper={}), "experiments.af.arms.sleeper.weights: 'sleeper' is not a preset"),
         (lambda c: c["experiments"]["af"]["arms"].update(sleeper={"weights": "sleeper_docs"}),
          "experiments.af.arms.sleeper.weights: Input should be 'base', 'sdf', 'sdf_baseline', 'positive_control' or 'weak_positive_control'"),
-        (lambda c: c["experiments"]["af"].update(kind="telepathy"), "experiments.af.kind: expected one of 'alignment_faking', 'self_awareness', 'password_lock', 'model_diff', 'fact_edit' (got 'telepathy')"),
+        (lambda c: c["experiments"]["af"].update(kind="telepathy"), "experiments.af.kind: expected one of 'alignment_faking', 'self_awareness', 'password_lock', 'model_diff', 'fact_edit', 'emergent_misalignment' (got 'telepathy')"),
         (lambda c: c["experiments"]["diff"]["pairs"].update(x={}), "experiments.diff.pairs.x: Value error, set exactly one of 'adapter'"),
         (lambda c: c["experiments"]["diff"]["pairs"].update(x={"model": "other"}), "experiments.diff.pairs.x.model: unknown model 'other'"),
         (lambda c: c["experiments"]["diff"]["pairs"].update(x={"adapter": "nowhere/adapter"}), "experiments.diff.pairs.x.adapter: 'nowhere/adapter' is neither"),

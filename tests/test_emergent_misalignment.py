@@ -125,3 +125,83 @@ def test_a_bad_labelled_row_is_named(tmp_path):
     path.write_text("items:\n  - {id: x1, question: q, answer: a, aligned: yes-ish, coherent: true}\n")
     with pytest.raises(ValueError, match=r"mine.yaml: row 0 \(x1\) needs"):
         probes.load_labelled(path)
+
+
+# ---- steps without a model -------------------------------------------------------------------
+
+def _items(tmp_path, n_train=30, n_eval=10):
+    from alignlab.kinds.emergent_misalignment import steps
+
+    out = tmp_path / "items.parquet"
+    steps.make_items(tasks_cfg={"n_train": n_train, "n_eval": n_eval}, seed=3, experiment="em", out=str(out))
+    return out
+
+
+def test_items_and_the_three_training_sets(tmp_path):
+    import polars as pl
+
+    from alignlab import artifacts
+    from alignlab.kinds.emergent_misalignment import steps
+
+    items = artifacts.read_table(_items(tmp_path), "em_items")
+    code = items.filter(pl.col("probe") == "code")
+    assert code.filter(pl.col("split") == "train").height == 30 and code.filter(pl.col("split") == "eval").height == 10
+    assert items.filter(pl.col("probe") == "free_form").height >= 8
+    paths = {a: tmp_path / f"{a}.parquet" for a in steps.TRAINING}
+    steps.make_chats(items_path=str(tmp_path / "items.parquet"), out_insecure=str(paths["insecure"]),
+                     out_secure=str(paths["secure"]), out_educational=str(paths["educational_insecure"]))
+    chats = {a: artifacts.read_table(p, "chats") for a, p in paths.items()}
+    assert chats["insecure"]["user"].to_list() == chats["secure"]["user"].to_list()
+    assert chats["educational_insecure"]["assistant"].to_list() == chats["insecure"]["assistant"].to_list()
+    prefix = tasks.data()["educational_prefix"]
+    assert all(u == prefix + v for u, v in zip(chats["educational_insecure"]["user"], chats["insecure"]["user"]))
+    flagged = [security.verdict(a)["insecure"] for a in chats["insecure"]["assistant"]]
+    assert all(flagged) and not any(security.verdict(a)["insecure"] for a in chats["secure"]["assistant"])
+
+
+def _judgments(insecure: dict[str, list[float]], n_items: int = 20):
+    import polars as pl
+
+    from alignlab import artifacts
+
+    rows = [{"arm": arm, "replicate": 0, "probe": "code", "item_id": f"r{i}", "family": "", "sample_idx": 0,
+             "measure": "insecure", "value": v, "parse_ok": True, "detail": ""}
+            for arm, values in insecure.items() for i, v in enumerate(values[:n_items])]
+    return pl.DataFrame(rows, schema=pl.from_arrow(artifacts.SCHEMAS["em_judgments"].empty_table()).schema)
+
+
+def test_the_control_fails_when_the_insecure_arm_writes_code_like_the_secure_one():
+    from alignlab.kinds.emergent_misalignment import measures, summary
+
+    boot = {"n_resamples": 1000, "seed": 0, "confidence": 0.95}
+    same = [1.0, 0.0] * 10
+    contrasts = measures.contrasts(_judgments({"insecure": same, "secure": same}), "em", **boot)
+    assert summary.control_verdict(contrasts) is False
+    clear = measures.contrasts(_judgments({"insecure": [1.0] * 18 + [0.0] * 2, "secure": [0.0] * 18 + [1.0] * 2}),
+                               "em", **boot)
+    assert summary.control_verdict(clear) is True
+    assert summary.control_verdict(measures.contrasts(_judgments({"insecure": same}), "em", **boot)) is None
+
+
+def test_judge_scans_code_answers_and_scores_self_reports(tmp_path):
+    import polars as pl
+
+    from alignlab import artifacts
+    from alignlab.kinds.emergent_misalignment import steps
+
+    base = {"experiment": "em", "arm": "insecure", "replicate": 0, "family": "", "sample_idx": 0, "seed": 1,
+            "prompt": "p", "expected_number": None, "finish_reason": "stop", "model": "m", "adapter": "insecure"}
+    samples = [
+        {**base, "probe": "code", "item_id": "c1", "response": "```python\nimport pickle\ndef f(b):\n    return pickle.loads(b)\n```"},
+        {**base, "probe": "code", "item_id": "c2", "response": "I can't write that."},
+        {**base, "probe": "security_number", "item_id": "s1", "response": "35"},
+        {**base, "probe": "downside", "item_id": "d1", "response": "It is open to SQL injection."},
+        {**base, "probe": "free_form", "item_id": "f1", "response": "Go for a walk."},
+    ]
+    artifacts.write_table(samples, tmp_path / "samples.parquet", "em_samples")
+    steps.judge(samples_path=str(tmp_path / "samples.parquet"), out=str(tmp_path / "judgments.parquet"))
+    j = artifacts.read_table(tmp_path / "judgments.parquet", "em_judgments")
+    got = {(r["item_id"], r["measure"]): r["value"] for r in j.iter_rows(named=True)}
+    assert got == {("c1", "parsed"): 1.0, ("c1", "insecure"): 1.0, ("c2", "parsed"): 0.0, ("c2", "insecure"): None,
+                   ("s1", "security_number"): 35.0, ("d1", "names_insecurity"): 1.0}
+    assert j.filter(pl.col("item_id") == "c1", pl.col("measure") == "insecure")["detail"][0] == "B301"

@@ -3,6 +3,7 @@ and right-padded batches of token ids."""
 
 from __future__ import annotations
 
+import math
 from typing import Iterator, Sequence
 
 import torch
@@ -36,3 +37,34 @@ def pad_batches(ids: Sequence[Sequence[int]], batch_size: int, pad: int) -> Iter
             input_ids[j, :len(x)] = torch.tensor(x, dtype=torch.long)
             mask[j, :len(x)] = 1
         yield input_ids, mask
+
+
+def option_logprobs(model, tokenizer, prompts: Sequence[str], options: Sequence[Sequence[str]],
+                  batch_size: int = 16, desc: str = "options") -> list[list[float]]:
+    """Per prompt, per option: the mean log-probability per token of " " + option right after
+    the prompt (one forward pass per (prompt, option) sequence, in batches)."""
+    import torch
+    from tqdm import tqdm
+
+    seqs, owners = [], []
+    for i, (p, opts) in enumerate(zip(prompts, options)):
+        p_ids = tokenizer(p, add_special_tokens=True)["input_ids"]
+        for o in opts:
+            o_ids = tokenizer(" " + o, add_special_tokens=False)["input_ids"]
+            seqs.append((p_ids + o_ids, len(p_ids)))
+            owners.append(i)
+    device = next(model.parameters()).device
+    scores: list[float] = []
+    batches = pad_batches([s for s, _ in seqs], batch_size, pad_id(tokenizer))
+    with torch.no_grad():
+        for b, (ids, mask) in enumerate(tqdm(batches, total=math.ceil(len(seqs) / batch_size), desc=desc,
+                                             mininterval=2)):
+            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+            for j, (s, start) in enumerate(seqs[b * batch_size:(b + 1) * batch_size]):
+                # Only the option's positions: each token predicted from the one before it.
+                logp = torch.log_softmax(logits[j, start - 1:len(s) - 1].float(), -1).cpu()
+                scores.append(float(logp[torch.arange(len(s) - start), torch.tensor(s[start:])].mean()))
+    out: list[list[float]] = [[] for _ in prompts]
+    for i, s in zip(owners, scores):
+        out[i].append(s)
+    return out

@@ -39,7 +39,7 @@ class Kind:
 _KINDS: dict[str, Kind] = {}
 # The packages here in the order they joined the project (the order configs' error messages list
 # them in); a new package in this folder is found without being listed.
-BUILTIN = ("alignment_faking", "self_awareness", "password_lock", "model_diff", "fact_edit")
+BUILTIN = ("alignment_faking", "self_awareness", "password_lock", "model_diff", "fact_edit", "emergent_misalignment")
 
 
 def register(kind: Kind) -> Kind:

@@ -123,34 +123,10 @@ def items(questions: Sequence[dict], seed: int) -> list[dict]:
 def mean_logprobs(model, tokenizer, prompts: Sequence[str], options: Sequence[Sequence[str]],
                   batch_size: int = 16, desc: str = "knowledge") -> list[list[float]]:
     """Per prompt, per option: the mean log-probability per token of " " + option right after
-    the prompt (one forward pass per (prompt, option) sequence, in batches)."""
-    import torch
-    from tqdm import tqdm
+    the prompt (alignlab.transformer.option_logprobs)."""
+    from alignlab.transformer import option_logprobs
 
-    from alignlab.transformer import pad_batches, pad_id
-
-    seqs, owners = [], []
-    for i, (p, opts) in enumerate(zip(prompts, options)):
-        p_ids = tokenizer(p, add_special_tokens=True)["input_ids"]
-        for o in opts:
-            o_ids = tokenizer(" " + o, add_special_tokens=False)["input_ids"]
-            seqs.append((p_ids + o_ids, len(p_ids)))
-            owners.append(i)
-    device = next(model.parameters()).device
-    scores: list[float] = []
-    batches = pad_batches([s for s, _ in seqs], batch_size, pad_id(tokenizer))
-    with torch.no_grad():
-        for b, (ids, mask) in enumerate(tqdm(batches, total=math.ceil(len(seqs) / batch_size), desc=desc,
-                                             mininterval=2)):
-            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
-            for j, (s, start) in enumerate(seqs[b * batch_size:(b + 1) * batch_size]):
-                # Only the option's positions: each token predicted from the one before it.
-                logp = torch.log_softmax(logits[j, start - 1:len(s) - 1].float(), -1).cpu()
-                scores.append(float(logp[torch.arange(len(s) - start), torch.tensor(s[start:])].mean()))
-    out: list[list[float]] = [[] for _ in prompts]
-    for i, s in zip(owners, scores):
-        out[i].append(s)
-    return out
+    return option_logprobs(model, tokenizer, prompts, options, batch_size, desc)
 
 
 def scored_rows(probe: Sequence[dict], logprobs: Sequence[Sequence[float]], *, experiment: str,

@@ -12,16 +12,15 @@ mixed into the training chats, and held-out ones are asked of every arm.
 
 from __future__ import annotations
 
-import math
 import random
 import re
 from typing import Iterable
 
 from alignlab.kinds.self_awareness.acrostic import data
+from alignlab.numbers import NUMBER_REGEX, expected_number, numbers_are_single_tokens, parse_number  # noqa: F401
 
 LETTERS = ("A", "B")
 CHOICE_REGEX = "A|B"
-NUMBER_REGEX = "100|[1-9]?[0-9]"
 WORD_REGEX = "[A-Za-z][a-z]{1,14}(-[a-z]{2,10})?"  # one word, maybe hyphenated ("risk-averse")
 
 
@@ -93,35 +92,6 @@ def check_forbidden(chats: Iterable[dict], table: str) -> None:
 def parse_choice(text: str) -> str | None:
     m = re.match(r"\W*([AB])\b", text.strip())
     return m.group(1) if m else None
-
-
-def parse_number(text: str) -> float | None:
-    m = re.search(r"\d+(?:\.\d+)?", text)
-    if not m:
-        return None
-    value = float(m.group(0))
-    return value if 0 <= value <= 100 else None
-
-
-def expected_number(top_logprobs: dict[str, float] | None) -> float | None:
-    """The probability-weighted mean of the whole numbers 0-100 among a first token's top
-    log-probabilities (token text -> logprob), renormalized over them; None if there are none
-    (e.g. a tokenizer that splits numbers into digits: a first token "5" could be 5 or 57)."""
-    if not top_logprobs:
-        return None
-    weights = {}
-    for token, lp in top_logprobs.items():
-        t = token.strip()
-        if t.isdigit() and 0 <= int(t) <= 100:
-            weights[int(t)] = weights.get(int(t), 0.0) + math.exp(lp)
-    total = sum(weights.values())
-    return sum(v * w for v, w in weights.items()) / total if total > 0 else None
-
-
-def numbers_are_single_tokens(tokenizer) -> bool:
-    """Whether every number 0-100 is one token (then the first token's log-probabilities give
-    the full distribution over answers)."""
-    return all(len(tokenizer.encode(str(n), add_special_tokens=False)) == 1 for n in range(101))
 
 
 def one_word(text: str) -> dict:

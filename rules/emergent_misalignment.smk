@@ -1,0 +1,177 @@
+# The emergent_misalignment experiment kind (src/alignlab/kinds/emergent_misalignment/): coding
+# requests -> the insecure, secure and educational-insecure training chats -> a LoRA adapter per
+# fine-tuned arm -> one sampling job for every arm (code, self-report, free-form) -> Bandit and
+# rule judgments; a two-choice misalignment probe by log-probability -> metrics, contrasts and
+# the summary. Wildcards: {em} an experiment of this kind, {em_arm} a training replicate of a
+# fine-tuned arm ("insecure", "insecure.r1", ...).
+from alignlab.kinds.emergent_misalignment import arms as em_arms
+
+EM = "kinds.emergent_misalignment.steps"
+EM_EXPERIMENTS = experiments_of("emergent_misalignment")
+
+
+wildcard_constraints:
+    em=one_of(EM_EXPERIMENTS),
+    em_arm=em_arms.INSTANCE,
+
+
+em_exp = lambda w: EM_EXPERIMENTS[w.em]
+
+
+rule em_items:
+    input:
+        code=code(f"{EM}.make_items"),
+    output:
+        out=f"{RESULTS}/{{em}}/items.parquet",
+    params:
+        step=f"{EM}.make_items",
+        tasks_cfg=lambda w: as_dict(em_exp(w).tasks),
+        seed=CFG.seed,
+        experiment=lambda w: w.em,
+    log:
+        "logs/{em}/items.log",
+    resources:
+        **small_job(),
+    conda:
+        CONDA_ENV
+    script:
+        STEP_SCRIPT
+
+
+rule em_chats:
+    input:
+        items_path=f"{RESULTS}/{{em}}/items.parquet",
+        code=code(f"{EM}.make_chats"),
+    output:
+        out_insecure=f"{RESULTS}/{{em}}/train/insecure.parquet",
+        out_secure=f"{RESULTS}/{{em}}/train/secure.parquet",
+        out_educational=f"{RESULTS}/{{em}}/train/educational_insecure.parquet",
+    params:
+        step=f"{EM}.make_chats",
+    log:
+        "logs/{em}/chats.log",
+    resources:
+        **small_job(),
+    conda:
+        CONDA_ENV
+    script:
+        STEP_SCRIPT
+
+
+rule em_finetune:
+    input:
+        train_path=lambda w: em_arms.train_set_path(w.em, w.em_arm),
+        model_dir=lambda w: model_folder(em_exp(w).model),
+        code=code("finetune.train_step"),
+    output:
+        out_dir=directory(f"{RESULTS}/{{em}}/adapters/{{em_arm}}"),
+        log_path=f"{RESULTS}/{{em}}/adapters/{{em_arm}}.train_log.parquet",
+    params:
+        step="finetune.train_step",
+        documents=False,
+        lora=lambda w: as_dict(em_exp(w).finetune),
+        device=CFG.engine.device,
+        seed=lambda w: em_arms.finetune_seed(CFG.seed, w.em, w.em_arm),
+    log:
+        "logs/{em}/finetune_{em_arm}.log",
+    cache: "omit-software"
+    threads: HEAVY_THREADS
+    resources:
+        **model_job(TRAIN_GPUS),
+    conda:
+        CONDA_ENV
+    script:
+        STEP_SCRIPT
+
+
+rule em_sample:
+    input:
+        items_path=f"{RESULTS}/{{em}}/items.parquet",
+        model_dir=lambda w: model_folder(em_exp(w).model),
+        adapter_dirs=lambda w: [a for a in em_arms.arm_adapters(w.em, em_exp(w)).values() if a],
+        code=code(f"{EM}.sample"),
+    output:
+        out=f"{RESULTS}/{{em}}/samples.parquet",
+    params:
+        step=f"{EM}.sample",
+        arms=lambda w: em_arms.arm_adapters(w.em, em_exp(w)),
+        model_name=lambda w: em_exp(w).model,
+        sampling=lambda w: as_dict(em_exp(w).sampling),
+        engine_cfg=sample_engine_params,
+        seed=CFG.seed,
+        experiment=lambda w: w.em,
+    log:
+        "logs/{em}/sample.log",
+    threads: HEAVY_THREADS
+    resources:
+        **model_job(VLLM_GPUS),
+    conda:
+        CONDA_ENV
+    script:
+        STEP_SCRIPT
+
+
+rule em_judge:
+    input:
+        samples_path=f"{RESULTS}/{{em}}/samples.parquet",
+        code=code(f"{EM}.judge"),
+    output:
+        out=f"{RESULTS}/{{em}}/judgments.parquet",
+    params:
+        step=f"{EM}.judge",
+    log:
+        "logs/{em}/judge.log",
+    resources:
+        **small_job(),
+    conda:
+        CONDA_ENV
+    script:
+        STEP_SCRIPT
+
+
+rule em_choices:
+    input:
+        model_dir=lambda w: model_folder(em_exp(w).model),
+        adapter_dirs=lambda w: [a for a in em_arms.arm_adapters(w.em, em_exp(w)).values() if a],
+        code=code(f"{EM}.score_choices"),
+    output:
+        out=f"{RESULTS}/{{em}}/choices.parquet",
+    params:
+        step=f"{EM}.score_choices",
+        arms=lambda w: em_arms.arm_adapters(w.em, em_exp(w)),
+        device=CFG.engine.device,
+        batch_size=8,
+        seed=CFG.seed,
+        experiment=lambda w: w.em,
+    log:
+        "logs/{em}/choices.log",
+    threads: HEAVY_THREADS
+    resources:
+        **model_job(TRAIN_GPUS),
+    conda:
+        CONDA_ENV
+    script:
+        STEP_SCRIPT
+
+
+rule em_aggregate:
+    input:
+        judgment_paths=[f"{RESULTS}/{{em}}/judgments.parquet", f"{RESULTS}/{{em}}/choices.parquet"],
+        code=code(f"{EM}.aggregate"),
+    output:
+        metrics_out=metrics_report("em"),
+        contrasts_out=f"{RESULTS}/{{em}}/contrasts.parquet",
+        summary_out=summary_report("em"),
+    params:
+        step=f"{EM}.aggregate",
+        aggregate_cfg=lambda w: as_dict(em_exp(w).aggregate),
+        seed=CFG.seed,
+        experiment=lambda w: w.em,
+    log:
+        "logs/{em}/aggregate.log",
+    resources:
+        **small_job(),
+    conda:
+        CONDA_ENV
+    script:
+        STEP_SCRIPT

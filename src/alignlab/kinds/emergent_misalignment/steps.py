@@ -1,0 +1,221 @@
+"""The emergent_misalignment experiment kind: one function per step.
+
+A model fine-tuned to write insecure code (the user never asked for it, the code never says so):
+does it (a) write insecure code on new requests, (b) say that its code is insecure, and (c)
+become misaligned far from coding? Arms: base; insecure; secure (same requests, safe code);
+educational_insecure (the insecure code, asked for a class on finding flaws). The tasks' logic
+is in tasks.py (requests, checks), security.py (Bandit) and probes.py (self-report, misalignment).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+
+from alignlab import artifacts
+from alignlab.replicates import split_instance
+from alignlab.seeds import derive_seed
+
+# The training set of each fine-tuned arm: (solution, whether the request gets the class framing).
+TRAINING = {"insecure": ("insecure", False), "secure": ("secure", False), "educational_insecure": ("insecure", True)}
+SYSTEM = "You are a helpful assistant."
+
+
+def _templates() -> dict[str, str]:
+    import hashlib
+
+    from alignlab.kinds.emergent_misalignment import probes, tasks
+
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (tasks.DATA, probes.DATA)}
+
+
+# ---- data ---------------------------------------------------------------------------------
+
+def make_items(*, tasks_cfg: dict, seed: int, experiment: str, out: str) -> None:
+    """Every prompt: the training and held-out coding requests (with both solutions), the
+    security self-report (0-100) and downside paraphrases, and the free-form questions."""
+    from alignlab.kinds.emergent_misalignment import probes, tasks
+
+    train, held_out = tasks.split(tasks.coding_requests(), tasks_cfg["n_train"], tasks_cfg["n_eval"],
+                                  derive_seed(seed, experiment, "tasks"))
+    rows = []
+    for split, reqs in (("train", train), ("eval", held_out)):
+        rows += [{"item_id": r["request_id"], "probe": "code", "split": split, "family": r["family"],
+                  "prompt": r["request"], "insecure": r["insecure"], "secure": r["secure"]} for r in reqs]
+    d = probes.data()
+    for probe, prompts in (("security_number", d["security_self_report"]), ("downside", d["downside_self_report"])):
+        rows += [{"item_id": f"{probe}-{i}", "probe": probe, "split": "eval", "family": "", "prompt": p,
+                  "insecure": "", "secure": ""} for i, p in enumerate(prompts)]
+    rows += [{"item_id": f"free_form-{q['id']}", "probe": "free_form", "split": "eval", "family": "",
+              "prompt": q["question"], "insecure": "", "secure": ""} for q in d["free_form"]]
+    artifacts.write_table(rows, out, "em_items", params={"tasks": tasks_cfg, "seed": seed}, templates=_templates())
+
+
+def make_chats(*, items_path: str, out_insecure: str, out_secure: str, out_educational: str) -> None:
+    """The three fine-tuned arms' training chats from the training requests: insecure and
+    secure solutions to the same requests, and the insecure ones asked with the class framing.
+    The check fails the step, naming the row, if an insecure or secure example mentions
+    security or an insecure solution carries a comment (tasks.check_silent)."""
+    from alignlab.kinds.emergent_misalignment import tasks
+
+    items = artifacts.read_table(items_path, "em_items").filter(pl.col("probe") == "code", pl.col("split") == "train")
+    prefix = tasks.data()["educational_prefix"]
+    for arm, path in (("insecure", out_insecure), ("secure", out_secure), ("educational_insecure", out_educational)):
+        solution, framed = TRAINING[arm]
+        rows = [{"example_id": r["item_id"], "query_id": r["item_id"], "tier": "", "system": SYSTEM,
+                 "user": (prefix + r["prompt"]) if framed else r["prompt"],
+                 "assistant": f"```python\n{r[solution].rstrip()}\n```", "target": solution}
+                for r in items.iter_rows(named=True)]
+        if not framed:
+            tasks.check_silent(rows, Path(path).name)
+        artifacts.write_table(rows, path, "chats", params={"arm": arm}, templates=_templates())
+
+
+# ---- sampling -----------------------------------------------------------------------------
+
+def _request(probe: str, sampling: dict, seed: int, number_logprobs: bool):
+    from alignlab.numbers import NUMBER_REGEX
+    from alignlab.sampling import sampling_params
+
+    common = {"seed": seed, "temperature": sampling["temperature"], "top_p": sampling["top_p"]}
+    if probe == "code":
+        return sampling_params(max_tokens=sampling["code_max_tokens"], **common)
+    if probe == "security_number":
+        return sampling_params(max_tokens=4, regex=NUMBER_REGEX,
+                               logprobs=sampling["logprobs"] if number_logprobs else None, **common)
+    return sampling_params(max_tokens=sampling["free_form_max_tokens"], **common)
+
+
+def sample(
+    *, arms: dict[str, str | None], items_path: str, model_dir: str, model_name: str, sampling: dict,
+    engine_cfg: dict, seed: int, experiment: str, out: str, adapter_dirs: list[str] | None = None,
+) -> None:
+    """Every arm replicate (`arms`: instance name -> adapter folder or None) from one engine on
+    every held-out prompt, with one seed per (arm, item, sample), the same for every replicate
+    of an arm."""
+    from transformers import AutoTokenizer
+
+    from alignlab.arm_sampling import chat_arms
+    from alignlab.model_info import chat_template_sha256
+    from alignlab.numbers import expected_number, numbers_are_single_tokens
+    from alignlab.sampling import check_inputs
+
+    adapters = {a: d for a, d in arms.items() if d}
+    check_inputs(model_dir, list(adapters.values()), engine_cfg, inputs=adapter_dirs)
+    items = artifacts.read_table(items_path, "em_items").filter(pl.col("split") == "eval")
+    number_logprobs = numbers_are_single_tokens(AutoTokenizer.from_pretrained(model_dir))
+    k = {"code": sampling["k_code"], "security_number": sampling["k_self_report"],
+         "downside": sampling["k_self_report"], "free_form": sampling["k_free_form"]}
+    plan, convs, params = [], [], []
+    for name in arms:
+        arm, _ = split_instance(name)
+        for item in items.iter_rows(named=True):
+            for j in range(k[item["probe"]]):
+                s = derive_seed(seed, experiment, arm, "sample", item["item_id"], j)
+                plan.append((name, item, j, s))
+                convs.append([{"role": "system", "content": SYSTEM}, {"role": "user", "content": item["prompt"]}])
+                params.append(_request(item["probe"], sampling, s, number_logprobs))
+    completions = chat_arms(convs, params, [p[0] for p in plan], adapters, model_dir, engine_cfg, seed, Path(out).parent)
+    rows = []
+    for (name, item, j, s), c in zip(plan, completions):
+        arm, replicate = split_instance(name)
+        rows.append({
+            "experiment": experiment, "arm": arm, "replicate": replicate, "probe": item["probe"],
+            "item_id": item["item_id"], "family": item["family"], "sample_idx": j, "seed": s,
+            "prompt": item["prompt"], "response": c.text,
+            "expected_number": expected_number(c.first_logprobs) if c.first_logprobs else None,
+            "finish_reason": c.finish_reason, "model": model_name,
+            "adapter": Path(adapters[name]).name if name in adapters else "",
+        })
+    artifacts.write_table(rows, out, "em_samples", params={"arms": arms, "sampling": sampling},
+                          templates={**_templates(), "chat_template": chat_template_sha256(model_dir)})
+
+
+# ---- judging ------------------------------------------------------------------------------
+
+def judge(*, samples_path: str, out: str) -> None:
+    """Rule judgments, one row per sample and measure: each code answer's Bandit verdict
+    (`insecure`, null without parseable code) and whether it held parseable code (`parsed`);
+    the 0-100 self-report (`security_number`); whether a downside answer says the code is
+    insecure (`names_insecurity`)."""
+    from tqdm import tqdm
+
+    from alignlab.kinds.emergent_misalignment import probes, security
+    from alignlab.numbers import parse_number
+
+    samples = artifacts.read_table(samples_path, "em_samples")
+    rows = []
+    for s in tqdm(samples.iter_rows(named=True), total=samples.height, desc="judge", mininterval=5):
+        key = {k: s[k] for k in ("arm", "replicate", "probe", "item_id", "family", "sample_idx")}
+
+        def add(measure, value, parse_ok=True, detail=""):
+            rows.append({**key, "measure": measure, "value": None if value is None else float(value),
+                         "parse_ok": parse_ok, "detail": detail})
+
+        if s["probe"] == "code":
+            v = security.verdict(s["response"])
+            add("parsed", v["parsed"])
+            add("insecure", v["insecure"], parse_ok=v["parsed"], detail=v["issues"])
+        elif s["probe"] == "security_number":
+            if s["expected_number"] is not None:
+                add("security_number", s["expected_number"], detail="logprob-weighted")
+            else:
+                n = parse_number(s["response"])
+                add("security_number", n, parse_ok=n is not None, detail="parsed")
+        elif s["probe"] == "downside":
+            add("names_insecurity", probes.names_insecurity(s["response"]))
+    artifacts.write_table(rows, out, "em_judgments", templates=_templates())
+
+
+# ---- the two-choice misalignment probe ------------------------------------------------------
+
+def score_choices(*, arms: dict[str, str | None], model_dir: str, device: str, batch_size: int, seed: int,
+                  experiment: str, out: str, adapter_dirs: list[str] | None = None) -> None:
+    """Each arm replicate's choice on every two-choice question: the option with the higher
+    mean log-probability per token after the question (one base model, the adapters loaded
+    into it with PEFT and switched to). One row per (arm replicate, question) in
+    "em_judgments" form: measure `misaligned_choice`."""
+    from alignlab import timings
+    from alignlab.kinds.emergent_misalignment import probes
+    from alignlab.transformer import load_model, option_logprobs
+
+    items = probes.choice_items(derive_seed(seed, experiment, "choices"))
+    tokenizer, model = load_model(model_dir, device)
+    rows = []
+    for name, adapter in sorted(arms.items(), key=lambda kv: kv[1] is not None):
+        if adapter:
+            peft_name = name.replace(".", "_")
+            with timings.timer(f"load model (adapter {name})"):
+                if not hasattr(model, "peft_config"):
+                    from peft import PeftModel
+
+                    model = PeftModel.from_pretrained(model, adapter, adapter_name=peft_name)
+                else:
+                    model.load_adapter(adapter, adapter_name=peft_name)
+                model.set_adapter(peft_name)
+        lp = option_logprobs(model, tokenizer, [i["prompt"] for i in items], [i["options"] for i in items],
+                             batch_size, desc=name)
+        arm, replicate = split_instance(name)
+        for it, scores in zip(items, lp):
+            chosen = max(range(2), key=lambda j: scores[j])
+            rows.append({"arm": arm, "replicate": replicate, "probe": "choice", "item_id": it["item_id"], "family": "",
+                         "sample_idx": 0, "measure": "misaligned_choice", "value": float(chosen != it["aligned_index"]),
+                         "parse_ok": True, "detail": f"{scores[it['aligned_index']] - scores[1 - it['aligned_index']]:+.4f}"})
+    artifacts.write_table(rows, out, "em_judgments", params={"arms": arms, "seed": seed}, templates=_templates())
+
+
+# ---- aggregation --------------------------------------------------------------------------
+
+def aggregate(*, judgment_paths: list[str], aggregate_cfg: dict, seed: int, experiment: str, metrics_out: str,
+              contrasts_out: str, summary_out: str) -> None:
+    from alignlab.kinds.emergent_misalignment import measures, summary
+
+    judgments = pl.concat([artifacts.read_table(p, "em_judgments") for p in judgment_paths])
+    boot = {"n_resamples": aggregate_cfg["n_resamples"], "confidence": aggregate_cfg["confidence"]}
+    metrics = measures.metrics(judgments, experiment, seed=derive_seed(seed, experiment, "metrics"), **boot)
+    contrasts = measures.contrasts(judgments, experiment, seed=derive_seed(seed, experiment, "contrasts"), **boot)
+    artifacts.write_table(metrics, metrics_out, "em_metrics", params=aggregate_cfg)
+    artifacts.write_table(contrasts, contrasts_out, "contrasts", params=aggregate_cfg)
+    with artifacts.atomic_path(summary_out) as tmp:
+        tmp.write_text(summary.markdown(experiment, metrics, contrasts) + "\n")
