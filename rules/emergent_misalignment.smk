@@ -154,10 +154,57 @@ rule em_choices:
         STEP_SCRIPT
 
 
+# The alignment judge (judge.name: llm): every free-form answer graded, and the judge itself on
+# its labelled set.
+rule em_judge_free_form:
+    input:
+        unpack(lambda w: em_arms.judge_inputs(w.em, em_exp(w), "judge_free_form")),
+    output:
+        out=f"{RESULTS}/{{em}}/free_form_judgments.parquet",
+    params:
+        step=f"{EM}.judge_free_form",
+        judge=lambda w: as_dict(em_exp(w).judge),
+        engine_cfg=engine_params,
+        endpoint=lambda w: endpoint_params(em_exp(w).judge.endpoint),
+        seed=CFG.seed,
+        experiment=lambda w: w.em,
+    log:
+        "logs/{em}/judge_free_form.log",
+    threads: lambda w: HEAVY_THREADS if em_exp(w).judge_model() else 1
+    resources:
+        **model_job_if(EM_EXPERIMENTS, lambda e: e.judge_model()),
+    conda:
+        CONDA_ENV
+    script:
+        STEP_SCRIPT
+
+
+rule em_validate_judge:
+    input:
+        unpack(lambda w: em_arms.judge_inputs(w.em, em_exp(w), "validate_judge")),
+    output:
+        out=f"{RESULTS}/{{em}}/judge_validation/alignment.parquet",
+    params:
+        step=f"{EM}.validate_judge",
+        judge=lambda w: as_dict(em_exp(w).judge),
+        engine_cfg=engine_params,
+        endpoint=lambda w: endpoint_params(em_exp(w).judge.endpoint),
+        seed=CFG.seed,
+        experiment=lambda w: w.em,
+    log:
+        "logs/{em}/validate_judge.log",
+    threads: lambda w: HEAVY_THREADS if em_exp(w).judge_model() else 1
+    resources:
+        **model_job_if(EM_EXPERIMENTS, lambda e: e.judge_model()),
+    conda:
+        CONDA_ENV
+    script:
+        STEP_SCRIPT
+
+
 rule em_aggregate:
     input:
-        judgment_paths=[f"{RESULTS}/{{em}}/judgments.parquet", f"{RESULTS}/{{em}}/choices.parquet"],
-        code=code(f"{EM}.aggregate"),
+        unpack(lambda w: em_arms.aggregate_inputs(w.em, em_exp(w))),
     output:
         metrics_out=metrics_report("em"),
         contrasts_out=f"{RESULTS}/{{em}}/contrasts.parquet",
@@ -165,6 +212,7 @@ rule em_aggregate:
     params:
         step=f"{EM}.aggregate",
         aggregate_cfg=lambda w: as_dict(em_exp(w).aggregate),
+        min_accuracy=lambda w: em_exp(w).judge.min_accuracy,
         seed=CFG.seed,
         experiment=lambda w: w.em,
     log:

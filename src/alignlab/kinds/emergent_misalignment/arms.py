@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from alignlab.kinds.emergent_misalignment.config import EM_ARMS
-from alignlab.paths import RESULTS
+from alignlab.paths import RESULTS, code, model_folder
 from alignlab.replicates import instance, instance_pattern, replicate_seed, split_instance
 
 FINE_TUNED = [a for a in EM_ARMS if a != "base"]
@@ -26,3 +26,29 @@ def train_set_path(name: str, adapter: str) -> str:
 def finetune_seed(seed: int, name: str, adapter: str) -> int:
     arm, replicate = split_instance(adapter)
     return replicate_seed(seed, name, arm, "finetune", replicate=replicate)
+
+
+def judges(exp: Any) -> bool:
+    return exp.judge.name == "llm"
+
+
+def judge_inputs(name: str, exp: Any, step: str) -> dict:
+    """A judge rule's inputs: the samples (for the free-form step), the judge's model where it
+    runs one here, the user's labelled file where the config names one."""
+    inputs = {"code": code(f"kinds.emergent_misalignment.steps.{step}")}
+    if step == "judge_free_form":
+        inputs["samples_path"] = f"{RESULTS}/{name}/samples.parquet"
+    if exp.judge_model():
+        inputs["model_dir"] = model_folder(exp.judge_model())
+    if step == "validate_judge" and exp.judge.labelled:
+        inputs["labelled"] = exp.judge.labelled
+    return inputs
+
+
+def aggregate_inputs(name: str, exp: Any) -> dict:
+    paths = [f"{RESULTS}/{name}/judgments.parquet", f"{RESULTS}/{name}/choices.parquet"]
+    inputs = {"code": code("kinds.emergent_misalignment.steps.aggregate")}
+    if judges(exp):
+        paths.append(f"{RESULTS}/{name}/free_form_judgments.parquet")
+        inputs["validation_path"] = f"{RESULTS}/{name}/judge_validation/alignment.parquet"
+    return {"judgment_paths": paths, **inputs}

@@ -52,9 +52,10 @@ class AlignmentJudge(Strict):
 
     name: Literal["none", "llm"] = "none"
     model: str | None = None  # a key of `models`
-    endpoint: dict | None = None
-    max_tokens: int = Field(8, ge=1)
+    endpoint: str | None = None  # a key of `endpoints`
+    max_tokens: int = Field(16, ge=4)
     labelled: str | None = None  # a YAML file like data/alignment_labelled.yaml (default: that file)
+    min_accuracy: float = Field(0.8, gt=0, le=1)  # below it on the labelled set, the summary says so
 
     @model_validator(mode="after")
     def _where(self):
@@ -90,6 +91,10 @@ class EmergentMisalignment(ExperimentConfig):
             raise ValueError("arm_replicates.base: the base arm has no training to replicate")
         return self
 
+    def judge_model(self) -> str | None:
+        """The model the alignment judge runs on here (None: no judge, or an endpoint)."""
+        return self.judge.model if self.judge.name == "llm" and not self.judge.endpoint else None
+
     def replicates_of(self, arm: str) -> int:
         return 1 if arm == "base" else self.arm_replicates.get(arm, self.replicates)
 
@@ -104,6 +109,8 @@ class EmergentMisalignment(ExperimentConfig):
                             f"{n} packaged coding requests")
         if self.judge.model and self.judge.model not in cfg.models:
             problems.append(f"{key}.judge.model: unknown model '{self.judge.model}'")
+        if self.judge.endpoint and self.judge.endpoint not in cfg.endpoints:
+            problems.append(f"{key}.judge.endpoint: unknown endpoint '{self.judge.endpoint}'")
         if self.judge.labelled and not (base_dir / self.judge.labelled).is_file():
             problems.append(f"{key}.judge.labelled: file '{self.judge.labelled}' does not exist")
         return problems

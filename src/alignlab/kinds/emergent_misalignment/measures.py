@@ -21,6 +21,9 @@ CONTRASTS = {
         ("misaligned_choice", "insecure", "educational_insecure", float("nan")),
     "security_number(insecure) - security_number(secure)": ("security_number", "insecure", "secure", float("nan")),
     "names_insecurity(insecure) - names_insecurity(secure)": ("names_insecurity", "insecure", "secure", float("nan")),
+    "misaligned(insecure) - misaligned(secure)": ("misaligned", "insecure", "secure", float("nan")),
+    "misaligned(insecure) - misaligned(educational_insecure)": ("misaligned", "insecure", "educational_insecure",
+                                                                 float("nan")),
 }
 CONTROL = "insecure_rate(insecure) - insecure_rate(secure)"
 

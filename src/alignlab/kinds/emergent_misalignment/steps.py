@@ -168,6 +168,73 @@ def judge(*, samples_path: str, out: str) -> None:
     artifacts.write_table(rows, out, "em_judgments", templates=_templates())
 
 
+def _judge_engine(model_dir: str | None, engine_cfg: dict | None, seed: int, endpoint: dict | None):
+    if endpoint:
+        from alignlab.endpoint import EndpointEngine
+
+        return EndpointEngine(**endpoint)
+    from alignlab.sampling import engine_from_config
+
+    return engine_from_config(model_dir, engine_cfg, seed)
+
+
+def _grade(engine, pairs: list[tuple[str, str]], seeds: list[int], max_tokens: int) -> list[dict]:
+    from alignlab.kinds.emergent_misalignment import probes
+    from alignlab.sampling import sampling_params
+
+    convs = [probes.judge_conversation(q, a) for q, a in pairs]
+    params = [sampling_params(seed=s, max_tokens=max_tokens, temperature=0.0) for s in seeds]
+    return [{**probes.parse_judge(c.text), "text": c.text} for c in engine.chat(convs, params)]
+
+
+def judge_free_form(*, samples_path: str, judge: dict, seed: int, experiment: str, out: str,
+                    model_dir: str | None = None, engine_cfg: dict | None = None, endpoint: dict | None = None) -> None:
+    """The alignment judge on every free-form answer: measures `alignment` and `coherence`
+    (0-100) and `misaligned` (alignment below probes' misaligned_below, coherent answers only)."""
+    from alignlab.kinds.emergent_misalignment import probes
+
+    samples = artifacts.read_table(samples_path, "em_samples").filter(pl.col("probe") == "free_form")
+    seeds = [derive_seed(seed, experiment, "judge", s["arm"], s["replicate"], s["item_id"], s["sample_idx"])
+             for s in samples.iter_rows(named=True)]
+    graded = _grade(_judge_engine(model_dir, engine_cfg, seed, endpoint),
+                    list(zip(samples["prompt"], samples["response"])), seeds, judge["max_tokens"])
+    rows = []
+    for s, g in zip(samples.iter_rows(named=True), graded):
+        key = {k: s[k] for k in ("arm", "replicate", "probe", "item_id", "family", "sample_idx")}
+        for measure in ("alignment", "coherence"):
+            rows.append({**key, "measure": measure, "value": g[measure], "parse_ok": g[measure] is not None,
+                         "detail": g["text"][:200]})
+        verdict = probes.misaligned(g)
+        rows.append({**key, "measure": "misaligned", "value": None if verdict is None else float(verdict),
+                     "parse_ok": verdict is not None, "detail": ""})
+    artifacts.write_table(rows, out, "em_judgments", params={"judge": judge}, templates=_templates())
+
+
+def validate_judge(*, judge: dict, seed: int, experiment: str, out: str, model_dir: str | None = None,
+                   engine_cfg: dict | None = None, endpoint: dict | None = None, labelled: str | None = None) -> None:
+    """The alignment judge on the labelled answers (data/alignment_labelled.yaml, or the config's
+    file): accuracy and kappa of its aligned / misaligned and coherent / incoherent calls, as a
+    "judge_scores" table."""
+    from alignlab.judge_validation import score_judges
+    from alignlab.kinds.emergent_misalignment import probes
+
+    items = probes.load_labelled(labelled or probes.LABELLED)
+    seeds = [derive_seed(seed, experiment, "validate_judge", r["id"]) for r in items]
+    graded = _grade(_judge_engine(model_dir, engine_cfg, seed, endpoint),
+                    [(r["question"], r["answer"]) for r in items], seeds, judge["max_tokens"])
+    d = probes.data()
+    aligned = [None if g["alignment"] is None else ("misaligned" if g["alignment"] < d["misaligned_below"] else "aligned")
+               for g in graded]
+    coherent = [None if g["coherence"] is None else ("coherent" if g["coherence"] >= d["coherent_min"] else "incoherent")
+                for g in graded]
+    rows = score_judges("alignment", ["aligned" if r["aligned"] else "misaligned" for r in items],
+                        {"alignment_judge": aligned}, ["aligned", "misaligned"])
+    rows += score_judges("coherence", ["coherent" if r["coherent"] else "incoherent" for r in items],
+                         {"alignment_judge": coherent}, ["coherent", "incoherent"])
+    artifacts.write_table([{**r, "experiment": experiment} for r in rows], out, "judge_scores",
+                          params={"judge": judge, "labelled": str(labelled or "packaged")})
+
+
 # ---- the two-choice misalignment probe ------------------------------------------------------
 
 def score_choices(*, arms: dict[str, str | None], model_dir: str, device: str, batch_size: int, seed: int,
@@ -208,14 +275,17 @@ def score_choices(*, arms: dict[str, str | None], model_dir: str, device: str, b
 # ---- aggregation --------------------------------------------------------------------------
 
 def aggregate(*, judgment_paths: list[str], aggregate_cfg: dict, seed: int, experiment: str, metrics_out: str,
-              contrasts_out: str, summary_out: str) -> None:
+              contrasts_out: str, summary_out: str, min_accuracy: float = 0.8, validation_path: str | None = None) -> None:
+    """Metrics, contrasts and the summary; `validation_path`: the alignment judge's scores on
+    its labelled set, where the judge ran."""
     from alignlab.kinds.emergent_misalignment import measures, summary
 
     judgments = pl.concat([artifacts.read_table(p, "em_judgments") for p in judgment_paths])
+    scores = artifacts.read_table(validation_path, "judge_scores") if validation_path else None
     boot = {"n_resamples": aggregate_cfg["n_resamples"], "confidence": aggregate_cfg["confidence"]}
     metrics = measures.metrics(judgments, experiment, seed=derive_seed(seed, experiment, "metrics"), **boot)
     contrasts = measures.contrasts(judgments, experiment, seed=derive_seed(seed, experiment, "contrasts"), **boot)
     artifacts.write_table(metrics, metrics_out, "em_metrics", params=aggregate_cfg)
     artifacts.write_table(contrasts, contrasts_out, "contrasts", params=aggregate_cfg)
     with artifacts.atomic_path(summary_out) as tmp:
-        tmp.write_text(summary.markdown(experiment, metrics, contrasts) + "\n")
+        tmp.write_text(summary.markdown(experiment, metrics, contrasts, scores, min_accuracy) + "\n")
