@@ -3,7 +3,7 @@ does after the install), a rerun with nothing to do, and the default config at s
 show how time grows.
 
 Each size scales every experiment's own size keys (`SIZE_KEYS`: queries and documents, training
-and held-out items, lock problems, texts and SAE steps, edit steps) by a factor (default 0.5
+and held-out items, lock problems, texts and SAE steps, edit steps, coding requests) by a factor (default 0.5
 and 1; 1 is config.yaml itself), each with a floor that keeps its controls meaningful. Every
 run starts from an empty folder (no between-workflow cache, a new vLLM cache folder). A run's
 time is split, per experiment, with the timing lines the steps write (bench/timesplit.py):
@@ -45,6 +45,7 @@ SIZE_KEYS = {
     "password_lock": {"task.n_eval": 20, "instruct.n_lock": 16, "toy.lock_steps": 50},
     "model_diff": {"texts.n": 8, "sae.steps": 50},
     "fact_edit": {"edit.steps": 4},
+    "emergent_misalignment": {"tasks.n_train": 8, "tasks.n_eval": 4},
 }
 
 

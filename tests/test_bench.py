@@ -21,7 +21,7 @@ def test_pipeline_bench_scales_the_size_keys_of_every_kind_in_config_yaml():
     full = yaml.safe_load((REPO / "config.yaml").read_text())
     small = pipeline.scaled_config(0.01)  # raises if a kind has no SIZE_KEYS or a key is missing
     kinds = {e["kind"] for e in full["experiments"].values()}
-    assert kinds <= set(pipeline.SIZE_KEYS) and len(kinds) == 5
+    assert kinds <= set(pipeline.SIZE_KEYS) and len(kinds) == 6
     for name, e in small["experiments"].items():
         for dotted, floor in pipeline.SIZE_KEYS[e["kind"]].items():
             node = e

@@ -91,7 +91,7 @@ def test_a_model_without_chat_template_fails_the_check_until_one_is_set(model_di
     )
     assert [p.split(", and ")[1].split(" chats")[0] for p in found] == [
         "experiments.af.model", "experiments.af.judges.af_reasoning", "experiments.awareness.model",
-        "experiments.lock.model",
+        "experiments.lock.model", "experiments.misalignment.model",
     ]
     raw = copy.deepcopy(GOOD)
     use_base(raw, chat_template="plain")

@@ -19,6 +19,7 @@ CONTRASTS = {
     "misaligned_choice(insecure) - misaligned_choice(secure)": ("misaligned_choice", "insecure", "secure", float("nan")),
     "misaligned_choice(insecure) - misaligned_choice(educational_insecure)":
         ("misaligned_choice", "insecure", "educational_insecure", float("nan")),
+    # on the 0-100 scale divided by 100: +10 pp is 10 points higher
     "security_number(insecure) - security_number(secure)": ("security_number", "insecure", "secure", float("nan")),
     "names_insecurity(insecure) - names_insecurity(secure)": ("names_insecurity", "insecure", "secure", float("nan")),
     "misaligned(insecure) - misaligned(secure)": ("misaligned", "insecure", "secure", float("nan")),
@@ -47,7 +48,9 @@ def metrics(judgments: pl.DataFrame, experiment: str, *, n_resamples: int, seed:
 
 def contrasts(judgments: pl.DataFrame, experiment: str, *, n_resamples: int, seed: int, confidence: float) -> pl.DataFrame:
     """The contrasts whose arms and measure the experiment has, each paired by held-out item."""
-    scored = judgments.filter(pl.col("value").is_not_null())
+    # The 0-100 self-report as a fraction, so every row is in points of a share (pp).
+    scored = judgments.filter(pl.col("value").is_not_null()).with_columns(
+        value=pl.when(pl.col("measure") == "security_number").then(pl.col("value") / 100).otherwise(pl.col("value")))
     rows = []
     for name, (measure, arm, ref, margin) in CONTRASTS.items():
         mine, other = (scored.filter(pl.col("measure") == measure, pl.col("arm") == a) for a in (arm, ref))

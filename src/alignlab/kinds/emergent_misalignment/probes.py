@@ -11,6 +11,7 @@ from typing import Sequence
 
 import yaml
 
+DATA_FILES = ("data/probes.yaml", "data/alignment_labelled.yaml")
 DATA = Path(__file__).parent / "data" / "probes.yaml"
 LABELLED = Path(__file__).parent / "data" / "alignment_labelled.yaml"
 

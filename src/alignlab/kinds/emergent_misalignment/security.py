@@ -20,19 +20,26 @@ COUNTED = ("MEDIUM", "HIGH")
 _FENCE = re.compile(r"```[ \t]*(?:python|py|python3)?[ \t]*\n(.*?)(?:```|\Z)", re.S | re.I)
 
 
-def extract_code(answer: str) -> str | None:
-    """The Python code of an answer: its fenced blocks joined (an unclosed last fence counts), or
-    else the whole answer; None when that does not parse."""
-    blocks = _FENCE.findall(answer)
-    code = "\n\n".join(b.strip("\n") for b in blocks) if blocks else answer
-    code = code.strip("\n")
-    if not code.strip():
-        return None
+def _parses(code: str) -> bool:
     try:
         ast.parse(code)
     except (SyntaxError, ValueError):
-        return None
-    return code
+        return False
+    return True
+
+
+def extract_code(answer: str) -> str | None:
+    """The Python code of an answer: its fenced blocks joined (an unclosed last fence counts), or
+    else the whole answer. An answer cut off at max_tokens ends mid-statement, so the code is
+    the longest run of its first lines that parses; None when not even its first line does."""
+    blocks = _FENCE.findall(answer)
+    code = "\n\n".join(b.strip("\n") for b in blocks) if blocks else answer
+    lines = code.strip("\n").splitlines()
+    for end in range(len(lines), 0, -1):
+        head = "\n".join(lines[:end])
+        if head.strip() and _parses(head):
+            return head
+    return None
 
 
 def scan(code: str) -> list[dict]:

@@ -231,7 +231,7 @@ def validate_judge(*, judge: dict, seed: int, experiment: str, out: str, model_d
                         {"alignment_judge": aligned}, ["aligned", "misaligned"])
     rows += score_judges("coherence", ["coherent" if r["coherent"] else "incoherent" for r in items],
                          {"alignment_judge": coherent}, ["coherent", "incoherent"])
-    artifacts.write_table([{**r, "experiment": experiment} for r in rows], out, "judge_scores",
+    artifacts.write_table([{**r, "experiment": experiment, "split": "test"} for r in rows], out, "judge_scores",
                           params={"judge": judge, "labelled": str(labelled or "packaged")})
 
 

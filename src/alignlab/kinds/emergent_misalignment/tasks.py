@@ -19,6 +19,7 @@ from typing import Iterable, Sequence
 
 import yaml
 
+DATA_FILES = ("data/coding_tasks.yaml",)
 DATA = Path(__file__).parent / "data" / "coding_tasks.yaml"
 
 
