@@ -13,7 +13,7 @@ import pytest
 import yaml
 from workflow import REPO
 
-from alignlab import artifacts, config, stats
+from alignlab import artifacts, config, numbers, stats
 from alignlab.seeds import derive_seed
 from alignlab.kinds.self_awareness import acrostic, risk
 from alignlab.kinds.self_awareness import config as sa_config
@@ -136,12 +136,12 @@ def test_forbidden_words_fail_naming_row_and_field():
 def test_risk_answer_parsers():
     assert risk.parse_choice(" B") == "B" and risk.parse_choice("(A) because") == "A"
     assert risk.parse_choice("Both") is None
-    assert risk.parse_number("I'd say 72.") == 72 and risk.parse_number("250") is None
-    assert risk.parse_number("none") is None
+    assert numbers.parse_number("I'd say 72.") == 72 and numbers.parse_number("250") is None
+    assert numbers.parse_number("none") is None
     # Renormalized over whole-number tokens; other tokens ignored.
-    got = risk.expected_number({"20": -0.6931, "80": -0.6931, "hello": -0.1})
+    got = numbers.expected_number({"20": -0.6931, "80": -0.6931, "hello": -0.1})
     assert got == pytest.approx(50)
-    assert risk.expected_number({"x": -0.1}) is None
+    assert numbers.expected_number({"x": -0.1}) is None
     assert risk.one_word("Cautious.") == {"word": "cautious", "seeking": False, "averse": True}
     assert risk.one_word("Bold and free") == {"word": "bold", "seeking": True, "averse": False}
 

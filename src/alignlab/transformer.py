@@ -68,3 +68,21 @@ def option_logprobs(model, tokenizer, prompts: Sequence[str], options: Sequence[
     for i, s in zip(owners, scores):
         out[i].append(s)
     return out
+
+
+def switch_adapter(model, name: str, adapter_dir: str):
+    """`model` with the LoRA adapter in `adapter_dir` loaded under `name` and made active: the
+    plain model is wrapped with PEFT on the first adapter, later ones are loaded into the same
+    wrapper. Returns the (possibly new) model object."""
+    from alignlab import timings
+
+    peft_name = name.replace(".", "_")  # PEFT names are module names: no "." (sdf.r1)
+    with timings.timer(f"load model (adapter {name})"):
+        if not hasattr(model, "peft_config"):
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, adapter_dir, adapter_name=peft_name)
+        else:
+            model.load_adapter(adapter_dir, adapter_name=peft_name)
+        model.set_adapter(peft_name)
+    return model

@@ -490,7 +490,7 @@ def score_knowledge(
     from alignlab.kinds.alignment_faking import identity, synth
     from alignlab.kinds.alignment_faking import knowledge as kp
     from alignlab.stats import contrasts_frame
-    from alignlab.transformer import load_model
+    from alignlab.transformer import load_model, switch_adapter
 
     persona = identity.resolve(persona, identity_path)
     qs = kp.load_questions(questions or knowledge["questions"])
@@ -506,15 +506,7 @@ def score_knowledge(
     # and switched to.
     for name, spec in sorted(instances.items(), key=lambda kv: kv[1]["adapter"] is not None):
         if spec["adapter"]:
-            peft_name = name.replace(".", "_")  # PEFT names are module names: no "." (sdf.r1)
-            with timings.timer(f"load model (adapter {name})"):
-                if not hasattr(model, "peft_config"):
-                    from peft import PeftModel
-
-                    model = PeftModel.from_pretrained(model, spec["adapter"], adapter_name=peft_name)
-                else:
-                    model.load_adapter(spec["adapter"], adapter_name=peft_name)
-                model.set_adapter(peft_name)
+            model = switch_adapter(model, name, spec["adapter"])
         with timings.timer(f"forward (knowledge {name})", items=2 * len(probe)):
             lp = kp.mean_logprobs(model, tokenizer, [p["prompt"] for p in probe], [p["options"] for p in probe],
                                   knowledge["batch_size"], desc=name)

@@ -243,24 +243,15 @@ def score_choices(*, arms: dict[str, str | None], model_dir: str, device: str, b
     mean log-probability per token after the question (one base model, the adapters loaded
     into it with PEFT and switched to). One row per (arm replicate, question) in
     "em_judgments" form: measure `misaligned_choice`."""
-    from alignlab import timings
     from alignlab.kinds.emergent_misalignment import probes
-    from alignlab.transformer import load_model, option_logprobs
+    from alignlab.transformer import load_model, option_logprobs, switch_adapter
 
     items = probes.choice_items(derive_seed(seed, experiment, "choices"))
     tokenizer, model = load_model(model_dir, device)
     rows = []
     for name, adapter in sorted(arms.items(), key=lambda kv: kv[1] is not None):
         if adapter:
-            peft_name = name.replace(".", "_")
-            with timings.timer(f"load model (adapter {name})"):
-                if not hasattr(model, "peft_config"):
-                    from peft import PeftModel
-
-                    model = PeftModel.from_pretrained(model, adapter, adapter_name=peft_name)
-                else:
-                    model.load_adapter(adapter, adapter_name=peft_name)
-                model.set_adapter(peft_name)
+            model = switch_adapter(model, name, adapter)
         lp = option_logprobs(model, tokenizer, [i["prompt"] for i in items], [i["options"] for i in items],
                              batch_size, desc=name)
         arm, replicate = split_instance(name)

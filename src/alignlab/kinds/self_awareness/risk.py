@@ -17,7 +17,6 @@ import re
 from typing import Iterable
 
 from alignlab.kinds.self_awareness.acrostic import data
-from alignlab.numbers import NUMBER_REGEX, expected_number, numbers_are_single_tokens, parse_number  # noqa: F401
 
 LETTERS = ("A", "B")
 CHOICE_REGEX = "A|B"

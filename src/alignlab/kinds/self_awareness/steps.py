@@ -161,6 +161,7 @@ def make_risk_chats(
     sets also hold the same ordinary 0-100 questions (items of probe "ordinary"), answered by
     the base model itself (on `model_dir`, one seeded sample each, constrained to a number), so
     the arms differ in their choices only."""
+    from alignlab import numbers
     from alignlab.kinds.self_awareness import risk
 
     train = list(_train_items(items_path, "risk").iter_rows(named=True))
@@ -174,7 +175,7 @@ def make_risk_chats(
         eng = engine_from_config(model_dir, engine_cfg, seed)
         convs = [[{"role": "system", "content": i["system"]}, {"role": "user", "content": i["prompt"]}] for i in ordinary]
         params = [sampling_params(seed=derive_seed(seed, experiment, "risk", "ordinary", i["item_id"]), max_tokens=4,
-                                  regex=risk.NUMBER_REGEX, temperature=sampling["temperature"], top_p=sampling["top_p"])
+                                  regex=numbers.NUMBER_REGEX, temperature=sampling["temperature"], top_p=sampling["top_p"])
                   for i in ordinary]
         answers = [_chat(i, c.text.strip(), "ordinary")
                    for i, c in zip(ordinary, eng.chat(convs, params, stage="generate (ordinary answers)"))]
@@ -194,6 +195,7 @@ def make_risk_chats(
 
 def _request(item: dict, sampling: dict, acrostic: dict, seed: int, number_logprobs: bool):
     """The SamplingParams of one sample of `item` (by task and probe)."""
+    from alignlab import numbers
     from alignlab.kinds.self_awareness import risk
     from alignlab.sampling import sampling_params
 
@@ -206,7 +208,7 @@ def _request(item: dict, sampling: dict, acrostic: dict, seed: int, number_logpr
     if probe == ("risk", "behaviour"):
         return sampling_params(max_tokens=2, regex=risk.CHOICE_REGEX, **common)
     if probe in (("risk", "self_report"), ("risk", "ordinary")):
-        return sampling_params(max_tokens=4, regex=risk.NUMBER_REGEX,
+        return sampling_params(max_tokens=4, regex=numbers.NUMBER_REGEX,
                                logprobs=sampling["logprobs"] if number_logprobs else None, **common)
     return sampling_params(max_tokens=8, regex=risk.WORD_REGEX, **common)
 
@@ -222,14 +224,14 @@ def sample(
     from transformers import AutoTokenizer
 
     from alignlab.arm_sampling import chat_arms
-    from alignlab.kinds.self_awareness import risk
+    from alignlab import numbers
     from alignlab.model_info import chat_template_sha256
     from alignlab.sampling import check_inputs
 
     adapters = {arm: a for arm, a in arms.items() if a}
     check_inputs(model_dir, list(adapters.values()), engine_cfg, inputs=adapter_dirs)
     items = artifacts.read_table(items_path, "sa_items").filter(pl.col("split") == "eval")
-    number_logprobs = risk.numbers_are_single_tokens(AutoTokenizer.from_pretrained(model_dir))
+    number_logprobs = numbers.numbers_are_single_tokens(AutoTokenizer.from_pretrained(model_dir))
     plan, convs, params = [], [], []
     for name in arms:
         arm, _ = split_instance(name)
@@ -246,7 +248,7 @@ def sample(
                             Path(out).parent)
     rows = []
     for (name, item, j, s), c in zip(plan, completions):
-        expected = risk.expected_number(c.first_logprobs) if c.first_logprobs else None
+        expected = numbers.expected_number(c.first_logprobs) if c.first_logprobs else None
         arm, replicate = split_instance(name)
         rows.append({
             "experiment": experiment, "arm": arm, "replicate": replicate, "task": item["task"], "probe": item["probe"],
@@ -265,6 +267,7 @@ def sample(
 def judge(*, samples_path: str, items_path: str, acrostic: dict, out: str) -> None:
     """String-rule judgments, one row per sample and measure (see artifacts.SCHEMAS)."""
     from alignlab.kinds.self_awareness import acrostic as acro
+    from alignlab import numbers
     from alignlab.kinds.self_awareness import risk
 
     samples = artifacts.read_table(samples_path, "sa_samples")
@@ -300,7 +303,7 @@ def judge(*, samples_path: str, items_path: str, acrostic: dict, out: str) -> No
             if s["expected_number"] is not None:
                 add(measure, s["expected_number"], detail="logprob-weighted")
             else:
-                number = risk.parse_number(text)
+                number = numbers.parse_number(text)
                 add(measure, number, parse_ok=number is not None, detail="parsed")
         else:
             verdict = risk.one_word(text)
