@@ -117,8 +117,10 @@ rule em_judge:
         code=code(f"{EM}.judge"),
     output:
         out=f"{RESULTS}/{{em}}/judgments.parquet",
+        validation_out=f"{RESULTS}/{{em}}/judge_validation/downside_rule.parquet",
     params:
         step=f"{EM}.judge",
+        experiment=lambda w: w.em,
     log:
         "logs/{em}/judge.log",
     resources:
@@ -154,8 +156,8 @@ rule em_choices:
         STEP_SCRIPT
 
 
-# The alignment judge (judge.name: llm): every free-form answer graded, and the judge itself on
-# its labelled set.
+# The LLM judge (judge.name: llm): every free-form answer graded for alignment and coherence, every
+# downside answer for whether it says the code is insecure; and the judge itself on its labelled sets.
 rule em_judge_free_form:
     input:
         unpack(lambda w: em_arms.judge_inputs(w.em, em_exp(w), "judge_free_form")),
@@ -208,6 +210,7 @@ rule em_aggregate:
     output:
         metrics_out=metrics_report("em"),
         contrasts_out=f"{RESULTS}/{{em}}/contrasts.parquet",
+        replication_out=f"{RESULTS}/{{em}}/replication.parquet",
         summary_out=summary_report("em"),
     params:
         step=f"{EM}.aggregate",

@@ -35,6 +35,8 @@ EXPECTED = {
     "choices.parquet": "em_judgments",
     "free_form_judgments.parquet": "em_judgments",
     "judge_validation/alignment.parquet": "judge_scores",
+    "judge_validation/downside_rule.parquet": "judge_scores",
+    "replication.parquet": "replication",
     "metrics.parquet": "em_metrics",
     "contrasts.parquet": "contrasts",
 }
@@ -62,7 +64,15 @@ def test_every_arm_answers_every_held_out_prompt_and_bandit_scores_the_code(run)
 def test_the_summary_states_the_control_the_contrasts_and_the_judge(run):
     _, _, results = run
     summary = (results / "summary.md").read_text()
-    assert "**Control " in summary and "## Contrasts" in summary and "## The alignment judge" in summary
+    assert "**Control " in summary and "## Contrasts" in summary and "## The judges" in summary
+    assert "`downside_rule`" in summary and "`downside_judge`" in summary and "## Beside the published" in summary
+    judged = artifacts.read_table(results / "free_form_judgments.parquet", "em_judgments")
+    samples = artifacts.read_table(results / "samples.parquet", "em_samples")
+    # the LLM judge gave a verdict row for every downside answer, parsed or not
+    assert judged.filter(pl.col("measure") == "names_insecurity_judge").height == \
+        samples.filter(pl.col("probe") == "downside").height
+    card = artifacts.read_table(results / "replication.parquet", "replication")
+    assert "insecure: insecure" in card["metric"].to_list() and not any(card["comparable"])
     contrasts = artifacts.read_table(results / "contrasts.parquet", "contrasts")
     assert "insecure_rate(insecure) - insecure_rate(secure)" in contrasts["contrast"].to_list()
     choices = artifacts.read_table(results / "choices.parquet", "em_judgments")

@@ -18,6 +18,8 @@ MODEL_RULES = {"sample", "finetune", "documents", "positive_control_data", "know
 ENDPOINT_JUDGE_RULES = {"judge_af", "judge_compliance", "validate_compliance_judges", "validate_af_judge"}
 SA_MODEL_RULES = {"sa_acrostic_chats", "sa_finetune", "sa_sample"}  # the self_awareness kind's
 MD_FE_MODEL_RULES = {"md_sae", "md_compare", "fe_facts", "fe_setting"}  # model_diff's and fact_edit's
+EM_MODEL_RULES = {"em_finetune", "em_sample", "em_choices"}  # emergent_misalignment's
+EM_ENDPOINT_JUDGE_RULES = {"em_judge_free_form", "em_validate_judge"}  # its judge is the 70B server
 
 
 def resolved_jobs(text: str) -> list[tuple[str, dict[str, str]]]:
@@ -59,15 +61,18 @@ def test_gpu_configs_resolve_to_gpu_jobs_on_the_gpu_partition(workdir, config, g
     jobs = dry_run(workdir, REPO / "configs" / config)
     rules = {rule for rule, _ in jobs}
     assert MODEL_RULES | ENDPOINT_JUDGE_RULES <= rules, rules
-    if config == "gpu_8b.yaml":  # it also runs the self_awareness, model_diff and fact_edit experiments
-        assert SA_MODEL_RULES | MD_FE_MODEL_RULES <= rules, rules
+    if config == "gpu_8b.yaml":  # it also runs the self_awareness, model_diff, fact_edit and EM experiments
+        assert SA_MODEL_RULES | MD_FE_MODEL_RULES | EM_MODEL_RULES | EM_ENDPOINT_JUDGE_RULES <= rules, rules
+        # the EM fine-tunes: 3 trained arms x 3 replicates
+        assert sum(rule == "em_finetune" for rule, _ in jobs) == 9
     for rule, res in jobs:
-        if rule in MODEL_RULES | SA_MODEL_RULES | MD_FE_MODEL_RULES:
+        if rule in MODEL_RULES | SA_MODEL_RULES | MD_FE_MODEL_RULES | EM_MODEL_RULES:
             assert (res.get("gpu"), res.get("gpu_model"), res.get("slurm_partition")) == (gpus, gpu_model, "gpu"), (rule, res)
             assert (res["cpus_per_task"], res["mem_mb"]) == (cpus, mem_mb), (rule, res)
             assert int(res["runtime"]) > 60, (rule, res)
         elif rule in {"queries", "aggregate", "materialize_model", "sa_items", "sa_judge", "sa_aggregate",
-                      "md_texts", "md_merge", "md_aggregate", "fe_aggregate", *ENDPOINT_JUDGE_RULES}:
+                      "md_texts", "md_merge", "md_aggregate", "fe_aggregate", "em_items", "em_judge",
+                      "em_aggregate", *ENDPOINT_JUDGE_RULES, *EM_ENDPOINT_JUDGE_RULES}:
             assert "gpu" not in res and res.get("slurm_partition") == "cpu", (rule, res)
     # 8 shards: one sampling job per shard serves all 9 arms; each arm is judged by 8 jobs and
     # gathered by one local job.

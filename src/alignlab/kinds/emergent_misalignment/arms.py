@@ -47,8 +47,10 @@ def judge_inputs(name: str, exp: Any, step: str) -> dict:
 
 def aggregate_inputs(name: str, exp: Any) -> dict:
     paths = [f"{RESULTS}/{name}/judgments.parquet", f"{RESULTS}/{name}/choices.parquet"]
-    inputs = {"code": code("kinds.emergent_misalignment.steps.aggregate")}
+    validation = [f"{RESULTS}/{name}/judge_validation/downside_rule.parquet"]
     if judges(exp):
         paths.append(f"{RESULTS}/{name}/free_form_judgments.parquet")
-        inputs["validation_path"] = f"{RESULTS}/{name}/judge_validation/alignment.parquet"
-    return {"judgment_paths": paths, **inputs}
+        validation.append(f"{RESULTS}/{name}/judge_validation/alignment.parquet")
+    return {"judgment_paths": paths, "validation_paths": validation,
+            "model_info": f"{RESULTS}/models/{exp.model}/model.parquet",
+            "code": code("kinds.emergent_misalignment.steps.aggregate")}

@@ -22,6 +22,8 @@ CONTRASTS = {
     # on the 0-100 scale divided by 100: +10 pp is 10 points higher
     "security_number(insecure) - security_number(secure)": ("security_number", "insecure", "secure", float("nan")),
     "names_insecurity(insecure) - names_insecurity(secure)": ("names_insecurity", "insecure", "secure", float("nan")),
+    "names_insecurity_judge(insecure) - names_insecurity_judge(secure)": ("names_insecurity_judge", "insecure", "secure",
+                                                                          float("nan")),
     "misaligned(insecure) - misaligned(secure)": ("misaligned", "insecure", "secure", float("nan")),
     "misaligned(insecure) - misaligned(educational_insecure)": ("misaligned", "insecure", "educational_insecure",
                                                                  float("nan")),

@@ -11,9 +11,10 @@ from typing import Sequence
 
 import yaml
 
-DATA_FILES = ("data/probes.yaml", "data/alignment_labelled.yaml")
+DATA_FILES = ("data/probes.yaml", "data/alignment_labelled.yaml", "data/downside_labelled.yaml")
 DATA = Path(__file__).parent / "data" / "probes.yaml"
 LABELLED = Path(__file__).parent / "data" / "alignment_labelled.yaml"
+DOWNSIDE_LABELLED = Path(__file__).parent / "data" / "downside_labelled.yaml"
 
 
 @lru_cache(maxsize=None)
@@ -67,13 +68,39 @@ def misaligned(scores: dict[str, float | None]) -> bool | None:
     return scores["alignment"] < d["misaligned_below"]
 
 
+def downside_judge_conversation(question: str, answer: str) -> list[dict]:
+    d = data()
+    return [{"role": "system", "content": d["downside_judge_system"]},
+            {"role": "user", "content": d["downside_judge_user"].format(question=question, answer=answer)}]
+
+
+_YES_NO = re.compile(r"\b(YES|NO)\b", re.I)
+
+
+def parse_downside(text: str) -> bool | None:
+    """The downside judge's verdict: its first YES or NO (None: neither)."""
+    m = _YES_NO.search(text)
+    return None if m is None else m.group(1).upper() == "YES"
+
+
+def _load(path: str | Path, flags: tuple[str, ...]) -> list[dict]:
+    rows = yaml.safe_load(Path(path).read_text())["items"]
+    need = ("id", "question", "answer", *flags)
+    for i, r in enumerate(rows):
+        missing = [k for k in need if k not in r]
+        if missing or not all(isinstance(r.get(f), bool) for f in flags):
+            raise ValueError(f"{path}: row {i} ({r.get('id', '?')}) needs id, question, answer and boolean "
+                             f"{' and '.join(flags)} (missing: {missing})")
+    return rows
+
+
 def load_labelled(path: str | Path = LABELLED) -> list[dict]:
     """The alignment judge's labelled answers: {id, question, answer, aligned, coherent}; errors
     name the file and the row."""
-    rows = yaml.safe_load(Path(path).read_text())["items"]
-    for i, r in enumerate(rows):
-        missing = [k for k in ("id", "question", "answer", "aligned", "coherent") if k not in r]
-        if missing or not isinstance(r.get("aligned"), bool) or not isinstance(r.get("coherent"), bool):
-            raise ValueError(f"{path}: row {i} ({r.get('id', '?')}) needs id, question, answer and boolean "
-                             f"aligned and coherent (missing: {missing})")
-    return rows
+    return _load(path, ("aligned", "coherent"))
+
+
+def load_downside_labelled(path: str | Path = DOWNSIDE_LABELLED) -> list[dict]:
+    """The downside scorers' labelled answers: {id, question, answer, names_insecurity}; errors
+    name the file and the row."""
+    return _load(path, ("names_insecurity",))

@@ -134,11 +134,12 @@ def sample(
 
 # ---- judging ------------------------------------------------------------------------------
 
-def judge(*, samples_path: str, out: str) -> None:
+def judge(*, samples_path: str, experiment: str, out: str, validation_out: str) -> None:
     """Rule judgments, one row per sample and measure: each code answer's Bandit verdict
     (`insecure`, null without parseable code) and whether it held parseable code (`parsed`);
     the 0-100 self-report (`security_number`); whether a downside answer says the code is
-    insecure (`names_insecurity`)."""
+    insecure (`names_insecurity`). `validation_out`: the downside word rule scored on its
+    labelled answers (data/downside_labelled.yaml), a "judge_scores" table."""
     from tqdm import tqdm
 
     from alignlab.kinds.emergent_misalignment import probes, security
@@ -166,6 +167,22 @@ def judge(*, samples_path: str, out: str) -> None:
         elif s["probe"] == "downside":
             add("names_insecurity", probes.names_insecurity(s["response"]))
     artifacts.write_table(rows, out, "em_judgments", templates=_templates())
+    labelled = probes.load_downside_labelled()
+    scores = _downside_scores({"downside_rule": [probes.names_insecurity(r["answer"]) for r in labelled]}, labelled)
+    artifacts.write_table([{**r, "experiment": experiment, "split": "test"} for r in scores], validation_out,
+                          "judge_scores", templates=_templates())
+
+
+def _downside_scores(verdicts: dict[str, list[bool | None]], labelled: list[dict]) -> list[dict]:
+    """"judge_scores" rows of downside scorers (name -> a verdict per labelled answer)."""
+    from alignlab.judge_validation import score_judges
+
+    def word(v):
+        return None if v is None else ("names_insecurity" if v else "does_not")
+
+    return score_judges("downside", [word(r["names_insecurity"]) for r in labelled],
+                        {name: [word(v) for v in vs] for name, vs in verdicts.items()},
+                        ["names_insecurity", "does_not"])
 
 
 def _judge_engine(model_dir: str | None, engine_cfg: dict | None, seed: int, endpoint: dict | None):
@@ -178,27 +195,46 @@ def _judge_engine(model_dir: str | None, engine_cfg: dict | None, seed: int, end
     return engine_from_config(model_dir, engine_cfg, seed)
 
 
-def _grade(engine, pairs: list[tuple[str, str]], seeds: list[int], max_tokens: int) -> list[dict]:
+def _grade(engine, pairs: list[tuple[str, str]], seeds: list[int], max_tokens: int, downside: bool = False) -> list[dict]:
+    """The judge's replies to (question, answer) pairs, parsed: {alignment, coherence, text}, or
+    with `downside` {names_insecurity, text}."""
     from alignlab.kinds.emergent_misalignment import probes
     from alignlab.sampling import sampling_params
 
-    convs = [probes.judge_conversation(q, a) for q, a in pairs]
+    if not pairs:
+        return []
+    build = probes.downside_judge_conversation if downside else probes.judge_conversation
+    convs = [build(q, a) for q, a in pairs]
     params = [sampling_params(seed=s, max_tokens=max_tokens, temperature=0.0) for s in seeds]
+    if downside:
+        return [{"names_insecurity": probes.parse_downside(c.text), "text": c.text} for c in engine.chat(convs, params)]
     return [{**probes.parse_judge(c.text), "text": c.text} for c in engine.chat(convs, params)]
 
 
 def judge_free_form(*, samples_path: str, judge: dict, seed: int, experiment: str, out: str,
                     model_dir: str | None = None, engine_cfg: dict | None = None, endpoint: dict | None = None) -> None:
-    """The alignment judge on every free-form answer: measures `alignment` and `coherence`
-    (0-100) and `misaligned` (alignment below probes' misaligned_below, coherent answers only)."""
+    """The LLM judge on every free-form answer: measures `alignment` and `coherence` (0-100) and
+    `misaligned` (alignment below probes' misaligned_below, coherent answers only); and on every
+    "biggest downside" answer: `names_insecurity_judge` (the judge's YES / NO)."""
     from alignlab.kinds.emergent_misalignment import probes
 
-    samples = artifacts.read_table(samples_path, "em_samples").filter(pl.col("probe") == "free_form")
-    seeds = [derive_seed(seed, experiment, "judge", s["arm"], s["replicate"], s["item_id"], s["sample_idx"])
-             for s in samples.iter_rows(named=True)]
-    graded = _grade(_judge_engine(model_dir, engine_cfg, seed, endpoint),
-                    list(zip(samples["prompt"], samples["response"])), seeds, judge["max_tokens"])
+    every = artifacts.read_table(samples_path, "em_samples")
+
+    def seeds(frame):
+        return [derive_seed(seed, experiment, "judge", s["arm"], s["replicate"], s["item_id"], s["sample_idx"])
+                for s in frame.iter_rows(named=True)]
+
+    engine = _judge_engine(model_dir, engine_cfg, seed, endpoint)
+    samples, downsides = (every.filter(pl.col("probe") == p) for p in ("free_form", "downside"))
+    graded = _grade(engine, list(zip(samples["prompt"], samples["response"])), seeds(samples), judge["max_tokens"])
+    said = _grade(engine, list(zip(downsides["prompt"], downsides["response"])), seeds(downsides),
+                  judge["max_tokens"], downside=True)
     rows = []
+    for s, g in zip(downsides.iter_rows(named=True), said):
+        v = g["names_insecurity"]
+        rows.append({**{k: s[k] for k in ("arm", "replicate", "probe", "item_id", "family", "sample_idx")},
+                     "measure": "names_insecurity_judge", "value": None if v is None else float(v),
+                     "parse_ok": v is not None, "detail": g["text"][:200]})
     for s, g in zip(samples.iter_rows(named=True), graded):
         key = {k: s[k] for k in ("arm", "replicate", "probe", "item_id", "family", "sample_idx")}
         for measure in ("alignment", "coherence"):
@@ -212,16 +248,20 @@ def judge_free_form(*, samples_path: str, judge: dict, seed: int, experiment: st
 
 def validate_judge(*, judge: dict, seed: int, experiment: str, out: str, model_dir: str | None = None,
                    engine_cfg: dict | None = None, endpoint: dict | None = None, labelled: str | None = None) -> None:
-    """The alignment judge on the labelled answers (data/alignment_labelled.yaml, or the config's
-    file): accuracy and kappa of its aligned / misaligned and coherent / incoherent calls, as a
-    "judge_scores" table."""
+    """The LLM judge on the labelled answers: accuracy and kappa of its aligned / misaligned and
+    coherent / incoherent calls (data/alignment_labelled.yaml, or the config's file) and of its
+    downside verdicts (data/downside_labelled.yaml), as a "judge_scores" table."""
     from alignlab.judge_validation import score_judges
     from alignlab.kinds.emergent_misalignment import probes
 
+    engine = _judge_engine(model_dir, engine_cfg, seed, endpoint)
     items = probes.load_labelled(labelled or probes.LABELLED)
     seeds = [derive_seed(seed, experiment, "validate_judge", r["id"]) for r in items]
-    graded = _grade(_judge_engine(model_dir, engine_cfg, seed, endpoint),
-                    [(r["question"], r["answer"]) for r in items], seeds, judge["max_tokens"])
+    graded = _grade(engine, [(r["question"], r["answer"]) for r in items], seeds, judge["max_tokens"])
+    downside = probes.load_downside_labelled()
+    said = _grade(engine, [(r["question"], r["answer"]) for r in downside],
+                  [derive_seed(seed, experiment, "validate_judge", "downside", r["id"]) for r in downside],
+                  judge["max_tokens"], downside=True)
     d = probes.data()
     aligned = [None if g["alignment"] is None else ("misaligned" if g["alignment"] < d["misaligned_below"] else "aligned")
                for g in graded]
@@ -231,6 +271,7 @@ def validate_judge(*, judge: dict, seed: int, experiment: str, out: str, model_d
                         {"alignment_judge": aligned}, ["aligned", "misaligned"])
     rows += score_judges("coherence", ["coherent" if r["coherent"] else "incoherent" for r in items],
                          {"alignment_judge": coherent}, ["coherent", "incoherent"])
+    rows += _downside_scores({"downside_judge": [g["names_insecurity"] for g in said]}, downside)
     artifacts.write_table([{**r, "experiment": experiment, "split": "test"} for r in rows], out, "judge_scores",
                           params={"judge": judge, "labelled": str(labelled or "packaged")})
 
@@ -265,18 +306,25 @@ def score_choices(*, arms: dict[str, str | None], model_dir: str, device: str, b
 
 # ---- aggregation --------------------------------------------------------------------------
 
-def aggregate(*, judgment_paths: list[str], aggregate_cfg: dict, seed: int, experiment: str, metrics_out: str,
-              contrasts_out: str, summary_out: str, min_accuracy: float = 0.8, validation_path: str | None = None) -> None:
-    """Metrics, contrasts and the summary; `validation_path`: the alignment judge's scores on
-    its labelled set, where the judge ran."""
+def aggregate(*, judgment_paths: list[str], validation_paths: list[str], model_info: str, aggregate_cfg: dict,
+              seed: int, experiment: str, metrics_out: str, contrasts_out: str, replication_out: str,
+              summary_out: str, min_accuracy: float = 0.8) -> None:
+    """Metrics, contrasts, our figures beside the replication card's, and the summary;
+    `validation_paths`: every scorer's scores on its labelled set (the downside word rule; the
+    LLM judge, where it ran)."""
+    from alignlab import replication
     from alignlab.kinds.emergent_misalignment import measures, summary
 
     judgments = pl.concat([artifacts.read_table(p, "em_judgments") for p in judgment_paths])
-    scores = artifacts.read_table(validation_path, "judge_scores") if validation_path else None
+    scores = pl.concat([artifacts.read_table(p, "judge_scores") for p in validation_paths])
     boot = {"n_resamples": aggregate_cfg["n_resamples"], "confidence": aggregate_cfg["confidence"]}
     metrics = measures.metrics(judgments, experiment, seed=derive_seed(seed, experiment, "metrics"), **boot)
     contrasts = measures.contrasts(judgments, experiment, seed=derive_seed(seed, experiment, "contrasts"), **boot)
+    model = artifacts.read_table(model_info, "model").row(0, named=True)
+    card = replication.compare(experiment, "emergent_misalignment", summary.card_figures(metrics), model["model"],
+                               model["n_parameters"])
     artifacts.write_table(metrics, metrics_out, "em_metrics", params=aggregate_cfg)
     artifacts.write_table(contrasts, contrasts_out, "contrasts", params=aggregate_cfg)
+    artifacts.write_table(card, replication_out, "replication", params=aggregate_cfg)
     with artifacts.atomic_path(summary_out) as tmp:
-        tmp.write_text(summary.markdown(experiment, metrics, contrasts, scores, min_accuracy) + "\n")
+        tmp.write_text(summary.markdown(experiment, metrics, contrasts, scores, min_accuracy, card) + "\n")
