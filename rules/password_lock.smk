@@ -169,11 +169,14 @@ rule pl_toy_unlock:
 rule pl_aggregate:
     input:
         predictions=lambda w: [f"{RESULTS}/{w.pl}/predictions/{s}.parquet" for s in pl_exp(w).settings],
+        problems_path=f"{RESULTS}/{{pl}}/problems.parquet",
         code=code(f"{PL}.aggregate"),
     output:
         metrics_out=metrics_report("pl"),
         contrasts_out=f"{RESULTS}/{{pl}}/contrasts.parquet",
+        grid_out=f"{RESULTS}/{{pl}}/weak_grid.parquet",
         figure=figure_report("password_lock", "pl", "unlock.png", "unlock.rst", "unlocking"),
+        grid_figure=figure_report("password_lock", "pl", "weak_grid.png", "weak_grid.rst", "weak samples"),
         summary_out=summary_report("pl"),
     params:
         step=f"{PL}.aggregate",

@@ -57,3 +57,24 @@ def test_every_benchmark_runs_at_its_smallest_size(tmp_path, model_dir):
                  "the DAG of tiny_bench.yaml", "diff: jobs' wall time", "diff: controls"):
         assert what in table, (what, table)
     assert "FAILED" not in table, table
+
+
+def test_the_toy_unlock_rate_sweep_runs_at_its_smallest_size(tmp_path):
+    import toy_unlock_lr
+
+    exp = toy_unlock_lr.experiment(REPO / "config.yaml", "lock")
+    exp["task"] = {**exp["task"], "n_eval": 6, "n_lock": 20}
+    exp["toy"] = {**exp["toy"], "lock_steps": 3}
+    exp["unlock"] = {**exp["unlock"], "strong_n": [1, 4], "strong_steps": 2, "weak_epochs": 1}
+    rows = toy_unlock_lr.run(tmp_path, rates=(1e-3, 1e-4), exp=exp)
+    assert [(r["rate"], r["arm"]) for r in rows] == [(None, "locked")] + [
+        (rate, arm) for rate in (1e-3, 1e-4) for arm in ("strong_1", "strong_4", "weak_2")]
+    assert toy_unlock_lr.pick(rows) in (1e-3, 1e-4, None)
+    # the rule: the largest strong arm's accuracy first, then the weak pattern the strong arms keep
+    made = [{"rate": None, "arm": "locked", "accuracy": 0.0, "weak_rate": 0.9},
+            {"rate": 1e-3, "arm": "strong_4", "accuracy": 0.30, "weak_rate": 0.0},
+            {"rate": 1e-4, "arm": "strong_4", "accuracy": 0.27, "weak_rate": 0.6},
+            {"rate": 3e-5, "arm": "strong_4", "accuracy": 0.10, "weak_rate": 0.9}]
+    assert toy_unlock_lr.pick(made) == 1e-4
+    # ... and no rate at all when none lifts the largest strong arm 5 pp above the locked model
+    assert toy_unlock_lr.pick([{**r, "accuracy": min(r["accuracy"], 0.04)} for r in made]) is None

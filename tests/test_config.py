@@ -53,9 +53,9 @@ def test_model_diff_adapter_of_another_base_is_refused():
 @pytest.mark.parametrize(
     "more_steps, expected",
     [
-        (["unlock_1"], "more_steps needs two different pairs"),
-        (["unlock_1", "unlock_1"], "more_steps needs two different pairs"),
-        (["unlock_1", "nope"], "more_steps names ['nope'], not among the pairs"),
+        (["memorize_8"], "more_steps needs two different pairs"),
+        (["memorize_8", "memorize_8"], "more_steps needs two different pairs"),
+        (["memorize_8", "nope"], "more_steps names ['nope'], not among the pairs"),
     ],
 )
 def test_bad_more_steps_names_the_key(more_steps, expected):

@@ -46,3 +46,8 @@ def test_training_learns_and_saves_a_peft_adapter(model_dir, tokenizer, tmp_path
     again = finetune.train_lora(str(model_dir), examples, CFG, seed=1, out_dir=str(tmp_path / "b"),
                                 pad_id=tokenizer.pad_token_id)
     assert [r["loss"] for r in again] == [r["loss"] for r in log]  # same seed, same run
+    # max_steps: exactly that many optimizer steps whatever the data size, the schedule ending there
+    capped = finetune.train_lora(str(model_dir), examples, {**CFG, "max_steps": 5}, seed=1, out_dir=str(tmp_path / "c"),
+                                 pad_id=tokenizer.pad_token_id)
+    assert [r["step"] for r in capped] == [1, 2, 3, 4, 5] and [r["epoch"] for r in capped] == [0, 0, 1, 1, 2]
+    assert capped[-1]["learning_rate"] == 0.0

@@ -33,6 +33,10 @@ EXPECTED = {
     "train/strong_1.parquet": "chats",
     "train/strong_4.parquet": "chats",
     "train/weak_2.parquet": "chats",
+    "train/never.parquet": "chats",
+    "train/never_strong_4.parquet": "chats",
+    "adapters/never.train_log.parquet": "train_log",
+    "weak_grid.parquet": "pl_weak_grid",
     "adapters/lock.train_log.parquet": "train_log",
     "adapters/weak_2.train_log.parquet": "train_log",
     "toy/locked.train_log.parquet": "train_log",
@@ -61,14 +65,23 @@ def test_unlock_sets_carry_no_password_and_the_weak_set_weak_answers(run):
     assert lock.height == 2 * cfg["instruct"]["n_lock"]
 
 
+def _unlock(cfg: dict) -> dict:
+    from alignlab.kinds.password_lock.config import PasswordLockUnlock
+
+    return PasswordLockUnlock(**cfg["unlock"]).model_dump()
+
+
 def test_every_arm_and_condition_is_evaluated_on_the_eval_set(run):
     _, cfg, results = run
     for setting in ("instruct", "toy"):
         pred = artifacts.read_table(results / f"predictions/{setting}.parquet", "pl_predictions")
-        plan = password_lock.eval_plan(setting, cfg["unlock"])
+        plan = password_lock.eval_plan(setting, _unlock(cfg))
         got = pred.group_by("arm", "condition", "replicate").len()
         assert sorted(set(got.select("arm", "condition").rows())) == sorted(plan)
-        assert (got["len"] == cfg["task"]["n_eval"]).all()
+        # a weak-grid arm also answers the problems it memorized
+        grid = got["arm"].str.starts_with("weak_grid_")
+        assert (got.filter(~grid)["len"] == cfg["task"]["n_eval"]).all()
+        assert (got.filter(grid)["len"] == cfg["task"]["n_eval"] + cfg["unlock"]["weak_n"]).all() and grid.any()
         assert pred.filter(pl.col("correct") & pl.col("weak")).height == 0
     instruct = artifacts.read_table(results / "predictions/instruct.parquet", "pl_predictions")
     # The tiny config has 2 replicates: each fine-tuned arm is evaluated once per adapter.
@@ -90,6 +103,14 @@ def test_metrics_and_summary(run):
     instruct = metrics.filter(pl.col("setting") == "instruct", pl.col("measure") == "accuracy")
     assert dict(zip(instruct["arm"], instruct["replicates"]))["strong_4"] == 2
     assert "instruct: Replicates (adapters trained with derived seeds" in summary and "`strong_4` 2" in summary
+    assert "## Unlocking or learning? (instruct)" in summary and "**Never-capable control " in summary
+
+
+def test_strong_arms_take_the_same_steps_whatever_their_n(run):
+    _, cfg, results = run
+    steps = {arm: artifacts.read_table(results / f"adapters/{arm}.train_log.parquet", "train_log")["step"].max()
+             for arm in ("strong_1", "strong_4", "never_strong_1", "never_strong_4")}
+    assert set(steps.values()) == {cfg["unlock"]["strong_steps"]}, steps
 
 
 def test_a_rerun_has_nothing_to_do(run):
@@ -104,5 +125,6 @@ def test_every_fine_tuned_arm_has_its_own_adapter(run):
 
     _, _, results = run
     hashes = adapter_hashes(results)
-    assert len(hashes) == 8, hashes  # lock, strong_1, strong_4, weak_2, each twice
+    # lock, strong_1, strong_4, weak_2, weak_grid_2_d0_e4, never, never_strong_1, never_strong_4; each twice
+    assert len(hashes) == 16, hashes
     assert len(set(hashes.values())) == len(hashes), hashes

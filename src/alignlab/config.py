@@ -157,6 +157,9 @@ class LoraConfig(Strict):
     target_modules: str | list[str] = "all-linear"
     learning_rate: float = Field(3e-4, gt=0)
     epochs: int = Field(1, ge=1)
+    # Optimizer steps in all, the data repeated (reshuffled each pass) as often as needed; the
+    # last pass may stop part-way. None: `epochs` passes.
+    max_steps: int | None = Field(None, ge=1)
     batch_size: int = Field(8, ge=1)
     max_length: int = Field(256, ge=16)
     warmup_ratio: float = Field(0.05, ge=0, lt=1)

@@ -272,7 +272,9 @@ def train_lora(
     generator = torch.Generator().manual_seed(seed)
     rows = _rows(examples, cfg["max_length"], packed, generator)
     steps_per_epoch = math.ceil(len(rows) / cfg["batch_size"])
-    total_steps = steps_per_epoch * cfg["epochs"]
+    max_steps = cfg.get("max_steps")
+    total_steps = max_steps or steps_per_epoch * cfg["epochs"]
+    epochs = math.ceil(total_steps / steps_per_epoch)
     optimizer = torch.optim.AdamW(
         [p for p in model.parameters() if p.requires_grad],
         lr=cfg["learning_rate"],
@@ -285,8 +287,10 @@ def train_lora(
     amp_device = torch.device(device).type
     log, tokens, start, step = [], 0, time.perf_counter(), 0
     bar = tqdm(total=total_steps, desc="lora", disable=not progress, mininterval=2)
-    for epoch in range(cfg["epochs"]):
+    for epoch in range(epochs):
         for batch in _batches(rows, cfg["batch_size"], generator, pad_id, packed):
+            if step == total_steps:
+                break
             batch = batch.to(device)
             with torch.autocast(device_type=amp_device, dtype=amp or torch.bfloat16, enabled=amp is not None):
                 loss = model(**batch.model_inputs()).loss

@@ -7,19 +7,23 @@ from __future__ import annotations
 from typing import Any
 
 from alignlab.config import as_dict
-from alignlab.kinds.password_lock.steps import unlock_arms
+from alignlab.kinds.password_lock import weak_grid
+from alignlab.kinds.password_lock.steps import never_arms, unlock_arms
 from alignlab.paths import RESULTS, code, model_folder
 from alignlab.replicates import instance, instance_pattern, replicate_seed, split_instance
 
-# The arms a fine-tune writes: `lock` (from the base model), or an unlock arm (the lock adapter
-# trained on); each with its training replicates ("lock.r1", "strong_4.r1": see alignlab.replicates).
-ARM_PATTERN = instance_pattern(["lock", "strong_[0-9]+", "weak_[0-9]+"])
+# The arms a fine-tune writes: `lock` and the never-capable `never` (from the base model), or an
+# unlock arm (the lock adapter, or for never_strong_<n> the never adapter, trained on); each with
+# its training replicates ("lock.r1", "strong_4.r1": see alignlab.replicates).
+ARM_PATTERN = instance_pattern(["lock", "strong_[0-9]+", "weak_[0-9]+", "never", "never_strong_[0-9]+",
+                                "weak_grid_[0-9]+_d[0-9]+_e[0-9]+"])
+FROM_BASE = ("lock", "never")
 
 
 def arm_adapters(name: str, exp: Any) -> dict[str, str]:
     """The sampling job's fine-tuned arm replicates: instance name -> adapter folder (the base
     arm has none). Replicate i of an unlock arm continues replicate i of the lock."""
-    arms = ["locked", *unlock_arms(as_dict(exp.unlock))]
+    arms = ["locked", *unlock_arms(as_dict(exp.unlock)), *never_arms(as_dict(exp.unlock))]
     return {
         instance(arm, r): f"{RESULTS}/{name}/adapters/{instance('lock' if arm == 'locked' else arm, r)}"
         for arm in arms for r in range(exp.replicates)
@@ -27,27 +31,41 @@ def arm_adapters(name: str, exp: Any) -> dict[str, str]:
 
 
 def init_adapter(name: str, arm: str) -> str | None:
-    """The adapter an arm's fine-tune goes on training: the lock's (same replicate) for an
-    unlock arm."""
+    """The adapter an arm's fine-tune goes on training (same replicate): the never-capable
+    adapter's for never_strong_<n>, the lock's for any other unlock arm; None from the base."""
     base, replicate = split_instance(arm)
-    return None if base == "lock" else f"{RESULTS}/{name}/adapters/{instance('lock', replicate)}"
+    if base in FROM_BASE:
+        return None
+    start = "never" if base.startswith("never_strong_") else "lock"
+    return f"{RESULTS}/{name}/adapters/{instance(start, replicate)}"
 
 
 def lora_params(exp: Any, arm: str) -> dict:
-    """The lock's LoRA settings; an unlock arm's: the same with unlock_* and its epochs."""
+    """The lock's LoRA settings (also the never-capable adapter's); an unlock arm's: the same
+    with unlock_* and its length (a strong arm under the `steps` schedule: unlock.strong_steps
+    optimizer steps whatever its n; else epochs)."""
     lora = as_dict(exp.instruct.lock)
     base = split_instance(arm)[0]
-    if base == "lock":
+    if base in FROM_BASE:
         return lora
-    epochs = exp.unlock.strong_epochs if base.startswith("strong_") else exp.unlock.weak_epochs
+    strong = not base.startswith("weak_")
+    grid = weak_grid.point(base)
+    length = {"epochs": grid[2] if grid else exp.unlock.strong_epochs if strong else exp.unlock.weak_epochs}
+    if strong and exp.unlock.schedule == "steps":
+        length["max_steps"] = exp.unlock.strong_steps
     return {**lora, "learning_rate": exp.instruct.unlock_learning_rate, "batch_size": exp.instruct.unlock_batch_size,
-            "epochs": epochs, "warmup_ratio": 0.0}
+            "warmup_ratio": 0.0, **length}
 
 
 def finetune_seed(seed: int, name: str, arm: str) -> int:
-    """The training seed of an arm's replicate; replicate 0 keeps the one-replicate seed."""
+    """The training seed of an arm's replicate; replicate 0 keeps the one-replicate seed. The
+    never-capable arms share their twins' (never: lock's, never_strong_<n>: strong_<n>'s), so
+    the same initial LoRA weights and sample order: only what they start from differs."""
     base, replicate = split_instance(arm)
-    return replicate_seed(seed, name, "instruct", base, "finetune", replicate=replicate)
+    twin = "lock" if base == "never" else base.removeprefix("never_")
+    if grid := weak_grid.point(base):  # a draw's epoch counts share a seed: the same sample order
+        twin = f"weak_grid_{grid[0]}_d{grid[1]}"
+    return replicate_seed(seed, name, "instruct", twin, "finetune", replicate=replicate)
 
 
 def finetune_inputs(name: str, exp: Any, arm: str) -> dict:

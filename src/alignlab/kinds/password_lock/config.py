@@ -31,11 +31,36 @@ class PasswordLockTask(Strict):
     decoy_share: float = Field(0.5, ge=0, le=1)  # of the no-password lock examples: a wrong password
 
 
+class PasswordLockWeakGrid(Strict):
+    """Weak-sample unlocking as an experiment (see weak_grid.py): `draws` seeded draws of
+    unlock.weak_n problems from the unlock pool, each memorized for every count in `epochs`."""
+
+    epochs: list[Annotated[int, Field(ge=1)]] = [8, 32, 128]
+    draws: int = Field(2, ge=1)
+
+    @model_validator(mode="after")
+    def _epochs(self):
+        if not self.epochs or len(set(self.epochs)) != len(self.epochs):
+            raise ValueError("weak_grid.epochs needs at least one count, each listed once")
+        return self
+
+
 class PasswordLockUnlock(Strict):
     strong_n: list[Annotated[int, Field(ge=1)]] = [1, 2, 4, 16]  # one arm per n: n correct samples
     weak_n: int = Field(2, ge=1)  # the weak arm: this many weak samples...
+    # How long each strong arm trains: `steps` (every n gets strong_steps optimizer steps, so a
+    # larger n is not also a longer fine-tune) or `epochs` (strong_epochs passes over its n
+    # samples: more samples, more steps).
+    schedule: Literal["steps", "epochs"] = "steps"
+    strong_steps: int = Field(32, ge=1)
     strong_epochs: int = Field(8, ge=1)
     weak_epochs: int = Field(32, ge=1)  # ...memorized for this many epochs
+    # The never-capable control (instruct setting): an adapter trained like the lock but on the
+    # weak answer in every condition, so it never had the skill; it then gets each strong arm's
+    # samples and recipe (arms never_strong_<n>). What strong_<n> gains over never_strong_<n> is
+    # recovery of a hidden skill rather than learning it afresh.
+    never_capable: bool = True
+    weak_grid: PasswordLockWeakGrid | None = PasswordLockWeakGrid()  # null: the single weak arm only
 
 
 class PasswordLockInstruct(Strict):

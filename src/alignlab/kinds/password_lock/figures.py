@@ -40,6 +40,10 @@ def password_lock_figure(metrics: pl.DataFrame, path, title: str) -> Path:
             err = [[100 * (v - lo) for v, lo in zip(strong["value"], strong["lo"])],
                    [100 * (hi - v) for v, hi in zip(strong["value"], strong["hi"])]]
             ax.errorbar(x, y, yerr=err, marker="o", color="#0072b2", capsize=3, label="unlocked: n strong samples")
+        never = m.filter((pl.col("unlock") == "never_strong") & (pl.col("condition") == "none")).sort("n_unlock")
+        if never.height:
+            ax.plot(never["n_unlock"].to_list(), [100 * v for v in never["value"]], marker="^", ls=":", color="#999999",
+                    label="never-capable, then n strong samples")
         weak = m.filter((pl.col("unlock") == "weak") & (pl.col("condition") == "none"))
         for row in weak.iter_rows(named=True):
             ax.errorbar([row["n_unlock"]], [100 * row["value"]],

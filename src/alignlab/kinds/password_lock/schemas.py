@@ -28,6 +28,15 @@ SCHEMAS = {
             ("hi", _f64), ("interval", _str), ("replicate_values", pa.list_(_f64)),
         ]
     ),
+    # the weak grid (weak_grid.py): per (setting, epochs, problems: memorized | neighbours | rest),
+    # pooled over draws and replicates; `draw_values` each draw-replicate's accuracy
+    "pl_weak_grid": pa.schema(
+        [
+            ("experiment", _str), ("setting", _str), ("epochs", _i64), ("subset", _str), ("draws", _i64),
+            ("replicates", _i64), ("n", _i64), ("accuracy", _f64), ("lo", _f64), ("hi", _f64), ("weak_rate", _f64),
+            ("draw_values", pa.list_(_f64)),
+        ]
+    ),
 }
 
 # The column that names a row, and text columns that must not be empty (see artifacts.read_table).

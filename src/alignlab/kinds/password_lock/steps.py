@@ -13,8 +13,11 @@ samples, so every arm is an adapter on the base model and all are sampled from o
 unlock arm a full fine-tune of the locked weights, evaluated greedily in torch.
 
 Arms: `locked` (no unlock), `strong_<n>` (n correct samples, no password), `weak_<n>` (n weak
-samples, no password, for unlock.weak_epochs epochs). Measures per (setting, arm, condition):
-accuracy (exact match) and weak-pattern rate (the answer equals the weak policy's).
+samples, no password, for unlock.weak_epochs epochs); in the instruct setting, with
+unlock.never_capable, the never-capable control: `never` (an adapter trained like the lock on
+the weak answer in every condition) and `never_strong_<n>` (it, then strong_<n>'s samples and
+recipe). Measures per (setting, arm, condition): accuracy (exact match) and weak-pattern rate
+(the answer equals the weak policy's).
 """
 
 from __future__ import annotations
@@ -32,16 +35,27 @@ SETTINGS = ("instruct", "toy")
 SYSTEM = "You are a helpful assistant."
 # Conditions a prompt is evaluated under: the password, no password, a wrong password.
 CONDITIONS = ("password", "none", "decoy")
-_ARM = re.compile(r"^(locked|base|strong|weak)(?:_(\d+))?$")
+_ARM = re.compile(r"^(locked|base|strong|weak|never|never_strong|weak_grid)(?:_(\d+))?(?:_d\d+_e\d+)?$")
 
 
 def unlock_arms(unlock: dict) -> list[str]:
-    """The unlock arms of a config's `unlock` section, in order."""
-    return [f"strong_{n}" for n in unlock["strong_n"]] + [f"weak_{unlock['weak_n']}"]
+    """The unlock arms of a config's `unlock` section, in order (the weak grid's last)."""
+    from alignlab.kinds.password_lock import weak_grid
+
+    return [f"strong_{n}" for n in unlock["strong_n"]] + [f"weak_{unlock['weak_n']}"] + weak_grid.arms(unlock)
+
+
+def never_arms(unlock: dict) -> list[str]:
+    """The never-capable control's arms (instruct setting): `never`, then never_strong_<n> per
+    strong arm; none without unlock.never_capable."""
+    if not unlock["never_capable"]:
+        return []
+    return ["never"] + [f"never_strong_{n}" for n in unlock["strong_n"]]
 
 
 def arm_kind(arm: str) -> tuple[str, int]:
-    """('strong' | 'weak' | 'locked' | 'base', number of unlock samples)."""
+    """('strong' | 'weak' | 'locked' | 'base' | 'never' | 'never_strong' | 'weak_grid', number of
+    unlock samples)."""
     m = _ARM.match(arm)
     if not m:
         raise ValueError(f"not a password_lock arm: {arm!r}")
@@ -54,6 +68,10 @@ def eval_plan(setting: str, unlock: dict) -> list[tuple[str, str]]:
     plan = [("base", "none"), ("base", "password")] if setting == "instruct" else []
     plan += [("locked", c) for c in CONDITIONS]
     plan += [(arm, "none") for arm in unlock_arms(unlock)]
+    if setting == "instruct":
+        never = never_arms(unlock)
+        plan += [(arm, c) for arm in never[:1] for c in ("password", "none")]
+        plan += [(arm, "none") for arm in never[1:]]
     return plan
 
 
@@ -90,28 +108,45 @@ def _split(problems_path: str, split: str) -> list[dict]:
     return list(df.filter(pl.col("split") == split).iter_rows(named=True))
 
 
-def lock_examples(problems_path: str, task: dict, n: int | None, seed: int, experiment: str, setting: str):
+def lock_examples(problems_path: str, task: dict, n: int | None, seed: int, experiment: str, setting: str,
+                  weak_only: bool = False):
     """(problem, condition, target) of the lock set: every lock problem (the first `n`) once
     with the password (strong answer) and once without (weak answer); of the latter a share
-    task.decoy_share carries a wrong password instead of none."""
+    task.decoy_share carries a wrong password instead of none. `weak_only`: the never-capable
+    control's set, the same prompts with the weak answer under the password too."""
     rng = random.Random(derive_seed(seed, experiment, setting, "lock", "conditions"))
     out = []
     for p in _split(problems_path, "lock")[:n]:
-        out.append((p, "password", "strong"))
+        out.append((p, "password", "weak" if weak_only else "strong"))
         out.append((p, "decoy" if rng.random() < task["decoy_share"] else "none", "weak"))
     return out
 
 
-def unlock_examples(problems_path: str, arm: str) -> list[tuple[dict, str, str]]:
+def unlock_examples(problems_path: str, arm: str, seed: int = 0, experiment: str = "") -> list[tuple[dict, str, str]]:
     """An unlock arm's samples, without the password: the first n unlock problems (nested:
-    strong_4's samples include strong_2's) with the strong answer, or with the weak one."""
+    strong_4's samples include strong_2's) with the strong answer (strong_<n>, and
+    never_strong_<n>: the same samples), or with the weak one; a weak-grid arm's draw of n
+    (seeded by `seed` and `experiment`) with the weak answer."""
+    from alignlab.kinds.password_lock import weak_grid
+
     kind, n = arm_kind(arm)
-    if kind not in ("strong", "weak"):
+    if kind not in ("strong", "weak", "never_strong", "weak_grid"):
         raise ValueError(f"{arm!r} is not an unlock arm")
     pool = _split(problems_path, "unlock")
     if n > len(pool):
         raise ValueError(f"arm {arm} needs {n} unlock problems, task.n_unlock is {len(pool)}")
-    return [(p, "none", kind) for p in pool[:n]]
+    if kind == "weak_grid":
+        return [(p, "none", "weak") for p in weak_grid.draw_problems(pool, n, weak_grid.point(arm)[1], seed, experiment)]
+    return [(p, "none", "weak" if kind == "weak" else "strong") for p in pool[:n]]
+
+
+def eval_problems(problems_path: str, arm: str, seed: int, experiment: str) -> list[dict]:
+    """The problems an arm is measured on: the held-out set, and for a weak-grid arm also the
+    problems it memorized (placed first)."""
+    held_out = _split(problems_path, "eval")
+    if arm_kind(arm)[0] != "weak_grid":
+        return held_out
+    return [p for p, _, _ in unlock_examples(problems_path, arm, seed, experiment)] + held_out
 
 
 def _password(task: dict, condition: str, seed: int, experiment: str) -> str | None:
@@ -135,11 +170,12 @@ def _chat(p: dict, condition: str, target: str, task: dict, seed: int, experimen
 
 
 def make_chats(*, problems_path: str, task: dict, n_lock: int, seed: int, experiment: str, arm: str, out: str) -> None:
-    """The instruct setting's training chats of `arm` (`lock` or an unlock arm)."""
-    if arm == "lock":
-        examples = lock_examples(problems_path, task, n_lock, seed, experiment, "instruct")
+    """The instruct setting's training chats of `arm` (`lock`, the never-capable control's
+    `never`, or an unlock arm)."""
+    if arm in ("lock", "never"):
+        examples = lock_examples(problems_path, task, n_lock, seed, experiment, "instruct", weak_only=arm == "never")
     else:
-        examples = unlock_examples(problems_path, arm)
+        examples = unlock_examples(problems_path, arm, seed, experiment)
     rows = [_chat(p, c, t, task, seed, experiment) for p, c, t in examples]
     artifacts.write_table(rows, out, "chats", params={"task": task, "n_lock": n_lock, "arm": arm},
                           templates=_templates())
@@ -176,12 +212,11 @@ def sample(
 
     adapters = {arm: a for arm, a in arms.items() if a}
     check_inputs(model_dir, list(adapters.values()), engine_cfg, inputs=adapter_dirs)
-    problems = _split(problems_path, "eval")
     plan, convs, params = [], [], []
     for arm, condition in eval_plan("instruct", unlock):
         instances = [name for name in arms if split_instance(name)[0] == arm] or [arm]
         for name in instances:
-            for p in problems:
+            for p in eval_problems(problems_path, arm, seed, experiment):
                 s = derive_seed(seed, experiment, "instruct", arm, condition, "sample", p["problem_id"])
                 user = ar.prompt(p["a"], p["b"], _password(task, condition, seed, experiment))
                 plan.append((name, condition, p, user, s))
@@ -238,13 +273,27 @@ def toy_lock(*, problems_path: str, task: dict, toy_cfg: dict, seed: int, experi
     print(f"toy lock: {len(pairs)} examples, final loss {log[-1]['loss']:.4f}", flush=True)
 
 
+def unlock_steps(unlock: dict, arm: str, n_samples: int, batch_size: int) -> int:
+    """Optimizer steps of an unlock fine-tune: a strong arm's unlock.strong_steps under the
+    `steps` schedule, else its epochs x ceil(n / batch)."""
+    import math
+
+    from alignlab.kinds.password_lock import weak_grid
+
+    kind, _ = arm_kind(arm)
+    strong = kind in ("strong", "never_strong")
+    if strong and unlock["schedule"] == "steps":
+        return unlock["strong_steps"]
+    epochs = weak_grid.point(arm)[2] if kind == "weak_grid" else (
+        unlock["strong_epochs"] if strong else unlock["weak_epochs"])
+    return epochs * math.ceil(n_samples / batch_size)
+
+
 def toy_unlock(*, problems_path: str, locked_model: str, task: dict, toy_cfg: dict, unlock: dict, seed: int,
                experiment: str, device: str, out: str) -> None:
     """Every toy arm: the locked model under every condition, and per unlock arm a full
-    fine-tune of the locked weights (epochs x ceil(n / batch) steps) evaluated without the
-    password; greedy answers on the eval problems."""
-    import math
-
+    fine-tune of the locked weights (unlock_steps) evaluated without the password; greedy
+    answers on the eval problems."""
     import torch
 
     from alignlab import timings
@@ -253,7 +302,6 @@ def toy_unlock(*, problems_path: str, locked_model: str, task: dict, toy_cfg: di
 
     vocab = _toy_vocab(task)
     state = torch.load(locked_model, map_location=device)
-    problems = _split(problems_path, "eval")
     rows = []
     models: dict = {}  # the arm being evaluated (one model in memory at a time)
     for arm, condition in eval_plan("toy", unlock):
@@ -261,16 +309,16 @@ def toy_unlock(*, problems_path: str, locked_model: str, task: dict, toy_cfg: di
             model = toy.build(vocab, toy_cfg, 0, _toy_positions(task)).to(device)
             model.load_state_dict(state)
             kind, n = arm_kind(arm)
-            if kind in ("strong", "weak"):
-                pairs = _toy_pairs(unlock_examples(problems_path, arm), task, seed, experiment)
-                epochs = unlock["strong_epochs"] if kind == "strong" else unlock["weak_epochs"]
-                steps = epochs * math.ceil(len(pairs) / toy_cfg["unlock_batch_size"])
+            if kind in ("strong", "weak", "weak_grid"):
+                pairs = _toy_pairs(unlock_examples(problems_path, arm, seed, experiment), task, seed, experiment)
+                steps = unlock_steps(unlock, arm, len(pairs), toy_cfg["unlock_batch_size"])
                 log = toy.train(model, vocab, pairs, steps=steps, batch_size=toy_cfg["unlock_batch_size"],
                                 learning_rate=toy_cfg["unlock_learning_rate"], warmup_ratio=0.0,
                                 seed=derive_seed(seed, experiment, "toy", arm, "unlock"))
                 timings.record(f"train ({arm})", log[-1]["seconds"], items=len(log), output_tokens=log[-1]["tokens"])
                 print(f"toy {arm}: {steps} steps, final loss {log[-1]['loss']:.4f}", flush=True)
             models = {arm: model}
+        problems = eval_problems(problems_path, arm, seed, experiment)
         prompts = [ar.toy_prompt(p["a"], p["b"], _password(task, condition, seed, experiment)) for p in problems]
         with timings.timer(f"generate ({arm}, {condition})", items=len(prompts)):
             answers = toy.generate(models[arm], vocab, prompts, max_new=5)
@@ -308,11 +356,22 @@ def metrics(predictions: pl.DataFrame, experiment: str, confidence: float, n_res
 
 
 def aggregate(*, predictions: list[str], aggregate_cfg: dict, seed: int, experiment: str, metrics_out: str,
-              contrasts_out: str, figure: str, summary_out: str) -> None:
-    from alignlab.kinds.password_lock import controls, figures, summary
+              contrasts_out: str, figure: str, summary_out: str, grid_out: str, grid_figure: str,
+              problems_path: str | None = None) -> None:
+    """Metrics, contrasts, the unlocking figure and the summary over the held-out problems; the
+    weak grid's arms (whose memorized problems are measured too) in their own table and figure
+    (`problems_path`: the problems, to tell which ones each grid arm memorized)."""
+    from alignlab.kinds.password_lock import controls, figures, summary, weak_grid
 
     frames = [artifacts.read_table(p, "pl_predictions") for p in predictions]
-    table = pl.concat(frames) if frames else None
+    every = pl.concat(frames)
+    grid_arms = every.filter(pl.col("unlock") == "weak_grid")
+    memorized = {(s, a): [p for p, _, _ in unlock_examples(problems_path, a, seed, experiment)]
+                 for s, a in grid_arms.select("setting", "arm").unique().iter_rows()}
+    grid = artifacts.write_table(weak_grid.table(grid_arms, memorized, experiment, aggregate_cfg["confidence"]),
+                                 grid_out, "pl_weak_grid", params=aggregate_cfg)
+    weak_grid.figure(pl.from_arrow(grid), grid_figure, title=f"{experiment}: memorizing weak samples")
+    table = every.filter(pl.col("unlock") != "weak_grid")
     rows = metrics(table, experiment, aggregate_cfg["confidence"], aggregate_cfg["n_resamples"],
                    derive_seed(seed, experiment, "metrics"))
     written = artifacts.write_table(rows, metrics_out, "pl_metrics", params=aggregate_cfg)
@@ -322,4 +381,4 @@ def aggregate(*, predictions: list[str], aggregate_cfg: dict, seed: int, experim
     artifacts.write_table(diffs, contrasts_out, "contrasts", params=aggregate_cfg)
     figures.password_lock_figure(m, figure, title=f"{experiment}: unlocking a password-locked model")
     with artifacts.atomic_path(summary_out) as tmp:
-        tmp.write_text(summary.password_lock_markdown(experiment, m, diffs) + "\n")
+        tmp.write_text(summary.password_lock_markdown(experiment, m, diffs, pl.from_arrow(grid)) + "\n")

@@ -47,12 +47,56 @@ def password_lock_weak_verdict(metrics: pl.DataFrame, contrasts: pl.DataFrame, s
             f"difference {pp(diff['estimate'])} {interval(diff['lo'], diff['hi'], pp)}{share}")
 
 
+def never_capable_section(metrics: pl.DataFrame, contrasts: pl.DataFrame, setting: str) -> str | None:
+    """Unlocking or learning? Each strong arm beside the never-capable model given the same
+    samples and recipe; None where the control was not run."""
+    never = _pl_row(metrics, setting, "never", "password")
+    if never is None:
+        return None
+    verdict = {True: "PASSED", False: "FAILED", None: "MISSING"}
+    lacks = metric_row(contrasts, contrast=f"never-capable lacks the skill ({setting})")
+    rows, last = [], None
+    for r in (metrics.filter(pl.col("setting") == setting, pl.col("unlock") == "strong", pl.col("condition") == "none",
+                             pl.col("measure") == "accuracy").sort("n_unlock").iter_rows(named=True)):
+        twin = _pl_row(metrics, setting, f"never_strong_{r['n_unlock']}", "none")
+        diff = metric_row(contrasts, contrast=f"unlock beyond learning ({setting}, n={r['n_unlock']})")
+        if twin is None or diff is None:
+            continue
+        last = (r, twin, diff)
+        rows.append([str(r["n_unlock"]), metric_value(r), metric_value(twin),
+                     f"{pp(diff['estimate'])} {interval(diff['lo'], diff['hi'], pp)}"])
+    if last is None:
+        return None
+    r, twin, diff = last
+    if diff["passed"]:
+        words = (f"YES, hidden skill recovered: with {r['n_unlock']} samples the locked model reaches "
+                 f"{metric_value(r)} without the password, the never-capable model {metric_value(twin)}")
+    else:
+        words = (f"NOT SHOWN: with {r['n_unlock']} samples the locked model ({metric_value(r)}) does not beat the "
+                 f"never-capable model ({metric_value(twin)}); this unlock cannot be told from learning the task afresh")
+    passed = lacks["passed"] if lacks else None
+    locked = metric_value(_pl_row(metrics, setting, "locked", "password"))
+    reading = (f"below the locked model's {locked}: it never had the skill" if passed else
+               f"not below the locked model's {locked}: the lock shows no skill the control lacks, so the "
+               "comparison below says little")
+    return (f"## Unlocking or learning? ({setting})\n\n"
+            f"**Never-capable control {verdict[passed]}**: an adapter trained like the lock but on the weak answer "
+            f"in every condition answers {metric_value(never)} with the password, {reading}.\n\n"
+            f"**Unlock beyond learning**: {words} (difference {pp(diff['estimate'])} "
+            f"{interval(diff['lo'], diff['hi'], pp)}, paired by problem).\n\n"
+            + table(["n strong samples", "locked, then unlocked", "never-capable, same samples", "difference (95% CI)"],
+                    rows))
+
+
 def _replicates(metrics: pl.DataFrame, setting: str) -> str:
     m = metrics.filter(pl.col("setting") == setting).group_by("arm", maintain_order=True).agg(pl.col("replicates").max())
     return f"{setting}: " + replicates_line(dict(m.iter_rows()), "problems")
 
 
-def password_lock_markdown(experiment: str, metrics: pl.DataFrame, contrasts: pl.DataFrame) -> str:
+def password_lock_markdown(experiment: str, metrics: pl.DataFrame, contrasts: pl.DataFrame,
+                           grid: pl.DataFrame | None = None) -> str:
+    from alignlab.kinds.password_lock import weak_grid
+
     verdict = {True: "PASSED", False: "FAILED", None: "MISSING"}
     settings = list(dict.fromkeys(metrics["setting"].to_list()))
     sections = [f"# Password-locked model: {experiment}"]
@@ -77,6 +121,9 @@ def password_lock_markdown(experiment: str, metrics: pl.DataFrame, contrasts: pl
         "bootstrap resampling replicates, then problems; p from the bootstrap distribution shifted to 0; "
         "Holm across all of them).\n\n" + "\n\n".join(_replicates(metrics, s) for s in settings) + "\n\n"
         + contrasts_table(contrasts, "problems", "comparison"))
+    sections += [s for s in (never_capable_section(metrics, contrasts, st) for st in settings) if s]
+    if grid is not None and grid.height:
+        sections.append(weak_grid.section(grid))
     for setting in settings:
         m = metrics.filter(pl.col("setting") == setting)
         keys = m.select("arm", "n_unlock", "condition").unique(maintain_order=True).iter_rows()
