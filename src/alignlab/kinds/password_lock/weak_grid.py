@@ -4,8 +4,8 @@ of the grid, one arm per (draw, epochs): `weak_grid_<n>_d<draw>_e<epochs>`.
 
 Each arm is measured without the password on its memorized problems, on their neighbours (held-
 out problems that share an operand with one of them) and on the rest of the held-out set. The
-"exceptions" account predicts that memorized items are answered as memorized while the rest
-snaps back to the weak policy; an unlock would lift the rest too."""
+"exceptions" account predicts that memorized items are answered as memorized (their weak
+answers) while the rest snaps back to the weak policy; an unlock would lift the rest's accuracy."""
 
 from __future__ import annotations
 
@@ -126,8 +126,10 @@ def section(rows: pl.DataFrame) -> str:
     parts = ["## Weak-sample unlocking, as a grid\n\nEach draw of weak samples memorized for each epoch count "
              "(no password), then measured on the memorized problems, their neighbours (held-out problems sharing "
              "an operand) and the rest of the held-out set. Pooled over draws and replicates (Wilson 95%); "
-             "the last column lists each draw-replicate's accuracy. Memorized high and the rest at the locked "
-             "level is the \"exceptions\" account; the rest rising would be an unlock."]
+             "the last column lists each draw-replicate's accuracy. The memorized problems keep their memorized "
+             "(weak) answers by construction. The rest still answering the weak policy is the \"exceptions\" "
+             "account; the rest's accuracy rising would be an unlock; neither (weak pattern and accuracy both "
+             "low) means the memorizing broke the policy without unlocking."]
     for setting in dict.fromkeys(rows["setting"].to_list()):
         body = [[str(r["epochs"]), r["subset"], str(r["n"]), f"{pct(r['accuracy'])} [{pct(r['lo'])}, {pct(r['hi'])}]",
                  pct(r["weak_rate"]), ", ".join(pct(v) for v in r["draw_values"])]
