@@ -248,7 +248,52 @@ def _config_problems(mutate) -> str:
         (lambda d: d["sae"].update(l0_action="warn"), "experiments.diff.sae.l0_action"),
         (lambda d: d.update(bootstrap={"n_resamples": 10}), "experiments.diff.bootstrap.n_resamples"),
         (lambda d: d.update(bootstrap={"confidence": 1.5}), "experiments.diff.bootstrap.confidence"),
+        (lambda d: d["texts"].update(exclude=[{"path": "nowhere.csv"}]),
+         "experiments.diff.texts.exclude.0.path: file 'nowhere.csv' does not exist"),
+        (lambda d: d["texts"].update(exclude=[{"path": "train.txt"}]), "experiments.diff.texts.exclude.0.path: expected a .csv"),
     ],
 )
 def test_bad_issue19_config_names_the_key(mutate, expected):
     assert expected in _config_problems(mutate)
+
+
+def test_texts_held_out_drops_excluded_documents(tmp_path):
+    """texts.exclude: texts found in another table (a fine-tune's training set) are left out, so
+    the pairs are measured on held-out documents; too few left fails naming the key."""
+    import yaml
+
+    packaged = yaml.safe_load(steps.TEXTS_FILE.read_text())["texts"]
+    assert len(packaged) >= 200 and len(set(packaged)) == len(packaged)
+    seen = tmp_path / "train.jsonl"
+    pl.DataFrame({"doc": packaged[:5]}).write_ndjson(seen)
+    steps.make_texts(texts={**TEXTS, "exclude": [{"path": str(seen), "column": "doc"}]}, experiment="d",
+                     out=str(tmp_path / "t.parquet"))
+    got = artifacts.read_table(tmp_path / "t.parquet", "md_texts")["text"].to_list()
+    assert got == packaged[5:17] and not set(got) & set(packaged[:5])
+    with pytest.raises(ValueError, match="texts.exclude.0.column"):
+        steps.make_texts(texts={**TEXTS, "exclude": [{"path": str(seen), "column": "text"}]}, experiment="d",
+                         out=str(tmp_path / "u.parquet"))
+    everything = tmp_path / "all.csv"
+    pl.DataFrame({"text": packaged}).write_csv(everything)
+    with pytest.raises(ValueError, match="after dropping 228 found in texts.exclude"):
+        steps.make_texts(texts={**TEXTS, "exclude": [{"path": str(everything), "column": "text"}]}, experiment="d",
+                         out=str(tmp_path / "v.parquet"))
+
+
+def test_issue19_config_defaults_and_pipeline_exclude():
+    """The default config's references and SAE target load; an exclude table another experiment
+    writes is accepted before it exists (Snakemake builds it first)."""
+    import yaml
+
+    from alignlab import config
+    from alignlab.kinds.model_diff import pairs as md_pairs
+    from workflow import REPO
+
+    raw = yaml.safe_load((REPO / "config.yaml").read_text())
+    raw["experiments"]["diff"]["texts"]["exclude"] = [{"path": "results/af/documents/setting.parquet"}]
+    exp = config.load(raw, REPO).experiments["diff"]
+    assert exp.references["random_sdf"].like == "sdf" and exp.all_pairs()[-2:] == ["random_sdf", "random_positive_control"]
+    assert md_pairs.sources(exp)["random_sdf"] == "random like sdf"
+    assert md_pairs.tuned_folder("diff", exp, "random_sdf").endswith("diff/references/random_sdf")
+    assert "results/af/documents/setting.parquet" in md_pairs.texts_inputs(exp)["code"]
+    assert exp.sae.l0_range == [4, 128] and exp.sae.l0_action == "flag"

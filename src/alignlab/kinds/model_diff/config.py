@@ -34,11 +34,21 @@ class ModelDiffPair(Strict):
         return self
 
 
+class ModelDiffTextFile(Strict):
+    """A table whose `column` holds texts (CSV / JSONL / Parquet; may be another experiment's
+    output)."""
+
+    path: str
+    column: str = "text"
+
+
 class ModelDiffTexts(Strict):
     """The fixed text set activations are compared on: the packaged passages
     (data/diff_texts.yaml) or a CSV / JSONL / Parquet file's `column`, which may be a table
-    another experiment writes (results/af/documents/setting.parquet, column text). The first `n` are used; of
-    those, the first `sae_train_share` train the SAE and the rest score it."""
+    another experiment writes (results/af/documents/setting.parquet, column text). Texts found
+    in any `exclude` table (e.g. a fine-tune's training data) are dropped first, so the pairs are
+    measured on held-out documents only. The first `n` that remain are used; of those, the first
+    `sae_train_share` train the SAE and the rest score it."""
 
     source: Literal["packaged", "file"] = "packaged"
     path: str | None = None
@@ -46,6 +56,7 @@ class ModelDiffTexts(Strict):
     n: int = Field(32, ge=4)
     max_length: int = Field(128, ge=8)  # tokens per text
     sae_train_share: float = Field(0.5, gt=0, lt=1)
+    exclude: list[ModelDiffTextFile] = []
 
     @model_validator(mode="after")
     def _path(self):
@@ -166,6 +177,12 @@ class ModelDiff(ExperimentConfig):
                 pass  # another experiment's rules write it (e.g. results/af/documents/setting.parquet)
             elif not path.is_file():
                 problems.append(f"{key}.texts.path: file '{self.texts.path}' does not exist")
+        for i, ex in enumerate(self.texts.exclude):
+            sub = f"{key}.texts.exclude.{i}.path"
+            if Path(ex.path).suffix not in (".csv", ".jsonl", ".parquet"):
+                problems.append(f"{sub}: expected a .csv, .jsonl or .parquet file, got '{ex.path}'")
+            elif not pipeline_output(cfg, ex.path) and not (base_dir / ex.path).is_file():
+                problems.append(f"{sub}: file '{ex.path}' does not exist")
         return problems
 
     def model_needs(self, cfg: Config, key: str) -> list[tuple[str, Need]]:

@@ -31,7 +31,9 @@ def sources(exp: Any) -> dict[str, str]:
 
 
 def texts_inputs(exp: Any) -> dict:
-    """The text-set step's inputs: its code, and a text file it reads (built first when another
-    experiment writes it; a changed file reruns the step, as changed code does)."""
+    """The text-set step's inputs: its code, and the text files it reads, the source and the
+    `exclude` tables (built first when another experiment writes them; a changed file reruns the
+    step, as changed code does)."""
     files = code("kinds.model_diff.steps.make_texts")
-    return {"code": files + [exp.texts.path] if exp.texts.source == "file" else files}
+    read = [exp.texts.path] if exp.texts.source == "file" else []
+    return {"code": files + read + [ex.path for ex in exp.texts.exclude]}

@@ -24,24 +24,38 @@ DATA_FILES = ("data/diff_texts.yaml",)
 TEXTS_FILE = Path(__file__).parent / "data" / "diff_texts.yaml"
 
 
+def _column(path: str, column: str, key: str) -> list[str]:
+    """The non-empty texts of a table's column (CSV / JSONL / Parquet)."""
+    from alignlab.tables import read_file
+
+    df = read_file(Path(path))
+    if column not in df.columns:
+        raise ValueError(f"{key}: '{column}' is not a column of {path} ({df.columns})")
+    return [str(t) for t in df[column].to_list() if t is not None and str(t).strip()]
+
+
 def make_texts(*, texts: dict, experiment: str, out: str) -> None:
-    """The first `texts.n` texts of the packaged set or the file; a `split` column marks which
-    train the SAE (`sae_train`) and which score it (`eval`); all of them compare activations."""
+    """The first `texts.n` texts of the packaged set or the file, after dropping every text that
+    appears in a `texts.exclude` table (held-out documents: e.g. exclude a fine-tune's training
+    set); a `split` column marks which train the SAE (`sae_train`) and which score it (`eval`);
+    all of them compare activations."""
     if texts["source"] == "packaged":
         pool = yaml.safe_load(TEXTS_FILE.read_text())["texts"]
     else:
-        from alignlab.tables import read_file
-
-        df = read_file(Path(texts["path"]))
-        if texts["column"] not in df.columns:
-            raise ValueError(f"texts.column: '{texts['column']}' is not a column of {texts['path']} ({df.columns})")
-        pool = [str(t) for t in df[texts["column"]].to_list() if t is not None and str(t).strip()]
-    n = min(texts["n"], len(pool))
+        pool = _column(texts["path"], texts["column"], "texts.column")
+    excluded: set[str] = set()
+    for i, ex in enumerate(texts.get("exclude") or []):
+        excluded |= {t.strip() for t in _column(ex["path"], ex["column"], f"texts.exclude.{i}.column")}
+    kept = [t for t in pool if t.strip() not in excluded]
+    if excluded:
+        print(f"texts: {len(pool) - len(kept)} of {len(pool)} texts dropped (found in texts.exclude), {len(kept)} left")
+    n = min(texts["n"], len(kept))
     if n < 4:
-        raise ValueError(f"texts: need at least 4 non-empty texts, found {len(pool)}")
+        raise ValueError(f"texts: need at least 4 non-empty texts, found {len(kept)}"
+                         + (f" after dropping {len(pool) - len(kept)} found in texts.exclude" if excluded else ""))
     n_train = max(1, min(n - 1, round(n * texts["sae_train_share"])))
     rows = [{"text_id": f"t{i:04d}", "split": "sae_train" if i < n_train else "eval", "text": t}
-            for i, t in enumerate(pool[:n])]
+            for i, t in enumerate(kept[:n])]
     artifacts.write_table(rows, out, "md_texts", params=texts)
 
 
