@@ -6,6 +6,7 @@ their declared schemas, the identity control exact, and the ranking by how far e
 from __future__ import annotations
 
 import copy
+import math
 
 import polars as pl
 import pytest
@@ -191,6 +192,9 @@ def test_steps_end_to_end(folders, tmp_path):
     assert "**Size-matched reference `lora_random` PASSED**" in summary
     assert "**Size-matched reference `wrong` FAILED**" in summary
     assert "## Beside a random change of the same size" in summary
+    ratio = md_summary.drop_ratio(m["lora"], m["lora_random"])
+    assert ratio > 0 and f"| {ratio:.1f}x |" in summary
+    assert math.isnan(md_summary.drop_ratio(m["lora"], m["self"]))  # a "reference" that did not move
     # the random reference moves more than the LoRA's (low-rank) change? at least it moved
     assert m["lora_random"]["global_mean_cosine"] < 1.0
     # the SAE: L0 in its range (flag PASSED); features: none dead or new on the base itself

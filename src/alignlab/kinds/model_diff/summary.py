@@ -50,21 +50,32 @@ def indistinct_pairs(metrics: pl.DataFrame) -> list[dict]:
     return [r for r in metrics.sort("rank").iter_rows(named=True) if r["distinct_from_next"] is False]
 
 
-def _ci(lo, hi, fmt="{:.4f}") -> str:
+COS = "{:.6f}"   # fine-tunes live close to 1: six decimals
+DIFF = "{:+.2e}"
+
+
+def _ci(lo, hi, fmt=COS) -> str:
     return f"[{number(lo, fmt)}, {number(hi, fmt)}]" if finite(lo) and finite(hi) else ""
 
 
 def _cos(r, key="global_mean_cosine") -> str:
     if r[key] == 1.0 and r[f"{key}_lo"] == 1.0 and r[f"{key}_hi"] == 1.0:
         return "1 (exactly)"
-    return f"{number(r[key])} {_ci(r[f'{key}_lo'], r[f'{key}_hi'])}".strip()
+    return f"{number(r[key], COS)} {_ci(r[f'{key}_lo'], r[f'{key}_hi'])}".strip()
 
 
 def _next(r) -> str:
     if r["distinct_from_next"] is None:
         return ""
     word = "yes" if r["distinct_from_next"] else "**no**"
-    return f"{word} {_ci(r['diff_next_lo'], r['diff_next_hi'], '{:+.4f}')}"
+    return f"{word} {_ci(r['diff_next_lo'], r['diff_next_hi'], DIFF)}"
+
+
+def drop_ratio(real: dict, reference: dict) -> float:
+    """How many times the real pair's cosine drop (1 - global mean cosine) its size-matched random
+    reference's is; NaN when the reference did not move the activations at all."""
+    ref_drop = 1.0 - reference["global_mean_cosine"]
+    return (1.0 - real["global_mean_cosine"]) / ref_drop if ref_drop > 0 else float("nan")
 
 
 def model_diff_markdown(experiment: str, metrics: pl.DataFrame, identity: list[str] | None = None,
@@ -120,7 +131,7 @@ def model_diff_markdown(experiment: str, metrics: pl.DataFrame, identity: list[s
     ties = indistinct_pairs(metrics)
     tie_text = (
         "The ranking cannot tell apart: "
-        + "; ".join(f"`{r['pair']}` and `{r['next_pair']}` (difference {_ci(r['diff_next_lo'], r['diff_next_hi'], '{:+.4f}')})"
+        + "; ".join(f"`{r['pair']}` and `{r['next_pair']}` (difference {_ci(r['diff_next_lo'], r['diff_next_hi'], DIFF)})"
                     for r in ties) + "."
         if ties else "Every pair is told apart from the next one in the ranking."
     )
@@ -148,15 +159,16 @@ def model_diff_markdown(experiment: str, metrics: pl.DataFrame, identity: list[s
             if real is None or rand is None:
                 continue
             ref_rows.append([f"`{ref['like']}`", _cos(real), f"`{name}`", _cos(rand),
+                             number(drop_ratio(real, rand), "{:.1f}x"),
                              number(real["weight_relative_change"], "{:.2e}"),
                              number(rand["weight_relative_change"], "{:.2e}")])
         sections += [
             "## Beside a random change of the same size\n\nEach real pair beside a random perturbation of the base "
             "whose change has the same Frobenius norm in every tensor (seeded): how far the residual stream "
-            "moves under any change of that size. A fine-tune whose cosine is far below its reference's moved "
-            "the activations more than its size alone explains.",
-            table(["pair", "global mean cosine", "reference", "reference's global mean cosine", "weight change",
-                   "reference's weight change"], ref_rows),
+            "moves under any change of that size. *Drop ratio*: the pair's 1 - cosine over the reference's; "
+            "a fine-tune far above 1x moved the activations more than its size alone explains.",
+            table(["pair", "global mean cosine", "reference", "reference's global mean cosine", "drop ratio",
+                   "weight change", "reference's weight change"], ref_rows),
         ]
     feat_rows = [
         [f"`{r['pair']}`", f"{number(r['sae_l0_base'], '{:.1f}')} / {number(r['sae_l0_tuned'], '{:.1f}')}",
@@ -184,4 +196,4 @@ def model_diff_markdown(experiment: str, metrics: pl.DataFrame, identity: list[s
 
 
 def _card_value(value, lo, hi, metric: str) -> str:
-    return f"{number(value)} {_ci(lo, hi)}".strip()
+    return f"{number(value)} {_ci(lo, hi, '{:.4f}')}".strip()
