@@ -326,7 +326,7 @@ def aggregate(*, weights: list[str], activations: list[str], sae: list[str], mod
         m = pair_metrics(wt, artifacts.read_table(a, "md_activations"), artifacts.read_table(s, "md_sae"),
                          None if f is None else artifacts.read_table(f, "md_features"))
         sums[pair], c = per_text_arrays(artifacts.read_table(tc, "md_text_cosines"))
-        if counts is not None and not bool((counts == c).all()):
+        if counts is not None and (counts.shape != c.shape or not bool((counts == c).all())):
             raise ValueError(f"{tc}: pair '{pair}' was measured on other texts than the pairs before it")
         counts = c
         rows.append({"experiment": experiment, "pair": pair, "source": sources[pair], **m})
