@@ -12,7 +12,8 @@ MD_EXPERIMENTS = experiments_of("model_diff")
 
 wildcard_constraints:
     md=one_of(MD_EXPERIMENTS),
-    md_pair=one_of(sorted({p for e in MD_EXPERIMENTS.values() for p in e.pairs})),
+    md_pair=one_of(sorted({p for e in MD_EXPERIMENTS.values() for p in e.all_pairs()})),
+    md_ref=one_of(sorted({r for e in MD_EXPERIMENTS.values() for r in e.references})),
 
 
 md_exp = lambda w: MD_EXPERIMENTS[w.md]
@@ -48,6 +49,29 @@ rule md_merge:
         step=f"{MD}.merge",
     log:
         "logs/{md}/merge_{md_pair}.log",
+    threads: HEAVY_THREADS
+    resources:
+        **model_job(),
+    conda:
+        CONDA_ENV
+    script:
+        STEP_SCRIPT
+
+
+rule md_reference:
+    input:
+        model_dir=lambda w: model_folder(md_exp(w).model),
+        tuned_dir=lambda w: md_pairs.tuned_folder(w.md, md_exp(w), md_exp(w).references[w.md_ref].like),
+        code=code(f"{MD}.make_reference"),
+    output:
+        out_dir=directory(f"{RESULTS}/{{md}}/references/{{md_ref}}"),
+    params:
+        step=f"{MD}.make_reference",
+        seed=CFG.seed,
+        experiment=lambda w: w.md,
+        reference=lambda w: w.md_ref,
+    log:
+        "logs/{md}/reference_{md_ref}.log",
     threads: HEAVY_THREADS
     resources:
         **model_job(),
@@ -94,7 +118,9 @@ rule md_compare:
     output:
         weights_out=f"{RESULTS}/{{md}}/pairs/{{md_pair}}/weights.parquet",
         activations_out=f"{RESULTS}/{{md}}/pairs/{{md_pair}}/activations.parquet",
+        text_cosines_out=f"{RESULTS}/{{md}}/pairs/{{md_pair}}/text_cosines.parquet",
         sae_out=f"{RESULTS}/{{md}}/pairs/{{md_pair}}/sae.parquet",
+        features_out=f"{RESULTS}/{{md}}/pairs/{{md_pair}}/features.parquet",
         figure=figure_report("model_diff", "md", "pairs/{md_pair}/layers.png", "layers.rst", "{md_pair}: per layer"),
     params:
         step=f"{MD}.compare",
@@ -103,6 +129,8 @@ rule md_compare:
         device=CFG.engine.device,
         experiment=lambda w: w.md,
         pair=lambda w: w.md_pair,
+        seed=CFG.seed,
+        bootstrap=lambda w: as_dict(md_exp(w).bootstrap),
     log:
         "logs/{md}/compare_{md_pair}.log",
     threads: HEAVY_THREADS
@@ -116,9 +144,8 @@ rule md_compare:
 
 rule md_aggregate:
     input:
-        weights=lambda w: [md_pairs.table(w.md, p, "weights") for p in md_exp(w).pairs],
-        activations=lambda w: [md_pairs.table(w.md, p, "activations") for p in md_exp(w).pairs],
-        sae=lambda w: [md_pairs.table(w.md, p, "sae") for p in md_exp(w).pairs],
+        **{t: (lambda w, t=t: [md_pairs.table(w.md, p, t) for p in md_exp(w).all_pairs()]) for t in md_pairs.TABLES},
+        sae_log=f"{RESULTS}/{{md}}/sae/train_log.parquet",
         model_info=lambda w: f"{RESULTS}/models/{md_exp(w).model}/model.parquet",
         code=code(f"{MD}.aggregate"),
     output:
@@ -130,6 +157,9 @@ rule md_aggregate:
         sources=lambda w: md_pairs.sources(md_exp(w)),
         base=lambda w: md_exp(w).model,
         more_steps=lambda w: md_exp(w).more_steps,
+        references=lambda w: {r: as_dict(s) for r, s in md_exp(w).references.items()},
+        bootstrap=lambda w: as_dict(md_exp(w).bootstrap),
+        seed=CFG.seed,
         experiment=lambda w: w.md,
     log:
         "logs/{md}/aggregate.log",

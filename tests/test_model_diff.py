@@ -179,3 +179,105 @@ def test_more_steps_move_more(base):
     ids = texts()
     assert md.global_mean_cosine(md.activation_cosine(base, few, ids)) > md.global_mean_cosine(
         md.activation_cosine(base, many, ids))
+
+
+# ---- issue 19: controls that can fail ----------------------------------------------------------
+
+def test_text_cosines_add_up_to_the_layer_means(base):
+    other = perturbed(base, 0.1)
+    ids = texts()
+    per_text = md.text_cosines(base, other, ids, batch_size=5)
+    assert per_text["sums"].shape == (len(ids), 3) and per_text["counts"].tolist() == [len(x) for x in ids]
+    one = md.activation_cosine(base, other, ids, batch_size=1)
+    for row, mean in zip(one, (per_text["sums"].sum(0) / per_text["counts"].sum()).tolist()):
+        assert row["mean_cosine"] == pytest.approx(mean, abs=1e-6)
+    # every resample of the full text set gives back the point estimate when all texts are drawn once
+    idx = torch.arange(len(ids)).unsqueeze(0)
+    assert float(md.resampled_global_means(per_text["sums"], per_text["counts"], idx)[0]) == pytest.approx(
+        md.global_mean_cosine(one), abs=1e-9)
+
+
+def test_bootstrap_interval_covers_the_estimate_and_is_seeded(base):
+    other = perturbed(base, 0.1)
+    pt = md.text_cosines(base, other, texts(16))
+    est = md.global_mean_cosine(md.layer_rows(pt))
+    idx = md.bootstrap_indices(16, 400, seed=5)
+    assert torch.equal(idx, md.bootstrap_indices(16, 400, seed=5)) and not torch.equal(idx, md.bootstrap_indices(16, 400, 6))
+    lo, hi = md.percentile_interval(md.resampled_global_means(pt["sums"], pt["counts"], idx), 0.95)
+    assert lo < est < hi and hi - lo > 0
+    # the base against itself: every text has cosine exactly 1, the interval is the point [1, 1]
+    same = md.text_cosines(base, copy.deepcopy(base), texts(16))
+    assert md.percentile_interval(md.resampled_global_means(same["sums"], same["counts"], idx), 0.95) == (1.0, 1.0)
+
+
+def test_ranking_says_which_pairs_it_cannot_tell_apart(base):
+    """The paired bootstrap of adjacent pairs' difference: two pairs that are the same fine-tune
+    cannot be told apart (the control fails for them); a small and a large perturbation can."""
+    ids = texts(16)
+    small, large = perturbed(base, 0.02), perturbed(base, 0.3)
+    pt = {"large": md.text_cosines(base, large, ids), "small": md.text_cosines(base, small, ids)}
+    pt["small_again"] = md.text_cosines(base, copy.deepcopy(small), ids)
+    idx = md.bootstrap_indices(len(ids), 500, seed=0)
+    sums = {k: v["sums"] for k, v in pt.items()}
+    diffs = md.adjacent_differences(["large", "small", "small_again"], sums, pt["large"]["counts"], idx, 0.95)
+    assert [d["pair"] for d in diffs] == ["large", "small", "small_again"]
+    assert diffs[0]["distinct"] is True and diffs[0]["lo"] > 0
+    assert diffs[1]["distinct"] is False and diffs[1]["lo"] == diffs[1]["hi"] == 0.0
+    assert diffs[2]["distinct"] is None
+
+
+def test_feature_transfer_counts_dead_and_new_features():
+    base_f = torch.tensor([0.5, 0.0, 0.2, 0.0])
+    assert md.feature_transfer(base_f, base_f.clone()) == {
+        "dead_on_tuned": 0, "new_on_tuned": 0, "dead_on_base": 2, "frequency_correlation": pytest.approx(1.0)}
+    moved = md.feature_transfer(base_f, torch.tensor([0.0, 0.1, 0.2, 0.0]))
+    assert moved["dead_on_tuned"] == 1 and moved["new_on_tuned"] == 1 and moved["frequency_correlation"] < 1
+    with pytest.raises(ValueError, match="features"):
+        md.feature_transfer(base_f, torch.zeros(3))
+
+
+def test_feature_stats_match_l0(base):
+    acts = md.layer_activations(base, texts(8), layer=1)
+    sae, _ = md.train_sae(acts, 64, steps=100, seed=0)
+    stats = md.feature_stats(sae, acts)
+    assert stats["frequency"].shape == (64,) and bool((stats["frequency"] <= 1).all())
+    # the frequencies add up to L0, the mean active features per token
+    assert float(stats["frequency"].sum()) == pytest.approx(md.variance_explained(sae, acts)["l0"], rel=1e-5)
+    assert bool((stats["mean_activation"] >= 0).all())
+
+
+def test_l0_range_flags_a_dense_sae(base):
+    """Without an L1 penalty the SAE is dense: its L0 falls outside a sparse target range (the
+    control fails); with a strong penalty it is sparse and inside it."""
+    acts = md.layer_activations(base, texts(24), layer=1)
+    _, dense = md.train_sae(acts, 64, l1=0.0, steps=300, batch_size=128, learning_rate=3e-3, seed=0)
+    _, sparse = md.train_sae(acts, 64, l1=1.0, steps=300, batch_size=128, learning_rate=3e-3, seed=0)
+    assert md.l0_in_range(dense.final_l0, (1, 20)) is False, dense
+    assert md.l0_in_range(sparse.final_l0, (1, 20)) is True, sparse
+    assert md.l0_in_range(5.0, None) is None
+
+
+def test_size_matched_reference(base):
+    """A random perturbation with each tensor's change norm equal to a real fine-tune's: it
+    matches that fine-tune (control passes), in bfloat16 too, leaves unchanged tensors
+    bit-identical, and does not match another fine-tune (control fails)."""
+    tuned = _finetune(base, 5)
+    b, t = base.state_dict(), tuned.state_dict()
+    t["model.norm.weight"] = b["model.norm.weight"].clone()  # a tensor the fine-tune left alone
+    ref = md.size_matched_perturbation(b, t, seed=0)
+    real_rows, ref_rows = md.weight_stats(b, t), md.weight_stats(b, ref)
+    assert md.size_matched(real_rows, ref_rows, 0.01), md.size_match(real_rows, ref_rows)
+    assert torch.equal(ref["model.norm.weight"], b["model.norm.weight"])
+    assert not torch.equal(ref["model.layers.0.mlp.up_proj.weight"], t["model.layers.0.mlp.up_proj.weight"])
+    assert torch.equal(md.size_matched_perturbation(b, t, seed=0)["lm_head.weight"], ref["lm_head.weight"])
+    # the same in bfloat16, where rounding would lose most of a small change without the correction
+    b16 = {k: v.to(torch.bfloat16) for k, v in b.items()}
+    t16 = {k: (b[k] + (t[k] - b[k]) * 0.05).to(torch.bfloat16) for k in b}
+    ref16 = md.size_matched_perturbation(b16, t16, seed=0)
+    assert all(v.dtype == torch.bfloat16 for v in ref16.values())
+    assert md.size_matched(md.weight_stats(b16, t16), md.weight_stats(b16, ref16), 0.05), md.size_match(
+        md.weight_stats(b16, t16), md.weight_stats(b16, ref16))
+    # built like another fine-tune, it does not match this one: the control fails
+    other = md.size_matched_perturbation(b, _finetune(base, 20).state_dict(), seed=0)
+    gap = md.size_match(real_rows, md.weight_stats(b, other))
+    assert not md.size_matched(real_rows, md.weight_stats(b, other), 0.05) and gap["mismatched_tensors"] == 1

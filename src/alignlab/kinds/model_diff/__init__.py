@@ -14,7 +14,7 @@ from alignlab.kinds.model_diff.schemas import ROW_CHECKS, SCHEMAS
 def targets(name: str, exp) -> list[str]:
     return [
         *(f"results/{name}/{f}" for f in ("summary.md", "report/metrics.csv", "report/replication.csv")),
-        *(f"results/{name}/pairs/{pair}/layers.png" for pair in exp.pairs),
+        *(f"results/{name}/pairs/{pair}/layers.png" for pair in exp.all_pairs()),
     ]
 
 

@@ -64,16 +64,16 @@ def _device(model) -> torch.device:
 # ---- activations -----------------------------------------------------------------------------
 
 @torch.no_grad()
-def activation_cosine(base, tuned, ids: Sequence[Sequence[int]], batch_size: int = 8, pad_id: int = 0) -> list[dict[str, Any]]:
-    """Per hidden-state index (0: embeddings, i: output of decoder layer i-1; the last one is after
-    the final norm in Llama-style models), the mean over real tokens of the cosine between the
-    base's and the fine-tune's residual vectors, with the token count and the lowest token
-    cosine. Both models see the same batches."""
+def text_cosines(base, tuned, ids: Sequence[Sequence[int]], batch_size: int = 8, pad_id: int = 0) -> dict[str, torch.Tensor]:
+    """Per text and hidden-state index (0: embeddings, i: output of decoder layer i-1; the last
+    one is after the final norm in Llama-style models): the sum and the minimum over the text's
+    real tokens of the cosine between the base's and the fine-tune's residual vectors, and the
+    text's token count. `sums` and `mins` are (n_texts, n_hidden) float64, `counts` (n_texts,).
+    Both models see the same batches. The per-text sums are what the bootstrap over texts
+    resamples (`bootstrap_cosines`)."""
     base.eval()
     tuned.eval()
-    sums: list[float] = []
-    mins: list[float] = []
-    n_tokens = 0
+    sums, mins, counts = [], [], []
     for input_ids, mask in batches(ids, batch_size, pad_id):
         hb = base(input_ids=input_ids.to(_device(base)), attention_mask=mask.to(_device(base)),
                   output_hidden_states=True).hidden_states
@@ -82,18 +82,71 @@ def activation_cosine(base, tuned, ids: Sequence[Sequence[int]], batch_size: int
         if len(hb) != len(ht):
             raise ValueError(f"the base has {len(hb) - 1} layers but the fine-tune {len(ht) - 1}")
         keep = mask.bool()
-        if not sums:
-            sums = [0.0] * len(hb)
-            mins = [1.0] * len(hb)
-        for k, (a, b) in enumerate(zip(hb, ht)):
-            cos = unit_cosine(a.cpu()[keep], b.cpu()[keep], dim=-1)
-            sums[k] += float(cos.sum())
-            mins[k] = min(mins[k], float(cos.min()))
-        n_tokens += int(keep.sum())
-    return [
-        {"layer": k, "n_tokens": n_tokens, "mean_cosine": s / n_tokens, "min_cosine": m}
-        for k, (s, m) in enumerate(zip(sums, mins))
-    ]
+        # (layers, batch, positions): cosine per token, padding set to 0 for sums and 1 for minima
+        cos = torch.stack([unit_cosine(a.cpu(), b.cpu(), dim=-1) for a, b in zip(hb, ht)])
+        sums.append(torch.where(keep, cos, torch.zeros_like(cos)).sum(-1).t())
+        mins.append(torch.where(keep, cos, torch.ones_like(cos)).amin(-1).t())
+        counts.append(keep.sum(-1))
+    return {"sums": torch.cat(sums).double(), "mins": torch.cat(mins).double(), "counts": torch.cat(counts).long()}
+
+
+def layer_rows(per_text: Mapping[str, torch.Tensor]) -> list[dict[str, Any]]:
+    """Per hidden-state index: the mean over every real token of every text of the cosine (texts
+    weighted by their token counts), the token count and the lowest token cosine."""
+    n_tokens = int(per_text["counts"].sum())
+    sums = per_text["sums"].sum(0)
+    mins = per_text["mins"].amin(0)
+    return [{"layer": k, "n_tokens": n_tokens, "mean_cosine": float(s) / n_tokens, "min_cosine": float(m)}
+            for k, (s, m) in enumerate(zip(sums.tolist(), mins.tolist()))]
+
+
+def activation_cosine(base, tuned, ids: Sequence[Sequence[int]], batch_size: int = 8, pad_id: int = 0) -> list[dict[str, Any]]:
+    """Per hidden-state index, the mean over real tokens of the cosine between the base's and the
+    fine-tune's residual vectors, with the token count and the lowest token cosine (see
+    `text_cosines`)."""
+    return layer_rows(text_cosines(base, tuned, ids, batch_size, pad_id))
+
+
+# ---- intervals: a bootstrap over texts ---------------------------------------------------------
+
+def bootstrap_indices(n_texts: int, n_resamples: int, seed: int) -> torch.Tensor:
+    """(n_resamples, n_texts) text indices drawn with replacement, seeded. The same seed and
+    text count give the same draws for every pair, so two pairs' resamples are paired."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, n_texts, (n_resamples, n_texts), generator=g)
+
+
+def resampled_layer_means(sums: torch.Tensor, counts: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """(n_resamples, n_hidden): per resample of texts, the token-weighted mean cosine per layer."""
+    return sums[idx].sum(1) / counts[idx].sum(1, keepdim=True).double()
+
+
+def resampled_global_means(sums: torch.Tensor, counts: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """(n_resamples,): per resample, the global mean cosine (mean over decoder layers, index >= 1)."""
+    return resampled_layer_means(sums, counts, idx)[:, 1:].mean(1)
+
+
+def percentile_interval(values: torch.Tensor, confidence: float) -> tuple[float, float]:
+    alpha = (1.0 - confidence) / 2
+    q = torch.quantile(values.double(), torch.tensor([alpha, 1.0 - alpha], dtype=torch.float64))
+    return float(q[0]), float(q[1])
+
+
+def adjacent_differences(ranked: Sequence[str], sums: Mapping[str, torch.Tensor], counts: torch.Tensor,
+                         idx: torch.Tensor, confidence: float) -> list[dict[str, Any]]:
+    """For each pair in `ranked` (moved most first) and the next one: the paired bootstrap
+    interval of (next pair's global mean cosine - this pair's), on the same resampled texts for
+    both. `distinct` is True when the interval excludes 0, i.e. the resampled texts agree that
+    this pair moved more than the next; False when the ranking cannot tell the two apart. The
+    last pair has no next (distinct None)."""
+    out = []
+    for a, b in zip(ranked, ranked[1:]):
+        d = resampled_global_means(sums[b], counts, idx) - resampled_global_means(sums[a], counts, idx)
+        lo, hi = percentile_interval(d, confidence)
+        out.append({"pair": a, "next": b, "lo": lo, "hi": hi, "distinct": bool(lo > 0 or hi < 0)})
+    if ranked:
+        out.append({"pair": ranked[-1], "next": None, "lo": float("nan"), "hi": float("nan"), "distinct": None})
+    return out
 
 
 def global_mean_cosine(rows: Sequence[Mapping[str, Any]]) -> float:
@@ -320,3 +373,109 @@ def loss_with_sae(model, sae: SparseAutoencoder, layer: int, ids: Sequence[Seque
         "loss_rise": patched - clean,
         "loss_recovered": 1.0 - (patched - clean) / damage if damage > 0 else float("nan"),
     }
+
+
+# ---- SAE features: which fire, how often, on base and fine-tune -------------------------------
+
+@torch.no_grad()
+def feature_stats(sae: SparseAutoencoder, acts: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per SAE feature on these activations: `frequency`, the share of tokens on which it is
+    active (> 0), and `mean_activation`, its mean over all tokens (0 where inactive)."""
+    f = sae.encode(acts.float())
+    return {"frequency": (f > 0).double().mean(0), "mean_activation": f.double().mean(0)}
+
+
+def feature_transfer(freq_base: torch.Tensor, freq_tuned: torch.Tensor) -> dict[str, Any]:
+    """Feature-level transfer from base to fine-tune on the same texts: features active on the
+    base but never on the fine-tune (`dead_on_tuned`), never on the base but active on the
+    fine-tune (`new_on_tuned`), never on the base (`dead_on_base`), and the correlation of the
+    two activation-frequency vectors (NaN when either is constant)."""
+    fb, ft = freq_base.double(), freq_tuned.double()
+    if fb.shape != ft.shape:
+        raise ValueError(f"{fb.numel()} features on the base but {ft.numel()} on the fine-tune")
+    corr = float("nan")
+    if fb.std() > 0 and ft.std() > 0:
+        corr = float(torch.corrcoef(torch.stack([fb, ft]))[0, 1])
+    return {
+        "dead_on_tuned": int(((fb > 0) & (ft == 0)).sum()),
+        "new_on_tuned": int(((fb == 0) & (ft > 0)).sum()),
+        "dead_on_base": int((fb == 0).sum()),
+        "frequency_correlation": corr,
+    }
+
+
+def l0_in_range(l0: float, l0_range: Sequence[float] | None) -> bool | None:
+    """Whether an SAE's L0 (mean active features per token) lies in [lo, hi]; None without a
+    range."""
+    if l0_range is None:
+        return None
+    lo, hi = l0_range
+    return bool(lo <= l0 <= hi)
+
+
+# ---- a size-matched random reference ----------------------------------------------------------
+
+@torch.no_grad()
+def size_matched_perturbation(base: Mapping[str, torch.Tensor], tuned: Mapping[str, torch.Tensor], seed: int,
+                              rtol: float = 0.01, max_rounds: int = 30) -> dict[str, torch.Tensor]:
+    """The base with every floating-point tensor moved in a random Gaussian direction by as much
+    as the fine-tune moved it: ||W_ref - W|| = ||W' - W|| (Frobenius), per tensor; tensors the
+    fine-tune left alone stay bit-identical. The result is stored in the base's dtype, whose
+    rounding changes the realized norm (in bfloat16 a change below half a unit in the last
+    place is lost), so the noise's scale is corrected until the realized norm is within `rtol`
+    of the target (or `max_rounds` corrections). Tensors are drawn in sorted name order from one
+    seeded generator."""
+    g = torch.Generator().manual_seed(seed)
+    out: dict[str, torch.Tensor] = {}
+    for name in sorted(base):
+        w = base[name]
+        if name not in tuned or not w.is_floating_point():
+            out[name] = w
+            continue
+        if tuned[name].shape != w.shape:
+            raise ValueError(f"{name}: shape {tuple(w.shape)} in the base but {tuple(tuned[name].shape)} in the fine-tune")
+        w64 = w.double()
+        target = float((tuned[name].double() - w64).norm())
+        if target == 0.0:
+            out[name] = w
+            continue
+        direction = torch.randn(w.shape, generator=g, dtype=torch.float64)
+        direction /= direction.norm()
+        scale = target
+        best, best_gap = w, float("inf")
+        for _ in range(max_rounds):
+            cand = (w64 + scale * direction).to(w.dtype)
+            realized = float((cand.double() - w64).norm())
+            gap = abs(realized - target) / target
+            if gap < best_gap:
+                best, best_gap = cand, gap
+            if gap <= rtol:
+                break
+            scale *= 2.0 if realized == 0.0 else target / realized
+        out[name] = best
+    return out
+
+
+def size_match(real: Sequence[Mapping[str, Any]], reference: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """How closely a reference's per-tensor change matches a real pair's (rows of `weight_stats`):
+    the largest relative gap |ref - real| / real over tensors the real pair changed, and the
+    number of tensors whose change is zero on one side only."""
+    ref = {r["name"]: r["delta_norm"] for r in reference}
+    worst, mismatched = 0.0, 0
+    for r in real:
+        other = ref.get(r["name"])
+        if other is None:
+            mismatched += 1
+            continue
+        if r["delta_norm"] == 0.0 or other == 0.0:
+            mismatched += int((r["delta_norm"] == 0.0) != (other == 0.0))
+            continue
+        worst = max(worst, abs(other - r["delta_norm"]) / r["delta_norm"])
+    return {"max_relative_gap": worst, "mismatched_tensors": mismatched}
+
+
+def size_matched(real, reference, tolerance: float) -> bool:
+    """The reference control: every tensor's change within `tolerance` of the real pair's, and no
+    tensor changed on one side only."""
+    m = size_match(real, reference)
+    return m["mismatched_tensors"] == 0 and m["max_relative_gap"] <= tolerance

@@ -13,7 +13,7 @@ from alignlab.plots import save
 def model_diff_figure(weights_by_layer: pl.DataFrame, activations: pl.DataFrame, path, title: str) -> Path:
     """Two panels over decoder layers: the relative weight change of each layer (all its
     tensors), and the mean token cosine of the residual stream after each layer (0: the
-    embeddings)."""
+    embeddings), with its bootstrap interval over texts when given (ci_lo, ci_hi)."""
     fig = Figure(figsize=(8, 5.5), layout="constrained")
     ax_w, ax_a = fig.subplots(2, 1, sharex=True)
     w = weights_by_layer.filter(pl.col("layer") >= 0).sort("layer")
@@ -22,11 +22,14 @@ def model_diff_figure(weights_by_layer: pl.DataFrame, activations: pl.DataFrame,
     ax_w.set_title("weights: relative change per decoder layer")
     a = activations.sort("layer")
     # hidden state k is the output of decoder layer k - 1; draw it at that layer
-    ax_a.plot([k - 1 for k in a["layer"].to_list()], a["mean_cosine"].to_list(), marker="o", color="#dd8452")
+    x = [k - 1 for k in a["layer"].to_list()]
+    ax_a.plot(x, a["mean_cosine"].to_list(), marker="o", color="#dd8452")
+    if "ci_lo" in a.columns:  # the bootstrap interval over texts
+        ax_a.fill_between(x, a["ci_lo"].to_list(), a["ci_hi"].to_list(), color="#dd8452", alpha=0.25, linewidth=0)
     ax_a.set_ylabel("mean token cosine")
     ax_a.set_xlabel("decoder layer (-1: embeddings)")
     ax_a.set_title("residual stream: base vs fine-tune")
-    lo = min(a["mean_cosine"].to_list() or [1.0])
+    lo = min(a["ci_lo" if "ci_lo" in a.columns else "mean_cosine"].to_list() or [1.0])
     ax_a.set_ylim(min(lo - 0.02, 0.9), 1.005)
     fig.suptitle(title)
     return save(fig, path)

@@ -7,12 +7,14 @@ from typing import Any
 
 from alignlab.paths import RESULTS, code, model_folder
 
-TABLES = ("weights", "activations", "sae")
+TABLES = ("weights", "activations", "text_cosines", "sae", "features")
 
 
 def tuned_folder(name: str, exp: Any, pair: str) -> str:
-    """A pair's fine-tune as a model folder: a `models` key's folder, or the adapter merged into
-    the base."""
+    """A pair's fine-tune as a model folder: a `models` key's folder, the adapter merged into
+    the base, or a reference's size-matched random perturbation of the base."""
+    if pair in exp.references:
+        return f"{RESULTS}/{name}/references/{pair}"
     spec = exp.pairs[pair]
     return model_folder(spec.model) if spec.model is not None else f"{RESULTS}/{name}/merged/{pair}"
 
@@ -22,12 +24,16 @@ def table(name: str, pair: str, kind: str) -> str:
 
 
 def sources(exp: Any) -> dict[str, str]:
-    """What each pair's fine-tune is, for the tables: the adapter folder or `model:<key>`."""
-    return {p: (s.adapter if s.adapter is not None else f"model:{s.model}") for p, s in exp.pairs.items()}
+    """What each pair's fine-tune is, for the tables: the adapter folder, `model:<key>`, or for
+    a reference `random like <pair>`; the pairs first, then the references."""
+    out = {p: (s.adapter if s.adapter is not None else f"model:{s.model}") for p, s in exp.pairs.items()}
+    return out | {r: f"random like {s.like}" for r, s in exp.references.items()}
 
 
 def texts_inputs(exp: Any) -> dict:
-    """The text-set step's inputs: its code, and a text file it reads (built first when another
-    experiment writes it; a changed file reruns the step, as changed code does)."""
+    """The text-set step's inputs: its code, and the text files it reads, the source and the
+    `exclude` tables (built first when another experiment writes them; a changed file reruns the
+    step, as changed code does)."""
     files = code("kinds.model_diff.steps.make_texts")
-    return {"code": files + [exp.texts.path] if exp.texts.source == "file" else files}
+    read = [exp.texts.path] if exp.texts.source == "file" else []
+    return {"code": files + read + [ex.path for ex in exp.texts.exclude]}

@@ -18,7 +18,23 @@ SCHEMAS = {
     "md_activations": pa.schema(
         [
             ("experiment", _str), ("pair", _str), ("layer", _i64), ("n_tokens", _i64), ("mean_cosine", _f64),
-            ("min_cosine", _f64),
+            ("min_cosine", _f64), ("ci_lo", _f64), ("ci_hi", _f64),
+        ]
+    ),
+    # per text (its row number in texts.parquet) and hidden-state index: the sum and minimum of
+    # the token cosines and the token count, what the bootstrap over texts resamples
+    "md_text_cosines": pa.schema(
+        [
+            ("experiment", _str), ("pair", _str), ("text", _i64), ("layer", _i64), ("n_tokens", _i64),
+            ("sum_cosine", _f64), ("min_cosine", _f64),
+        ]
+    ),
+    # per SAE feature on the eval texts: the share of tokens it is active on, and its mean
+    # activation over all tokens, on the base and on the fine-tune
+    "md_features": pa.schema(
+        [
+            ("experiment", _str), ("pair", _str), ("feature", _i64), ("frequency_base", _f64),
+            ("frequency_tuned", _f64), ("mean_base", _f64), ("mean_tuned", _f64),
         ]
     ),
     "md_sae": pa.schema(
@@ -31,7 +47,8 @@ SCHEMAS = {
     "md_sae_log": pa.schema(
         [
             ("experiment", _str), ("layer", _i64), ("n_tokens", _i64), ("steps", _i64), ("final_mse", _f64),
-            ("final_l0", _f64), ("variance_explained", _f64), ("seed", _i64),
+            ("final_l0", _f64), ("variance_explained", _f64), ("seed", _i64), ("l0", _f64), ("l0_lo", _f64),
+            ("l0_hi", _f64), ("l0_in_range", _bool),
         ]
     ),
     "md_metrics": pa.schema(
@@ -40,6 +57,16 @@ SCHEMAS = {
             ("max_layer_relative_change", _f64), ("min_weight_cosine", _f64), ("global_mean_cosine", _f64),
             ("last_layer_cosine", _f64), ("sae_layer", _i64), ("sae_ve_base", _f64), ("sae_ve_tuned", _f64),
             ("loss_rise_base", _f64), ("loss_rise_tuned", _f64), ("rank", _i64),
+            # issue 19: intervals over texts, the paired difference with the next-ranked pair
+            # (its cosine minus this one's; distinct: the interval excludes 0), the reference a
+            # row is (reference_of: the real pair it is size-matched to; size_gap: the largest
+            # per-tensor relative gap in change norm), the SAE's L0 and its feature transfer
+            ("n_texts", _i64), ("global_mean_cosine_lo", _f64), ("global_mean_cosine_hi", _f64),
+            ("last_layer_cosine_lo", _f64), ("last_layer_cosine_hi", _f64), ("next_pair", _str),
+            ("diff_next_lo", _f64), ("diff_next_hi", _f64), ("distinct_from_next", _bool),
+            ("reference_of", _str), ("size_gap", _f64), ("size_matched", _bool),
+            ("sae_l0_base", _f64), ("sae_l0_tuned", _f64), ("features_dead_base", _i64),
+            ("features_dead_tuned", _i64), ("features_new_tuned", _i64), ("feature_frequency_corr", _f64),
         ]
     ),
 }
