@@ -1,10 +1,11 @@
 """The fact_edit experiment kind's steps, one function per rule of rules/fact_edit.smk.
 Measurements are in fact_edit.py.
 
-facts: the candidate facts scored on the base, the ones it knows kept -> one job per penalty
-setting: every (edited fact, seed) edit and its measures -> metrics per setting, the figure of
-change by layer, and the summary with the sanity check (no penalty moves the weights more than
-the largest penalty).
+facts: the candidate facts scored on the base, the ones it knows kept, some of those held out ->
+one job per penalty setting: every (edited fact, seed) edit, per seed the null edit, and their
+measures -> metrics per setting, the figure of the fact change by layer, and the summary with
+its three controls (penalty per norm, specificity on held-out facts and unrelated text,
+localization beyond chance once the null edit is taken away).
 """
 
 from __future__ import annotations
