@@ -1,7 +1,8 @@
 # The fact_edit experiment kind (src/alignlab/kinds/fact_edit/; measurements in edit.py): the
 # candidate facts scored on the base, the known ones kept -> one job per penalty setting: every
-# (fact, seed) edit of the configured MLP layers and its measures -> metrics per setting, the
-# figure of change by layer, and the summary.
+# (fact, seed) edit of the configured MLP layers, per seed the null edit (no fact changed), and
+# their measures -> metrics per setting, the figure of change by layer (edit minus null), and the
+# summary with its three controls.
 # Wildcards: {fe} an experiment of this kind, {fe_setting} one of its penalty settings.
 from alignlab.kinds.fact_edit import settings as fe_settings
 
@@ -27,6 +28,7 @@ rule fe_facts:
         step=f"{FE}.filter_facts",
         facts_cfg=lambda w: as_dict(fe_exp(w).facts),
         device=CFG.engine.device,
+        seed=CFG.seed,
         experiment=lambda w: w.fe,
     log:
         "logs/{fe}/facts.log",
@@ -80,6 +82,7 @@ rule fe_aggregate:
         summary_out=summary_report("fe"),
     params:
         step=f"{FE}.aggregate",
+        controls=lambda w: as_dict(fe_exp(w).controls),
         experiment=lambda w: w.fe,
     log:
         "logs/{fe}/aggregate.log",

@@ -1,6 +1,7 @@
 """End to end: the fact_edit kind on its tiny config (the 135M model), in a copy of the workflow:
-facts filtered on the base, one job per penalty setting, the aggregate. Checks the artifacts'
-schemas, that only the configured layers were reported, and the penalty check's verdict."""
+facts filtered on the base (some held out), one job per penalty setting (edits to a criterion, the
+null edit), the aggregate. Checks the artifacts' schemas, that only the configured layers were
+reported, the proximal L1's exact zeros, and the three controls' verdicts being reported."""
 
 from __future__ import annotations
 
@@ -19,15 +20,28 @@ def run(tmp_path_factory, output_cache):
     return run_config(tmp_path_factory.mktemp("fe"), CONFIG, "facts", output_cache, timeout=1800)
 
 
-def test_artifacts_and_penalty_check(run):
+def test_artifacts_and_controls(run):
     _, cfg, results = run
     expected = {"facts.parquet": "fe_facts", "metrics.parquet": "fe_metrics"}
     for s in cfg["penalties"]:
         expected.update({f"settings/{s}/{t}.parquet": f"fe_{t}" for t in ("runs", "layers", "overlap")})
     check_schemas(results, expected)
     assert (results / "layers.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    facts = artifacts.read_table(results / "facts.parquet", "fe_facts")
+    held = set(facts.filter(facts["held_out"])["subject"].to_list())
+    assert len(held) == cfg["facts"]["n_held_out"] and facts.filter(facts["held_out"])["kept"].all()
     layers = artifacts.read_table(results / "settings/none/layers.parquet", "fe_layers")
     assert set(layers["layer"].to_list()) == set(cfg["edit"]["layers"])
+    runs = artifacts.read_table(results / "settings/none/runs.parquet", "fe_runs")
+    assert not held & set(runs["subject"].to_list())
+    assert (runs["steps_taken"] <= cfg["edit"]["steps"]).all()
     m = {r["setting"]: r for r in artifacts.read_table(results / "metrics.parquet", "fe_metrics").iter_rows(named=True)}
-    assert m["none"]["weight_change"] > m["l2_large"]["weight_change"] > 0
-    assert "**Penalty check PASSED**" in (results / "summary.md").read_text()
+    assert m["none"]["weight_change"] > m["l1_large"]["weight_change"]
+    # the proximal L1 leaves weights exactly in place; without penalty Adam moves nearly all
+    assert m["none"]["moved_weights"] > 0.9 > m["l1_large"]["moved_weights"]
+    for r in m.values():
+        assert 0 <= r["held_out_specificity"] <= 1 and r["text_loss_change"] == r["text_loss_change"]
+        assert r["fact_change"] > 0 and r["null_weight_change"] > 0  # W_edit - W_null: the changed fact moved something
+    text = (results / "summary.md").read_text()
+    assert "**Penalty check PASSED** (L1 PASSED)" in text
+    assert "**Specificity check " in text and "**Localization check " in text

@@ -1,6 +1,7 @@
 """Localized fact edits: a fact the base model knows is changed by training only a few MLP layers,
-under L1 / L2 penalties on the weight change; efficacy, specificity, and whether the neurons that
-moved are the same across seeds and facts.
+under L1 (proximal) / L2 penalties on the weight change, each edit beside a null edit that changes
+no fact; efficacy, specificity on held-out facts and unrelated text, and whether the neurons the
+changed fact moved are the same across seeds and facts.
 
 Modules: config, schemas, steps, edit (the edit and its measures), summary, figures; data/
 holds the athletes and templates.

@@ -20,9 +20,12 @@ if TYPE_CHECKING:
 
 class FactEditFacts(Strict):
     """The candidate facts (data/athletes.yaml); kept: answered correctly by the base on at least
-    `min_share` of the templates. `templates` (each with {name}) replaces the packaged ones."""
+    `min_share` of the templates. `templates` (each with {name}) replaces the packaged ones.
+    `n_held_out` of the kept facts (chosen by seed) are never trained on: the specificity that
+    can fail is measured on them."""
 
     min_share: float = Field(1.0, ge=0, le=1)
+    n_held_out: int = Field(4, ge=1)
     templates: list[Annotated[str, Field(pattern=r"\{name\}")]] | None = None
 
 
@@ -34,7 +37,10 @@ class FactEditEdit(Strict):
     n_facts: int = Field(2, ge=1)  # facts edited one at a time (kept ones, evenly spaced through the list)
     n_seeds: int = Field(3, ge=1)
     n_train_templates: int = Field(3, ge=1)
-    steps: int = Field(30, ge=1)
+    steps: int = Field(30, ge=1)  # the cap, with stop_when_correct
+    # train each edit until the edited fact gets its new answer on every trained template (or the
+    # cap), so that penalty settings are compared at equal efficacy
+    stop_when_correct: bool = True
     learning_rate: float = Field(1e-4, gt=0)
     batch_size: int = Field(16, ge=1)
     top_k: int = Field(50, ge=1)  # most-changed neurons compared across seeds and facts
@@ -48,8 +54,22 @@ class FactEditEdit(Strict):
 
 
 class FactEditPenalty(Strict):
+    """Toward the initial weights: l2 * sum (W - W0)^2 in the loss; L1 as a proximal step after each
+    optimizer step (soft-thresholding W - W0 by learning_rate * l1), so that changes are exactly
+    zero where the penalty wins. With Adam a step moves a weight by about learning_rate, so l1
+    near 1 stops most weights."""
+
     l1: float = Field(0.0, ge=0)
     l2: float = Field(0.0, ge=0)
+
+
+class FactEditControls(Strict):
+    """The specificity control, per edit: the held-out facts keep their answers on at least
+    `min_held_out_specificity` of their prompts, and the next-token loss on unrelated text rises by
+    at most `max_text_loss_increase` nats per token."""
+
+    min_held_out_specificity: float = Field(0.9, ge=0, le=1)
+    max_text_loss_increase: float = Field(0.05, ge=0)
 
 
 class FactEdit(ExperimentConfig):
@@ -57,6 +77,7 @@ class FactEdit(ExperimentConfig):
     model: str
     facts: FactEditFacts = FactEditFacts()
     edit: FactEditEdit = FactEditEdit()
+    controls: FactEditControls = FactEditControls()
     penalties: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_]+$")], FactEditPenalty] = {
         "none": FactEditPenalty(), "l2": FactEditPenalty(l2=1.0),
     }
@@ -71,8 +92,14 @@ class FactEdit(ExperimentConfig):
         import yaml  # not the edit module: it imports torch, too slow for a config check
 
         problems = super().checks(cfg, key, base_dir)  # the model key
-        packaged = yaml.safe_load((Path(__file__).parent / "data" / "athletes.yaml").read_text())["templates"]
-        n_templates = len(self.facts.templates or packaged)
+        data = yaml.safe_load((Path(__file__).parent / "data" / "athletes.yaml").read_text())
+        n_templates = len(self.facts.templates or data["templates"])
+        n_candidates = len(data["athletes"])
+        if self.facts.n_held_out + 2 > n_candidates:
+            problems.append(
+                f"{key}.facts.n_held_out: {self.facts.n_held_out} held-out facts leave fewer than 2 of the "
+                f"{n_candidates} candidate facts to train on (one to edit, one to keep)"
+            )
         if self.edit.n_train_templates >= n_templates:
             problems.append(
                 f"{key}.edit.n_train_templates: {self.edit.n_train_templates} leaves no paraphrase template "

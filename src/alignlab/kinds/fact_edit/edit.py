@@ -19,19 +19,19 @@ import itertools
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import torch
 import yaml
 
-from alignlab import weight_change
 from alignlab.finetune import autocast_dtype
-from alignlab.transformer import pad_batches
+from alignlab.transformer import pad_batches, pad_id
 
 # The package files this module reads (see codedeps: editing one reruns the steps that run it).
-DATA_FILES = ("data/athletes.yaml",)
+DATA_FILES = ("data/athletes.yaml", "data/passages.yaml")
 
 DATA_FILE = Path(__file__).parent / "data" / "athletes.yaml"
+PASSAGES_FILE = Path(__file__).parent / "data" / "passages.yaml"
 
 
 @dataclass(frozen=True)
@@ -163,18 +163,32 @@ def _batch(tokenizer, examples: Sequence[tuple[str, str]]):
 
 @dataclass
 class EditLog:
-    steps: int
+    steps: int  # optimizer steps taken (<= the cap)
+    reached: bool | None  # the stop criterion was met (None: no criterion)
     final_loss: float
     final_penalty: float
 
 
+def soft_threshold(w: torch.Tensor, w0: torch.Tensor, threshold: float) -> torch.Tensor:
+    """The proximal step of threshold * sum|W - W0|: W0 + sign(W - W0) * max(|W - W0| - threshold, 0).
+    Entries within `threshold` of their initial value return to it exactly."""
+    d = w - w0
+    return w0 + d.sign() * (d.abs() - threshold).clamp_min(0)
+
+
 def edit(model, tokenizer, examples: Sequence[tuple[str, str]], layers: Iterable[int], *, steps: int = 50,
          learning_rate: float = 1e-3, l1: float = 0.0, l2: float = 0.0, batch_size: int = 32, seed: int = 0,
-         bf16_autocast: bool = False) -> EditLog:
-    """Fine-tune, in place, only the MLP parameters of `layers` on (prompt, answer) examples
-    (loss on the answer tokens), plus l1 * sum|W - W0| + l2 * sum (W - W0)^2 over the trained
-    parameters. Everything else is frozen. Adam, seeded batches; the forward pass under bf16
-    autocast when asked for and native (finetune.autocast_dtype), the weights and penalty in fp32."""
+         bf16_autocast: bool = False, stop: Callable[[Any], bool] | None = None,
+         on_step: Callable[[int, Any], None] | None = None) -> EditLog:
+    """Fine-tune, in place, only the MLP parameters of `layers` on (prompt, answer) examples (loss
+    on the answer tokens). Everything else is frozen. Adam on the loss + l2 * sum (W - W0)^2; the
+    L1 penalty l1 * sum|W - W0| is applied as a proximal step after each optimizer step
+    (soft_threshold by learning_rate * l1), so a weight the penalty wins over stays exactly at W0.
+    At most `steps` steps; with `stop`, it is asked before each step (stop(model) -> True ends the
+    edit). `on_step(k, model)` is called after k steps (k = 0 first). The batches are drawn from
+    `seed` and the number of examples only, so two edits on equally long example lists see the
+    same batches. The forward pass under bf16 autocast when asked for and native
+    (finetune.autocast_dtype); the weights and penalty in fp32."""
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     trained = mlp_parameters(model, layers)
@@ -187,29 +201,45 @@ def edit(model, tokenizer, examples: Sequence[tuple[str, str]], layers: Iterable
     device = next(model.parameters()).device
     opt = torch.optim.Adam(list(trained.values()), lr=learning_rate)
     amp = autocast_dtype(device.type, bf16_autocast)
-    model.train()
     loss_v = pen_v = float("nan")
-    for _ in range(steps):
+    taken, reached = 0, None
+    if on_step:
+        on_step(0, model)
+    while True:
+        if stop is not None:
+            reached = bool(stop(model))
+            if reached:
+                break
+        if taken >= steps:
+            break
+        model.train()
         idx = torch.randperm(ids.shape[0], generator=g)[:batch_size]
         with torch.autocast(device_type=device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
             out = model(input_ids=ids[idx].to(device), attention_mask=mask[idx].to(device),
                         labels=labels[idx].to(device))
         penalty = torch.zeros((), device=device)
-        for n, p in trained.items():
-            d = p - initial[n]
-            if l1:
-                penalty = penalty + l1 * d.abs().sum()
-            if l2:
-                penalty = penalty + l2 * d.pow(2).sum()
+        if l2:
+            for n, p in trained.items():
+                penalty = penalty + l2 * (p - initial[n]).pow(2).sum()
         loss = out.loss + penalty
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        loss_v, pen_v = out.loss.item(), penalty.item()
+        with torch.no_grad():
+            l1_total = 0.0
+            for n, p in trained.items():
+                if l1:
+                    p.copy_(soft_threshold(p, initial[n], learning_rate * l1))
+                    l1_total += l1 * float((p - initial[n]).abs().sum())
+        taken += 1
+        loss_v, pen_v = out.loss.item(), penalty.item() + l1_total
+        if on_step:
+            model.eval()
+            on_step(taken, model)
     model.eval()
     for p in model.parameters():
         p.requires_grad_(True)
-    return EditLog(steps=steps, final_loss=loss_v, final_penalty=pen_v)
+    return EditLog(steps=taken, reached=reached, final_loss=loss_v, final_penalty=pen_v)
 
 
 # ---- measures --------------------------------------------------------------------------------
@@ -228,6 +258,48 @@ def efficacy_specificity(model, tokenizer, facts: Sequence[Fact], templates: Seq
     }
 
 
+def answered(model, tokenizer, facts: Sequence[Fact], templates: Sequence[str], options: Sequence[str]) -> list[str]:
+    """The model's answer to every (fact, template) prompt, facts outer."""
+    return answers(model, tokenizer, [prompt(t, f) for f in facts for t in templates], options)
+
+
+def held_out_specificity(before: Sequence[str], after: Sequence[str]) -> float:
+    """Share of the held-out (fact, template) prompts answered after the edit as before it."""
+    if len(before) != len(after):
+        raise ValueError(f"{len(before)} answers before the edit but {len(after)} after")
+    return sum(a == b for a, b in zip(before, after)) / len(before) if before else float("nan")
+
+
+def packaged_passages() -> list[str]:
+    """Short passages on subjects far from sport (data/passages.yaml), for the loss on unrelated text."""
+    return [str(p).strip() for p in yaml.safe_load(PASSAGES_FILE.read_text())["passages"]]
+
+
+@torch.no_grad()
+def text_loss(model, tokenizer, passages: Sequence[str], batch_size: int = 16) -> float:
+    """Mean next-token loss (nats per predicted token, over all passages' tokens together)."""
+    model.eval()
+    device = next(model.parameters()).device
+    encoded = [tokenizer(p, add_special_tokens=True)["input_ids"] for p in passages]
+    total, count = 0.0, 0
+    for ids, mask in pad_batches(encoded, batch_size, pad_id(tokenizer)):
+        logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float().cpu()
+        logp = torch.log_softmax(logits[:, :-1], -1).gather(-1, ids[:, 1:, None]).squeeze(-1)
+        keep = mask[:, 1:].bool()
+        total -= float(logp[keep].sum())
+        count += int(keep.sum())
+    if not count:
+        raise ValueError("no passage has two tokens: the loss on unrelated text needs text")
+    return total / count
+
+
+def is_specific(held_out_spec: float, text_loss_change: float, *, min_held_out_specificity: float,
+                max_text_loss_increase: float) -> bool:
+    """The specificity control of one edit: the held-out facts keep their answers (share at
+    least the minimum) and the loss on unrelated text rises by no more than the maximum."""
+    return bool(held_out_spec >= min_held_out_specificity and text_loss_change <= max_text_loss_increase)
+
+
 def neuron_change(base_state: dict[str, torch.Tensor], tuned_state: dict[str, torch.Tensor]) -> dict[int, torch.Tensor]:
     """Per decoder layer with a Llama-style MLP: a vector over its neurons of
     sqrt(||d gate_j||^2 + ||d up_j||^2 + ||d down_:,j||^2)."""
@@ -237,7 +309,7 @@ def neuron_change(base_state: dict[str, torch.Tensor], tuned_state: dict[str, to
         total = None
         for part, dim in (("gate_proj", 1), ("up_proj", 1), ("down_proj", 0)):
             name = next((n for n in base_state if n.endswith(f"layers.{i}.mlp.{part}.weight")), None)
-            if name is None:
+            if name is None or name not in tuned_state:
                 continue
             d2 = (tuned_state[name].double() - base_state[name].double()).pow(2).sum(dim)
             total = d2 if total is None else total + d2
@@ -247,18 +319,92 @@ def neuron_change(base_state: dict[str, torch.Tensor], tuned_state: dict[str, to
 
 
 def top_neurons(change: dict[int, torch.Tensor], k: int) -> set[tuple[int, int]]:
-    """The k (layer, neuron) pairs that changed most."""
-    flat = [(float(v), layer, j) for layer, vec in change.items() for j, v in enumerate(vec.tolist())]
+    """The k (layer, neuron) pairs with the largest positive change (fewer when fewer are
+    positive: a neuron that did not move, or moved no more than in the null edit, is never top)."""
+    flat = [(float(v), layer, j) for layer, vec in change.items() for j, v in enumerate(vec.tolist()) if v > 0]
     flat.sort(reverse=True)
     return {(layer, j) for _, layer, j in flat[:k]}
 
 
 def mean_jaccard(sets: Sequence[set]) -> float:
-    """Mean pairwise Jaccard overlap of the sets (1: identical)."""
+    """Mean pairwise Jaccard overlap of the sets (1: identical). A pair of empty sets has no
+    overlap to measure (nan), so nothing that did not move can look consistent."""
     pairs = list(itertools.combinations(sets, 2))
-    if not pairs:
-        return float("nan")
-    return sum(len(a & b) / len(a | b) if a | b else 1.0 for a, b in pairs) / len(pairs)
+    scores = [len(a & b) / len(a | b) for a, b in pairs if a | b]
+    return sum(scores) / len(scores) if scores else float("nan")
+
+
+@dataclass
+class Change:
+    """How far a set of MLP parameters is from a reference: the relative change over the whole
+    model, per trained layer's MLP, per neuron, and the share of weights and of neurons that
+    differ at all."""
+    total: float
+    by_layer: dict[int, float]
+    neurons: dict[int, torch.Tensor]
+    moved_weights: float
+    moved_neurons: float
+
+
+def trained_state(model, layers: Iterable[int]) -> dict[str, torch.Tensor]:
+    """A copy of the MLP parameters of `layers` (what an edit changes)."""
+    return {n: p.detach().clone() for n, p in mlp_parameters(model, layers).items()}
+
+
+def change_between(ref: dict[str, torch.Tensor], new: dict[str, torch.Tensor], base: dict[str, torch.Tensor],
+                   base_norm2: float) -> Change:
+    """The Change from `ref` to `new` (MLP parameters of the same layers), relative to the base's
+    norms: per layer ||new - ref|| / ||W_base|| over that layer's MLP, in total over base_norm2,
+    the base's sum ||W||^2 over every tensor."""
+    by_layer: dict[int, list[float]] = {}
+    delta2 = 0.0
+    moved = numel = 0
+    for n, p in new.items():
+        d = p.double() - ref[n].double()
+        d2 = float(d.pow(2).sum())
+        delta2 += d2
+        moved += int((d != 0).sum())
+        numel += d.numel()
+        acc = by_layer.setdefault(int(_MLP.search(n).group(1)), [0.0, 0.0])
+        acc[0] += d2
+        acc[1] += float(base[n].double().pow(2).sum())
+    neurons = neuron_change(ref, new)
+    n_neurons = sum(v.numel() for v in neurons.values())
+    return Change(
+        total=(delta2 / base_norm2) ** 0.5 if base_norm2 > 0 else 0.0,
+        by_layer={layer: (d2 / w2) ** 0.5 if w2 > 0 else 0.0 for layer, (d2, w2) in sorted(by_layer.items())},
+        neurons=neurons,
+        moved_weights=moved / numel if numel else float("nan"),
+        moved_neurons=sum(int((v > 0).sum()) for v in neurons.values()) / n_neurons if n_neurons else float("nan"),
+    )
+
+
+def change_from(base: dict[str, torch.Tensor], model, layers: Iterable[int], base_norm2: float) -> Change:
+    """The Change of `model`'s MLP parameters of `layers` from `base` (the base state dict)."""
+    new = trained_state(model, layers)
+    return change_between({n: base[n] for n in new}, new, base, base_norm2)
+
+
+def fact_change(edit_params: dict[str, torch.Tensor], null_params: dict[str, torch.Tensor],
+                base: dict[str, torch.Tensor], base_norm2: float) -> Change:
+    """The edit's change minus the null edit's (same recipe, seed, batches and step count, no fact
+    changed): (W_edit - W0) - (W_null - W0) = W_edit - W_null, per layer and neuron: what the
+    changed fact itself moved. Zero when the null edit is the edit."""
+    return change_between(null_params, edit_params, base, base_norm2)
+
+
+def top_share(change: dict[int, torch.Tensor], k: int) -> float:
+    """Share of the total per-neuron change (sum of squares) carried by its k largest neurons
+    (nan: nothing changed)."""
+    sq = torch.cat([v.pow(2) for v in change.values()]) if change else torch.zeros(0)
+    total = float(sq.sum())
+    return float(sq.sort(descending=True).values[:k].sum()) / total if total > 0 else float("nan")
+
+
+def chance_overlap(k: int, n: int) -> float:
+    """The expected Jaccard overlap of two random k-sets of n neurons (about k / (2n - k))."""
+    k = min(k, n)
+    return (k * k / n) / (2 * k - k * k / n) if n and k else float("nan")
 
 
 # ---- a study: facts x seeds x penalty settings -----------------------------------------------
@@ -274,56 +420,129 @@ def new_answer(fact: Fact, options: Sequence[str], seed: int) -> str:
 def study(model, tokenizer, facts: Sequence[Fact], edited: Sequence[Fact], templates: Sequence[str],
           options: Sequence[str], *, n_train_templates: int, layers: Sequence[int], penalties: dict[str, dict[str, float]],
           seeds: Sequence[int], steps: int, learning_rate: float, batch_size: int = 32, top_k: int = 50,
+          held_out: Sequence[Fact] = (), passages: Sequence[str] = (), stop_when_correct: bool = True,
           bf16_autocast: bool = False, progress: bool = False) -> dict[str, list[dict[str, Any]]]:
-    """Every (penalty setting, edited fact, seed): restore the base weights, edit (training on the
-    first n_train_templates templates; the others are the paraphrases), measure. Returns row lists:
-    `runs` (efficacy on the trained templates and on the paraphrases, specificity, weight change,
-    the final loss), `layers` (relative change of each trained layer's MLP per run) and `overlap`
-    (per penalty setting: mean Jaccard of the top_k most-changed neurons across seeds, per fact
-    then averaged, and across facts, per seed then averaged)."""
+    """Every (penalty setting, seed): each edited fact's edit, then one null edit.
+
+    An edit restores the base weights and trains `facts` (never `held_out`) under the first
+    n_train_templates templates (the others are the paraphrases), the edited fact with a new
+    answer; with stop_when_correct it stops once the edited fact gets the new answer on every
+    trained template, else after `steps`. The null edit is the same recipe and seed with no fact
+    changed (every fact its own answer; the same batches); its state after k steps is compared with
+    each edit that took k steps. Measures per edit: efficacy (trained templates, paraphrases),
+    specificity on the trained facts, on the held-out facts (answered as the base answered them)
+    and as the change in next-token loss on `passages`; the weight change, the share of weights and
+    neurons that moved, and the same change for the null edit.
+
+    Returns row lists: `runs` (one per edit), `layers` (per edit and trained layer: the relative
+    change of the edit, of the null edit, and the fact change ||W_edit - W_null|| / ||W||) and
+    `overlap` (per setting: the mean Jaccard of the top_k neurons by fact change across seeds (same
+    fact) and across facts (same seed), beside the overlap of random sets; the same on the edit's
+    raw change; and between the edit's and the null edit's raw top_k)."""
     from tqdm import tqdm
 
     from alignlab import timings
 
     base_state = {n: t.detach().clone() for n, t in model.state_dict().items()}
+    base_norm2 = sum(float(t.double().pow(2).sum()) for t in base_state.values() if t.is_floating_point())
     train_t, para_t = list(templates[:n_train_templates]), list(templates[n_train_templates:])
+    with timings.timer("forward (held-out facts, unrelated text)", items=len(held_out) * len(templates)):
+        held_before = answered(model, tokenizer, held_out, templates, options)
+        loss_before = text_loss(model, tokenizer, passages) if passages else float("nan")
+    held_correct_before = _share([a == f.answer for a, f in zip(held_before, _each(held_out, templates))])
+    null_examples = edit_examples(facts, train_t, Fact("", ""), "")  # no subject matches: every fact its own answer
+
+    def side_effects() -> dict[str, float]:
+        after = answered(model, tokenizer, held_out, templates, options)
+        loss_after = text_loss(model, tokenizer, passages) if passages else float("nan")
+        return {"held_out_specificity": held_out_specificity(held_before, after),
+                "held_out_correct_after": _share([a == f.answer for a, f in zip(after, _each(held_out, templates))]),
+                "text_loss_after": loss_after, "text_loss_change": loss_after - loss_before}
+
     runs, layer_rows, tops = [], [], {}
-    bar = tqdm(total=len(penalties) * len(edited) * len(seeds), desc="edits", disable=not progress)
+    bar = tqdm(total=len(penalties) * (len(edited) + 1) * len(seeds), desc="edits", disable=not progress)
     for setting, pen in penalties.items():
-        for fact in edited:
-            target = new_answer(fact, options, seeds[0])
-            for seed in seeds:
+        l1, l2 = pen.get("l1", 0.0), pen.get("l2", 0.0)
+        recipe = dict(layers=layers, steps=steps, learning_rate=learning_rate, l1=l1, l2=l2, batch_size=batch_size,
+                      bf16_autocast=bf16_autocast)
+        for seed in seeds:
+            pending = []
+            for fact in edited:
+                target = new_answer(fact, options, seeds[0])
                 model.load_state_dict(base_state)
+                stop = None
+                if stop_when_correct:
+                    def stop(m, fact=fact, target=target):
+                        return all(a == target for a in answers(m, tokenizer, [prompt(t, fact) for t in train_t], options))
                 with timings.timer(f"edit ({setting})", items=steps):
-                    log = edit(model, tokenizer, edit_examples(facts, train_t, fact, target), layers, steps=steps,
-                               learning_rate=learning_rate, l1=pen.get("l1", 0.0), l2=pen.get("l2", 0.0),
-                               batch_size=batch_size, seed=seed, bf16_autocast=bf16_autocast)
+                    log = edit(model, tokenizer, edit_examples(facts, train_t, fact, target), seed=seed, stop=stop,
+                               **recipe)
                 bar.update()
                 with timings.timer("forward (efficacy, specificity)", items=len(facts) * len(templates)):
                     trained = efficacy_specificity(model, tokenizer, facts, train_t, options, fact, target)
                     para = (efficacy_specificity(model, tokenizer, [fact], para_t, options, fact, target)["efficacy"]
                             if para_t else float("nan"))
-                state = {n: t.detach() for n, t in model.state_dict().items()}
-                w = weight_change.weight_stats(base_state, state)
-                runs.append({"setting": setting, "l1": pen.get("l1", 0.0), "l2": pen.get("l2", 0.0),
-                             "subject": fact.subject, "answer": fact.answer, "new_answer": target, "seed": seed,
+                    side = side_effects()
+                ch = change_from(base_state, model, layers, base_norm2)
+                runs.append({"setting": setting, "l1": l1, "l2": l2, "subject": fact.subject, "answer": fact.answer,
+                             "new_answer": target, "seed": seed, "steps_taken": log.steps,
+                             "reached": log.reached if log.reached is not None else trained["efficacy"] == 1.0,
                              "efficacy": trained["efficacy"], "paraphrase_efficacy": para,
-                             "specificity": trained["specificity"], "weight_change": weight_change.total_relative_change(w),
+                             "specificity": trained["specificity"], "held_out_correct_before": held_correct_before,
+                             "text_loss_before": loss_before, **side, "weight_change": ch.total,
+                             "moved_weights": ch.moved_weights, "moved_neurons": ch.moved_neurons,
                              "final_loss": log.final_loss})
-                for r in weight_change.weight_stats_by_layer([r for r in w if r["matrix"].startswith("mlp.")]):
-                    if r["layer"] in set(layers):
-                        layer_rows.append({"setting": setting, "subject": fact.subject, "seed": seed,
-                                           "layer": r["layer"], "relative_change": r["relative_change"]})
-                tops[(setting, fact.subject, seed)] = top_neurons(neuron_change(base_state, state), top_k)
+                pending.append((len(runs) - 1, fact, log.steps, ch, trained_state(model, layers)))
+            # The null edit: one run to the longest edit's step count, compared at each edit's.
+            wanted = {p[2] for p in pending}
+            at = {}
+
+            def record(k, m):
+                if k in wanted:
+                    at[k] = (trained_state(m, layers), change_from(base_state, m, layers, base_norm2), side_effects())
+
+            model.load_state_dict(base_state)
+            with timings.timer(f"null edit ({setting})", items=max(wanted)):
+                edit(model, tokenizer, null_examples, seed=seed, on_step=record, **{**recipe, "steps": max(wanted)})
+            bar.update()
+            for i, fact, k, ch, params in pending:
+                null_params, null, null_side = at[k]
+                fc = fact_change(params, null_params, base_state, base_norm2)
+                runs[i].update({"null_weight_change": null.total, "fact_change": fc.total,
+                                "null_held_out_specificity": null_side["held_out_specificity"],
+                                "null_text_loss_change": null_side["text_loss_change"],
+                                "fact_top_share": top_share(fc.neurons, top_k)})
+                for layer in sorted(ch.by_layer):
+                    layer_rows.append({"setting": setting, "subject": fact.subject, "seed": seed, "layer": layer,
+                                       "relative_change": ch.by_layer[layer],
+                                       "null_relative_change": null.by_layer[layer],
+                                       "fact_change": fc.by_layer[layer]})
+                tops[(setting, fact.subject, seed)] = (top_neurons(fc.neurons, top_k), top_neurons(ch.neurons, top_k),
+                                                       top_neurons(null.neurons, top_k))
+            n_neurons = sum(v.numel() for v in ch.neurons.values())
     bar.close()
     model.load_state_dict(base_state)
     overlap = []
     for setting in penalties:
-        across_seeds = [mean_jaccard([tops[(setting, f.subject, s)] for s in seeds]) for f in edited]
-        across_facts = [mean_jaccard([tops[(setting, f.subject, s)] for f in edited]) for s in seeds]
-        overlap.append({"setting": setting, "top_k": top_k,
-                        "across_seeds": _nanmean(across_seeds), "across_facts": _nanmean(across_facts)})
+        row = {"setting": setting, "top_k": top_k, "n_neurons": n_neurons,
+               "chance_overlap": chance_overlap(top_k, n_neurons)}
+        for which, name in ((0, ""), (1, "raw_")):
+            row[f"{name}across_seeds"] = _nanmean([mean_jaccard([tops[(setting, f.subject, s)][which] for s in seeds])
+                                                   for f in edited])
+            row[f"{name}across_facts"] = _nanmean([mean_jaccard([tops[(setting, f.subject, s)][which] for f in edited])
+                                                   for s in seeds])
+        row["null_overlap"] = _nanmean([mean_jaccard([tops[(setting, f.subject, s)][1], tops[(setting, f.subject, s)][2]])
+                                        for f in edited for s in seeds])
+        overlap.append(row)
     return {"runs": runs, "layers": layer_rows, "overlap": overlap}
+
+
+def _each(facts: Sequence[Fact], templates: Sequence[str]) -> list[Fact]:
+    return [f for f in facts for _ in templates]
+
+
+def _share(flags: Sequence[bool]) -> float:
+    return sum(flags) / len(flags) if flags else float("nan")
 
 
 def _nanmean(xs: Sequence[float]) -> float:

@@ -1,10 +1,11 @@
 """The fact_edit experiment kind's steps, one function per rule of rules/fact_edit.smk.
 Measurements are in fact_edit.py.
 
-facts: the candidate facts scored on the base, the ones it knows kept -> one job per penalty
-setting: every (edited fact, seed) edit and its measures -> metrics per setting, the figure of
-change by layer, and the summary with the sanity check (no penalty moves the weights more than
-the largest penalty).
+facts: the candidate facts scored on the base, the ones it knows kept, some of those held out ->
+one job per penalty setting: every (edited fact, seed) edit, per seed the null edit, and their
+measures -> metrics per setting, the figure of the fact change by layer, and the summary with
+its three controls (penalty per norm, specificity on held-out facts and unrelated text,
+localization beyond chance once the null edit is taken away).
 """
 
 from __future__ import annotations
@@ -25,9 +26,18 @@ def _data(facts_cfg: dict) -> dict[str, Any]:
     return data
 
 
-def filter_facts(*, model_dir: str, facts_cfg: dict, device: str, experiment: str, out: str) -> None:
+def held_out_subjects(kept: list[str], n: int, seed: int, experiment: str) -> set[str]:
+    """The n kept subjects never trained on, chosen by seed (an order by derived seed, not by
+    position in the list, so they come from every sport)."""
+    from alignlab.seeds import derive_seed
+
+    return set(sorted(kept, key=lambda s: derive_seed(seed, experiment, "held_out", s))[:n])
+
+
+def filter_facts(*, model_dir: str, facts_cfg: dict, device: str, seed: int, experiment: str, out: str) -> None:
     """Score every candidate fact under every template on the base; keep those answered
-    correctly on at least facts_cfg['min_share'] of the templates."""
+    correctly on at least facts_cfg['min_share'] of the templates, and hold out
+    facts_cfg['n_held_out'] of them (never trained on)."""
     from alignlab import timings
     from alignlab.kinds.fact_edit import edit as fe
     from alignlab.transformer import load_model
@@ -43,10 +53,15 @@ def filter_facts(*, model_dir: str, facts_cfg: dict, device: str, experiment: st
         correct = sum(a == f.answer for a in got[i * n_t:(i + 1) * n_t])
         rows.append({"experiment": experiment, "subject": f.subject, "answer": f.answer, "n_templates": n_t,
                      "n_correct": correct, "kept": correct >= facts_cfg["min_share"] * n_t})
-    kept = sum(r["kept"] for r in rows)
-    if kept < 2:
-        raise ValueError(f"the base model knows only {kept} of {len(rows)} candidate facts (at least 2 are needed: "
-                         "one to edit, one to check specificity); lower facts.min_share")
+    kept = [r["subject"] for r in rows if r["kept"]]
+    n_held = facts_cfg["n_held_out"]
+    if len(kept) < n_held + 2:
+        raise ValueError(f"the base model knows only {len(kept)} of {len(rows)} candidate facts; with "
+                         f"facts.n_held_out {n_held} at least {n_held + 2} are needed (held out, one to edit, one "
+                         "more to train on): lower facts.min_share or facts.n_held_out")
+    held = held_out_subjects(kept, n_held, seed, experiment)
+    for r in rows:
+        r["held_out"] = r["subject"] in held
     artifacts.write_table(rows, out, "fe_facts", params=facts_cfg)
 
 
@@ -60,15 +75,19 @@ def spread(facts: list, n: int) -> list:
 
 def run_setting(*, model_dir: str, facts_path: str, facts_cfg: dict, edit_cfg: dict, penalty: dict, setting: str,
                 seed: int, experiment: str, device: str, runs_out: str, layers_out: str, overlap_out: str) -> None:
-    """Every edit of one penalty setting: edit_cfg['n_facts'] kept facts (spread), each under
-    edit_cfg['n_seeds'] seeds."""
+    """Every edit of one penalty setting: edit_cfg['n_facts'] kept, trained facts (spread), each
+    under edit_cfg['n_seeds'] seeds, and per seed the null edit; the held-out facts and the
+    packaged unrelated passages are scored before and after."""
     from alignlab.kinds.fact_edit import edit as fe
     from alignlab.seeds import derive_seed
     from alignlab.transformer import load_model
 
     data = _data(facts_cfg)
-    kept_subjects = set(artifacts.read_table(facts_path, "fe_facts").filter(pl.col("kept"))["subject"].to_list())
-    facts = [f for f in data["facts"] if f.subject in kept_subjects]
+    table = artifacts.read_table(facts_path, "fe_facts").filter(pl.col("kept"))
+    held_subjects = set(table.filter(pl.col("held_out"))["subject"].to_list())
+    trained_subjects = set(table.filter(~pl.col("held_out"))["subject"].to_list())
+    facts = [f for f in data["facts"] if f.subject in trained_subjects]
+    held_out = [f for f in data["facts"] if f.subject in held_subjects]
     edited = spread(facts, edit_cfg["n_facts"])
     seeds = [derive_seed(seed, experiment, "edit", i) for i in range(edit_cfg["n_seeds"])]
     tokenizer, model = load_model(model_dir, device)
@@ -76,7 +95,9 @@ def run_setting(*, model_dir: str, facts_path: str, facts_cfg: dict, edit_cfg: d
                    n_train_templates=edit_cfg["n_train_templates"], layers=list(edit_cfg["layers"]),
                    penalties={setting: penalty}, seeds=seeds, steps=edit_cfg["steps"],
                    learning_rate=edit_cfg["learning_rate"], batch_size=edit_cfg["batch_size"],
-                   top_k=edit_cfg["top_k"], bf16_autocast=edit_cfg["bf16_autocast"], progress=True)
+                   top_k=edit_cfg["top_k"], held_out=held_out, passages=fe.packaged_passages(),
+                   stop_when_correct=edit_cfg["stop_when_correct"], bf16_autocast=edit_cfg["bf16_autocast"],
+                   progress=True)
     params = {"edit": edit_cfg, "penalty": penalty, "setting": setting}
     artifacts.write_table([{"experiment": experiment, **r} for r in out["runs"]], runs_out, "fe_runs", params=params)
     artifacts.write_table([{"experiment": experiment, **r} for r in out["layers"]], layers_out, "fe_layers",
@@ -85,29 +106,34 @@ def run_setting(*, model_dir: str, facts_path: str, facts_cfg: dict, edit_cfg: d
                           params=params)
 
 
-def metrics(runs: pl.DataFrame) -> pl.DataFrame:
-    """Per penalty setting: means over its edits."""
+def metrics(runs: pl.DataFrame, controls: dict) -> pl.DataFrame:
+    """Per penalty setting: means over its edits, and the share of edits that pass the
+    specificity control (edit.is_specific with the `controls` thresholds)."""
+    from alignlab.kinds.fact_edit import edit as fe
+
+    specific = [fe.is_specific(h, t, **controls) for h, t in zip(runs["held_out_specificity"], runs["text_loss_change"])]
+    runs = runs.with_columns(pl.Series("specific", specific, dtype=pl.Float64))
+    means = ["steps_taken", "reached", "efficacy", "paraphrase_efficacy", "specificity", "held_out_correct_before",
+             "held_out_correct_after", "held_out_specificity", "text_loss_change", "specific", "weight_change",
+             "moved_weights", "moved_neurons", "null_weight_change", "fact_change", "null_held_out_specificity",
+             "null_text_loss_change", "fact_top_share"]
     return (
         runs.group_by("experiment", "setting", "l1", "l2", maintain_order=True)
-        .agg(
-            pl.len().cast(pl.Int64).alias("n_edits"),
-            pl.col("efficacy").mean(),
-            pl.col("paraphrase_efficacy").mean(),
-            pl.col("specificity").mean(),
-            pl.col("weight_change").mean(),
-        )
+        .agg(pl.len().cast(pl.Int64).alias("n_edits"), pl.col("steps_taken").max().alias("max_steps_taken"),
+             *[pl.col(c).cast(pl.Float64).mean() for c in means])
+        .rename({"reached": "share_reached", "specific": "share_specific", "steps_taken": "mean_steps_taken"})
     )
 
 
-def aggregate(*, runs: list[str], layers: list[str], overlaps: list[str], experiment: str, metrics_out: str,
-              figure: str, summary_out: str) -> None:
+def aggregate(*, runs: list[str], layers: list[str], overlaps: list[str], controls: dict, experiment: str,
+              metrics_out: str, figure: str, summary_out: str) -> None:
     from alignlab.kinds.fact_edit import figures, summary
 
     r = pl.concat([artifacts.read_table(p, "fe_runs") for p in runs])
     lay = pl.concat([artifacts.read_table(p, "fe_layers") for p in layers])
     ov = pl.concat([artifacts.read_table(p, "fe_overlap") for p in overlaps])
-    m = metrics(r).join(ov.select("setting", "top_k", "across_seeds", "across_facts"), on="setting", how="left")
-    written = pl.from_arrow(artifacts.write_table(m, metrics_out, "fe_metrics"))
-    figures.fact_edit_figure(lay, figure, title=f"{experiment}: where the edit landed")
+    m = metrics(r, controls).join(ov.drop("experiment"), on="setting", how="left")
+    written = pl.from_arrow(artifacts.write_table(m, metrics_out, "fe_metrics", params=controls))
+    figures.fact_edit_figure(lay, figure, title=f"{experiment}: where the edit landed (fact change: edit minus null edit)")
     with artifacts.atomic_path(summary_out) as tmp:
-        tmp.write_text(summary.fact_edit_markdown(experiment, written) + "\n")
+        tmp.write_text(summary.fact_edit_markdown(experiment, written, controls) + "\n")
