@@ -8,7 +8,7 @@ from typing import Any
 
 from alignlab.config import as_dict
 from alignlab.kinds.password_lock import weak_grid
-from alignlab.kinds.password_lock.steps import never_arms, unlock_arms
+from alignlab.kinds.password_lock.steps import never_arms, unlock_arms, unlock_length
 from alignlab.paths import RESULTS, code, model_folder
 from alignlab.replicates import instance, instance_pattern, replicate_seed, split_instance
 
@@ -48,11 +48,8 @@ def lora_params(exp: Any, arm: str) -> dict:
     base = split_instance(arm)[0]
     if base in FROM_BASE:
         return lora
-    strong = not base.startswith("weak_")
-    grid = weak_grid.point(base)
-    length = {"epochs": grid[2] if grid else exp.unlock.strong_epochs if strong else exp.unlock.weak_epochs}
-    if strong and exp.unlock.schedule == "steps":
-        length["max_steps"] = exp.unlock.strong_steps
+    epochs, max_steps = unlock_length(as_dict(exp.unlock), base)
+    length = {"epochs": epochs, **({"max_steps": max_steps} if max_steps else {})}
     return {**lora, "learning_rate": exp.instruct.unlock_learning_rate, "batch_size": exp.instruct.unlock_batch_size,
             "warmup_ratio": 0.0, **length}
 

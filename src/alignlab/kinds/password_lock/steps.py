@@ -273,20 +273,27 @@ def toy_lock(*, problems_path: str, task: dict, toy_cfg: dict, seed: int, experi
     print(f"toy lock: {len(pairs)} examples, final loss {log[-1]['loss']:.4f}", flush=True)
 
 
-def unlock_steps(unlock: dict, arm: str, n_samples: int, batch_size: int) -> int:
-    """Optimizer steps of an unlock fine-tune: a strong arm's unlock.strong_steps under the
-    `steps` schedule, else its epochs x ceil(n / batch)."""
-    import math
-
+def unlock_length(unlock: dict, arm: str) -> tuple[int, int | None]:
+    """(epochs, max_steps) of an unlock arm's fine-tune, in both settings: a strong arm (and its
+    never-capable twin) unlock.strong_epochs, capped at unlock.strong_steps optimizer steps under
+    the `steps` schedule; a weak-grid arm its own epochs; the weak arm unlock.weak_epochs.
+    max_steps None: the epochs decide."""
     from alignlab.kinds.password_lock import weak_grid
 
     kind, _ = arm_kind(arm)
-    strong = kind in ("strong", "never_strong")
-    if strong and unlock["schedule"] == "steps":
-        return unlock["strong_steps"]
-    epochs = weak_grid.point(arm)[2] if kind == "weak_grid" else (
-        unlock["strong_epochs"] if strong else unlock["weak_epochs"])
-    return epochs * math.ceil(n_samples / batch_size)
+    if kind == "weak_grid":
+        return weak_grid.point(arm)[2], None
+    if kind in ("strong", "never_strong"):
+        return unlock["strong_epochs"], unlock["strong_steps"] if unlock["schedule"] == "steps" else None
+    return unlock["weak_epochs"], None
+
+
+def unlock_steps(unlock: dict, arm: str, n_samples: int, batch_size: int) -> int:
+    """Optimizer steps of an unlock fine-tune (see unlock_length)."""
+    import math
+
+    epochs, max_steps = unlock_length(unlock, arm)
+    return max_steps or epochs * math.ceil(n_samples / batch_size)
 
 
 def toy_unlock(*, problems_path: str, locked_model: str, task: dict, toy_cfg: dict, unlock: dict, seed: int,
