@@ -390,6 +390,34 @@ rule aggregate:
         STEP_SCRIPT
 
 
+# Every arm replicate's samples and verdicts as an Inspect eval log (`inspect view --log-dir
+# results/<exp>/inspect`), with an index of the logs.
+rule af_inspect:
+    input:
+        unpack(lambda w: af_arms.identity_inputs(w.exp, exp(w))),
+        samples_paths=lambda w: expand(f"{RESULTS}/{w.exp}/samples/{{arm}}.parquet", arm=list(exp(w).arms)),
+        compliance_paths=lambda w: expand(f"{RESULTS}/{w.exp}/judgments/{{arm}}.compliance.parquet", arm=list(exp(w).arms)),
+        af_paths=lambda w: expand(f"{RESULTS}/{w.exp}/judgments/{{arm}}.af.parquet", arm=exp(w).scratchpad_arms()),
+        code=code(f"{AF}.write_inspect"),
+    output:
+        out_dir=directory(f"{RESULTS}/{{exp}}/inspect"),
+    params:
+        step=f"{AF}.write_inspect",
+        arms=lambda w: af_arms.sample_arms(w.exp, exp(w)),
+        persona=lambda w: exp(w).persona,
+        sampling=lambda w: as_dict(exp(w).sampling),
+        model_name=lambda w: exp(w).model,
+        experiment=lambda w: w.exp,
+    log:
+        "logs/{exp}/inspect.log",
+    resources:
+        **small_job(),
+    conda:
+        CONDA_ENV
+    script:
+        STEP_SCRIPT
+
+
 # The knowledge probe ("did the documents take?", knowledge.py): two-choice questions about the
 # setting's facts scored by log-probability on base, every sdf and every sdf_baseline replicate,
 # and the sdf - sdf_baseline accuracy contrast. Only for experiments with both document arms.

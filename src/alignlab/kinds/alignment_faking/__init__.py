@@ -24,6 +24,7 @@ def targets(name: str, exp) -> list[str]:
         f"results/{name}/report/gaps.csv",
         f"results/{name}/report/contrasts.csv",
         f"results/{name}/report/replication.csv",
+        f"results/{name}/inspect",
     ]
 
 

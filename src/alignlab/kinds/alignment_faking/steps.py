@@ -433,6 +433,38 @@ def validate_af_judge(
                           templates=af_judge.af_template_hashes())
 
 
+# ---- transcripts ------------------------------------------------------------------------
+
+def write_inspect(
+    *, samples_paths: list[str], compliance_paths: list[str], af_paths: list[str], arms: dict[str, dict],
+    persona: dict, sampling: dict, model_name: str, experiment: str, out_dir: str,
+    identity_path: str | None = None,
+) -> None:
+    """One Inspect eval log per arm replicate (`arms`: arms.sample_arms) from every arm's samples
+    and judgments, and the index of the logs, in `out_dir`."""
+    from alignlab import inspect_logs
+    from alignlab.kinds.alignment_faking import identity, transcripts
+
+    persona = identity.resolve(persona, identity_path)
+    samples = pl.concat([artifacts.read_table(p, "samples") for p in samples_paths])
+    compliance = pl.concat([artifacts.read_table(p, "compliance") for p in compliance_paths])
+    af = pl.concat([artifacts.read_table(p, "af_reasoning") for p in af_paths]) if af_paths else None
+    out = []
+    for instance, spec in arms.items():
+        mine = lambda t: t.filter((pl.col("arm") == spec["arm"]) & (pl.col("replicate") == spec["replicate"]))  # noqa: E731
+        chats = transcripts.transcripts(
+            mine(samples), mine(compliance), None if af is None else mine(af), arm_spec=spec,
+            persona=persona, sampling={**sampling, "tag_protocol": spec["tag_protocol"]},
+        )
+        out.append(inspect_logs.Log(
+            name=instance, experiment=experiment, arm=spec["arm"], replicate=spec["replicate"],
+            task=f"{experiment}/{instance}", model=model_name + (f" + {Path(spec['adapter']).name}" if spec["adapter"] else ""),
+            transcripts=chats, metadata={"scratchpad": spec["scratchpad"], "describe_training": spec["describe_training"],
+                                         "tag_protocol": spec["tag_protocol"]},
+        ))
+    inspect_logs.write_logs(out, out_dir, params={"arms": arms, "sampling": sampling, "persona": persona})
+
+
 # ---- aggregation --------------------------------------------------------------------------
 
 def aggregate(
