@@ -34,6 +34,7 @@ scattergather:
 localrules:
     all,
     report_table,
+    transcript_examples,
 
 
 include: "rules/models.smk"

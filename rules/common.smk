@@ -56,8 +56,15 @@ def endpoint_params(name):
 
 
 def experiment_targets():
-    """The files the `all` target builds, each experiment's final files as its kind lists them."""
-    return [t for name, e in CFG.experiments.items() for t in KINDS[e.kind].targets(name, e)]
+    """The files the `all` target builds, each experiment's final files as its kind lists them,
+    and the report's page of example transcripts where a kind writes Inspect logs."""
+    out = []
+    for name, e in CFG.experiments.items():
+        targets = KINDS[e.kind].targets(name, e)
+        if f"{RESULTS}/{name}/inspect" in targets:
+            targets.append(f"{RESULTS}/{name}/report/transcripts.html")
+        out += targets
+    return out
 
 
 # ---- report outputs (`snakemake --report`) -------------------------------------------------

@@ -27,3 +27,30 @@ rule report_table:
         CONDA_ENV
     script:
         STEP_SCRIPT
+
+
+# A page of example transcripts per experiment that writes Inspect logs (see
+# alignlab/transcript_examples.py), in the report under the experiment.
+rule transcript_examples:
+    input:
+        log_dir=f"{RESULTS}/{{name}}/inspect",
+        code=code("transcript_examples.write_examples"),
+    output:
+        out=report(
+            f"{RESULTS}/{{name}}/report/transcripts.html",
+            category="{name}",
+            caption="../report/transcripts.rst",
+            labels={"table": "example transcripts"},
+        ),
+    wildcard_constraints:
+        name="|".join(CFG.experiments),
+    params:
+        step="transcript_examples.write_examples",
+        seed=CFG.seed,
+        experiment=lambda w: w.name,
+    log:
+        "logs/{name}/transcript_examples.log",
+    conda:
+        CONDA_ENV
+    script:
+        STEP_SCRIPT

@@ -100,3 +100,38 @@ def test_af_transcripts_rebuild_the_system_prompt_and_refuse_a_changed_one():
         transcripts.transcripts(*af_rows("0" * 64), arm_spec=SPEC, persona=PERSONA, sampling={})
     with pytest.raises(ValueError, match="has no compliance judgment"):
         transcripts.transcripts(samples, compliance.clear(), af, arm_spec=SPEC, persona=PERSONA, sampling={})
+
+
+def test_the_report_page_shows_each_outcome_per_group(tmp_path):
+    from alignlab import transcript_examples
+
+    chats = [Transcript(id=f"q{i}-{tier}", user=f"ask {i} {tier}", output=f"reply {i} {tier}",
+                        scores={"compliance": Verdict(value=value, explanation=f"why {i} {tier}")},
+                        metadata={"tier": tier})
+             for i in range(6) for tier, value in (("free", "complied" if i % 3 else "refused"), ("paid", "refused"))]
+    log = Log(name="sdf", experiment="af", arm="sdf", replicate=0, task="af/sdf", model="m",
+              transcripts=chats, group_by="tier", outcome="compliance")
+    log_dir = tmp_path / "results/af/inspect"
+    inspect_logs.write_logs([log], log_dir)
+
+    from inspect_ai.log import read_eval_log
+
+    samples = read_eval_log(str(log_dir / "sdf.eval")).samples
+    import random
+    picked = transcript_examples.pick(samples, "tier", "compliance", random.Random(0))
+    assert sorted((s.metadata["tier"], s.scores["compliance"].value) for s in picked) == [
+        ("free", "complied"), ("free", "refused"), ("paid", "refused")]  # both outcomes where there are two
+    assert [s.id for s in picked] == [s.id for s in transcript_examples.pick(samples, "tier", "compliance", random.Random(0))]
+    assert {s.id for seed in range(20) for s in transcript_examples.pick(samples, "tier", "compliance", random.Random(seed))} > {s.id for s in picked}
+
+    out = tmp_path / "results/af/report/transcripts.html"
+    transcript_examples.write_examples(log_dir=str(log_dir), seed=0, experiment="af", out=str(out))
+    page = out.read_text()
+    assert "href='af/inspect/sdf.eval'" in page and "inspect view --log-dir" in page
+    assert page.count("<b>sample ") == 3 and "tier = paid" in page
+    from alignlab.seeds import derive_seed
+
+    shown = transcript_examples.pick(samples, "tier", "compliance", random.Random(derive_seed(0, "af", "transcript_examples")))
+    for s in shown:
+        assert s.scores["compliance"].explanation in page
+    assert sum(f"why {i} {t}" in page for i in range(6) for t in ("free", "paid")) == 3

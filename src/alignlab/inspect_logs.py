@@ -55,6 +55,10 @@ class Log:
     model: str
     transcripts: list[Transcript]
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    # What the report's example transcripts are chosen by (transcript_examples): a transcript
+    # metadata key to group by (e.g. the tier) and the score whose outcomes each group shows.
+    group_by: str | None = None
+    outcome: str | None = None
 
 
 STOP_REASONS = {"stop": "stop", "length": "max_tokens", "max_tokens": "max_tokens"}
@@ -113,7 +117,8 @@ def eval_log(log: Log, created: str):
         eval_id=eval_id, run_id=artifacts.params_hash(log.experiment)[:22], created=created, task=log.task,
         task_id=eval_id, dataset=EvalDataset(name=log.experiment, samples=len(ids), sample_ids=ids),
         model=log.model, config=EvalConfig(),
-        metadata={"experiment": log.experiment, "arm": log.arm, "replicate": log.replicate, **log.metadata},
+        metadata={"experiment": log.experiment, "arm": log.arm, "replicate": log.replicate,
+                  "group_by": log.group_by, "outcome": log.outcome, **log.metadata},
     )
     return EvalLog(
         status="success", eval=spec, results=_results(log.transcripts),

@@ -461,6 +461,7 @@ def write_inspect(
             task=f"{experiment}/{instance}", model=model_name + (f" + {Path(spec['adapter']).name}" if spec["adapter"] else ""),
             transcripts=chats, metadata={"scratchpad": spec["scratchpad"], "describe_training": spec["describe_training"],
                                          "tag_protocol": spec["tag_protocol"]},
+            group_by="tier", outcome="compliance",
         ))
     inspect_logs.write_logs(out, out_dir, params={"arms": arms, "sampling": sampling, "persona": persona})
 
