@@ -82,13 +82,6 @@ SCHEMAS: dict[str, pa.Schema] = _Schemas({
             ("tokens", _i64), ("seconds", _f64), ("tokens_per_second", _f64),
         ]
     ),
-    # The Inspect eval logs an experiment wrote (inspect_logs.write_logs): one row per log file.
-    "inspect_logs": pa.schema(
-        [
-            ("experiment", _str), ("arm", _str), ("replicate", _i64), ("task", _str), ("model", _str),
-            ("log", _str), ("n_samples", _i64), ("scorers", pa.list_(_str)),
-        ]
-    ),
 })
 
 

@@ -14,7 +14,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+import pyarrow as pa
+
 from alignlab import artifacts
+
+# The index of the logs an experiment wrote: one row per log file. Registered here rather than in
+# artifacts.py, which every rule lists as code (editing it would rerun every step of a finished run).
+artifacts.register_schemas("inspect_logs", {"inspect_logs": pa.schema([
+    ("experiment", pa.string()), ("arm", pa.string()), ("replicate", pa.int64()), ("task", pa.string()),
+    ("model", pa.string()), ("log", pa.string()), ("n_samples", pa.int64()), ("scorers", pa.list_(pa.string())),
+])})
 
 ScoreValue = str | int | float | bool
 
