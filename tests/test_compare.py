@@ -236,3 +236,14 @@ def test_samples_only_one_run_has_are_counted(runs):
     rows = drift.filter(pl.col("item") == "rows").row(0, named=True)
     assert (rows["a"], rows["b"], rows["rows_matched"]) == ("1", "0", 3)
     assert "prompt_sha256" not in drift["item"].to_list()  # the edited prompt's row is the missing one
+
+
+def test_the_readme_excerpt_is_this_output(tmp_path, monkeypatch):
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## Comparing two runs", 1)[1]
+    excerpt = section.split("the output is:\n\n```\n", 1)[1].split("\n```\n", 1)[0]
+    monkeypatch.chdir(tmp_path)
+    write_run(Path("run1/results")), write_run(Path("run2/results"), drifted=True)
+    output = compare.markdown(compare.compare("run1/results", "run2/results"), "run1/results", "run2/results")
+    shown = [line for line in excerpt.splitlines() if line != "..."]
+    assert len(shown) > 20 and set(shown) <= set(output.splitlines())

@@ -47,6 +47,7 @@ from alignlab import artifacts, kinds, report
 SHARED_SUMMARY_TABLES = ("contrasts", "replication")
 OCCURRENCE = "occurrence"  # key column added when the identifier columns do not name one row
 _B = "__b"  # suffix of run B's columns after a join
+_KEY = "__key"  # a row's key as text, "column=value, ..."
 
 
 class CompareError(ValueError):
@@ -168,10 +169,10 @@ def table_drift(table: str, path_a: Path, path_b: Path) -> list[dict[str, Any]]:
                              a=templates_a.get(name), b=templates_b.get(name)))
 
     schema_a, schema_b = _schema(path_a), _schema(path_b)
-    only_a = [f"{c} ({t})" for c, t in schema_a.items() if schema_b.get(c) != t]
-    only_b = [f"{c} ({t})" for c, t in schema_b.items() if schema_a.get(c) != t]
-    if only_a or only_b:
-        rows.append(_row("drift", table, item="columns", a=", ".join(only_a) or None, b=", ".join(only_b) or None))
+    columns_a = [f"{c} ({t})" for c, t in schema_a.items() if schema_b.get(c) != t]
+    columns_b = [f"{c} ({t})" for c, t in schema_b.items() if schema_a.get(c) != t]
+    if columns_a or columns_b:
+        rows.append(_row("drift", table, item="columns", a=", ".join(columns_a) or None, b=", ".join(columns_b) or None))
 
     common = _common_columns(schema_a, schema_b)
     hash_columns = [c for c, t in common.items() if is_hash_column(c, t)]
@@ -179,11 +180,11 @@ def table_drift(table: str, path_a: Path, path_b: Path) -> list[dict[str, Any]]:
         return rows
     key, a, b = matched_rows(path_a, path_b, common, hash_columns)
     joined = a.join(b, on=key, how="inner", nulls_equal=True, suffix=_B)
-    only_a = a.join(b, on=key, how="anti", nulls_equal=True).height
-    only_b = b.join(a, on=key, how="anti", nulls_equal=True).height
-    if only_a or only_b:
+    rows_a = a.join(b, on=key, how="anti", nulls_equal=True).height
+    rows_b = b.join(a, on=key, how="anti", nulls_equal=True).height
+    if rows_a or rows_b:
         rows.append(_row("drift", table, item="rows", matched_by=", ".join(key), rows_matched=joined.height,
-                         a=str(only_a), b=str(only_b)))
+                         a=str(rows_a), b=str(rows_b)))
     for column in hash_columns:
         differing = joined.filter(pl.col(column).ne_missing(pl.col(column + _B)))
         if differing.height:
@@ -235,11 +236,11 @@ def table_metrics(table: str, path_a: Path, path_b: Path) -> list[dict[str, Any]
         return []
     needed = [c for metric, bounds in metrics.items() for c in (metric, *bounds) if c]
     key, a, b = matched_rows(path_a, path_b, common, needed)
-    a, b = a.with_columns(_key_text(key).alias("key")), b.with_columns(_key_text(key).alias("key"))
+    a, b = a.with_columns(_key_text(key).alias(_KEY)), b.with_columns(_key_text(key).alias(_KEY))
     rows = [
         _row("row", table, item=item, key=k)
         for item, (mine, theirs) in (("only_in_a", (a, b)), ("only_in_b", (b, a)))
-        for k in mine.join(theirs, on=key, how="anti", nulls_equal=True)["key"]
+        for k in mine.join(theirs, on=key, how="anti", nulls_equal=True)[_KEY]
     ]
     joined = a.join(b, on=key, how="inner", nulls_equal=True, suffix=_B, maintain_order="left")
     for matched in joined.iter_rows(named=True):
@@ -249,7 +250,7 @@ def table_metrics(table: str, path_a: Path, path_b: Path) -> list[dict[str, Any]
             lo_b, hi_b = (matched[lo + _B], matched[hi + _B]) if lo else (None, None)
             bounds_known = all(report.finite(x) for x in (lo_a, hi_a, lo_b, hi_b))
             rows.append(_row(
-                "metric", table, item=metric, key=matched["key"],
+                "metric", table, item=metric, key=matched[_KEY],
                 value_a=va, lo_a=lo_a, hi_a=hi_a, value_b=vb, lo_b=lo_b, hi_b=hi_b,
                 difference=vb - va if report.finite(va) and report.finite(vb) else None,
                 intervals_overlap=(lo_a <= hi_b and lo_b <= hi_a) if bounds_known else None,
@@ -322,7 +323,7 @@ def markdown(comparison: pl.DataFrame, run_a: str | Path, run_b: str | Path) -> 
     drifted = section["drift"]["table"].unique(maintain_order=True).to_list()
     out = [
         "# Comparing two runs", "",
-        f"A: `{run_a}`  ", f"B: `{run_b}`", "",
+        f"- A: `{run_a}`", f"- B: `{run_b}`", "",
         f"Drift in {len(drifted)} table(s); {len(only['only_in_a'])} table(s) only in A, "
         f"{len(only['only_in_b'])} only in B. {metrics.height} metric value(s) compared, "
         f"{changed} differ, {separate} with intervals that do not overlap.", "",
@@ -347,7 +348,7 @@ def markdown(comparison: pl.DataFrame, run_a: str | Path, run_b: str | Path) -> 
         if rows.height:
             out += [report.table(
                 ["row", "metric", "A", "B", "B - A", "intervals overlap"],
-                [[r["key"], r["item"], _value(r["value_a"], r["lo_a"], r["hi_a"]),
+                [[r["key"].replace("|", "\\|"), r["item"], _value(r["value_a"], r["lo_a"], r["hi_a"]),
                   _value(r["value_b"], r["lo_b"], r["hi_b"]), report.number(r["difference"], "{:+.4g}"),
                   "–" if r["intervals_overlap"] is None else "yes" if r["intervals_overlap"] else "**no**"]
                  for r in rows.iter_rows(named=True)],
