@@ -13,7 +13,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from alignlab import artifacts, cli, compare
+from alignlab import artifacts, cli, compare, kinds
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 TEMPLATES = {"system_prompted.jinja": "a" * 64, "user.jinja": "b" * 64}
@@ -170,6 +170,7 @@ def test_metric_columns_and_their_intervals():
 
 
 def test_every_float_column_of_every_table_is_a_metric_or_a_bound():
+    kinds.load()
     for name in list(artifacts.SCHEMAS):
         schema = pl.from_arrow(artifacts.SCHEMAS[name].empty_table()).schema
         columns = compare.metric_columns(schema)

@@ -76,20 +76,6 @@ SCHEMAS: dict[str, pa.Schema] = _Schemas({
             ("comparable", _bool), ("verdict", _str),
         ]
     ),
-    # Two result folders side by side (compare.compare; `alignlab compare`). `section`: table
-    # (only in one run; `item` only_in_a | only_in_b), drift (`item` what differs: alignlab_version,
-    # params_sha256, template_sha256 with the template as `name`, columns, or a per-row hash
-    # column with `rows_matched` by the key columns `matched_by` and `rows_differing`, or rows
-    # (counts of rows only in A, only in B); `a` and `b` the values, distinct ones comma-separated), metric (`item` the metric column, `key` the row),
-    # row (a summary-table row only in one run).
-    "run_comparison": pa.schema(
-        [
-            ("section", _str), ("table", _str), ("item", _str), ("name", _str), ("key", _str),
-            ("a", _str), ("b", _str), ("matched_by", _str), ("rows_matched", _i64), ("rows_differing", _i64),
-            ("value_a", _f64), ("lo_a", _f64), ("hi_a", _f64), ("value_b", _f64), ("lo_b", _f64),
-            ("hi_b", _f64), ("difference", _f64), ("intervals_overlap", _bool),
-        ]
-    ),
     "train_log": pa.schema(
         [
             ("step", _i64), ("epoch", _i64), ("loss", _f64), ("learning_rate", _f64),

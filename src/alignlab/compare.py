@@ -2,7 +2,8 @@
 
 Tables are matched by their path relative to each folder (every `*.parquet` below it, hidden
 temporaries left out). `compare` returns one long frame with the declared schema
-"run_comparison", in four sections:
+"run_comparison" (RUN_COMPARISON, in artifacts.SCHEMAS once this module is imported), in four
+sections:
 
 - `table`: a table only one run has (`item`: only_in_a | only_in_b).
 - `drift`: for a table both runs have, what differs in how it was made: `alignlab_version`,
@@ -44,6 +45,26 @@ import pyarrow as pa
 
 from alignlab import artifacts, kinds, report
 
+_str, _i64, _f64, _bool = pa.string(), pa.int64(), pa.float64(), pa.bool_()
+# One row per finding. `section`: table (only in one run; `item` only_in_a | only_in_b), drift
+# (`item` what differs: alignlab_version, params_sha256, template_sha256 with the template as
+# `name`, columns, a per-row hash column with `rows_matched` by the key columns `matched_by` and
+# `rows_differing`, or rows: the counts only in A and only in B; `a` and `b` the two values,
+# distinct ones comma-separated), metric (`item` the metric column, `key` the row), row (a
+# summary-table row only in one run).
+RUN_COMPARISON = pa.schema(
+    [
+        ("section", _str), ("table", _str), ("item", _str), ("name", _str), ("key", _str),
+        ("a", _str), ("b", _str), ("matched_by", _str), ("rows_matched", _i64), ("rows_differing", _i64),
+        ("value_a", _f64), ("lo_a", _f64), ("hi_a", _f64), ("value_b", _f64), ("lo_b", _f64),
+        ("hi_b", _f64), ("difference", _f64), ("intervals_overlap", _bool),
+    ]
+)
+# Registered here rather than listed in artifacts.py: every step's rule has artifacts.py among
+# its code inputs, so editing it would rerun every step of every finished run for a table no
+# step writes.
+artifacts.register_schemas("compare", {"run_comparison": RUN_COMPARISON})
+
 SHARED_SUMMARY_TABLES = ("contrasts", "replication")
 OCCURRENCE = "occurrence"  # key column added when the identifier columns do not name one row
 _B = "__b"  # suffix of run B's columns after a join
@@ -56,7 +77,7 @@ class CompareError(ValueError):
 
 
 def comparison_schema() -> pl.Schema:
-    return pl.from_arrow(artifacts.SCHEMAS["run_comparison"].empty_table()).schema
+    return pl.from_arrow(RUN_COMPARISON.empty_table()).schema
 
 
 def summary_table_names() -> set[str]:
