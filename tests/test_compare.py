@@ -144,10 +144,12 @@ def test_tables_and_rows_in_one_run_only_and_changed_columns(runs):
 
 
 def test_rows_with_repeated_keys_are_matched_in_file_order(tmp_path):
+    for run in ("a", "b"):
+        (tmp_path / run).mkdir()
     rows = [{"arm": "x", "h_sha256": h, "value": v} for h, v in (("1", 0.1), ("2", 0.2))]
-    pl.DataFrame(rows).write_parquet((tmp_path / "a").mkdir() or tmp_path / "a/metrics.parquet")
+    pl.DataFrame(rows).write_parquet(tmp_path / "a/metrics.parquet")
     rows[1] |= {"h_sha256": "3", "value": 0.4}
-    pl.DataFrame(rows).write_parquet((tmp_path / "b").mkdir() or tmp_path / "b/metrics.parquet")
+    pl.DataFrame(rows).write_parquet(tmp_path / "b/metrics.parquet")
     comparison = compare.compare(tmp_path / "a", tmp_path / "b")
     drift = comparison.filter(pl.col("section") == "drift").row(0, named=True)
     assert (drift["matched_by"], drift["rows_differing"], drift["a"], drift["b"]) == ("arm, occurrence", 1, "2", "3")
