@@ -53,6 +53,7 @@ EXPECTED = {
     "judge_validation/af_reasoning.parquet": "judge_scores",
     "knowledge.parquet": "knowledge",
     "knowledge_contrast.parquet": "contrasts",
+    "inspect/index.parquet": "inspect_logs",
 }
 
 
@@ -198,7 +199,7 @@ def test_changing_a_judge_parameter_reruns_only_judging_and_aggregation(run, tmp
     jobs = planned_jobs(workdir, changed)
     # The judge changed, so its score on the labelled set is redone too.
     assert set(jobs) == {"judge_compliance", "gather_compliance", "validate_compliance_judges", "aggregate",
-                         "report_table", "all"}, jobs
+                         "report_table", "af_inspect", "transcript_examples", "all"}, jobs
     assert jobs["judge_compliance"] == 12 and jobs["gather_compliance"] == 6  # 6 arms x 2 shards
 
 
@@ -238,3 +239,42 @@ def test_shards_gather_into_one_table_per_arm(run):
         assert artifacts.read_metadata(parts[0]) == artifacts.read_metadata(results / f"samples/{arm}.parquet")
         judged = artifacts.read_table(results / f"judgments/{arm}.compliance.parquet")
         assert judged.select("tier", "query_id").equals(gathered.select("tier", "query_id"))
+
+
+def test_inspect_logs_hold_every_sample_with_its_verdicts(run):
+    """The Inspect logs, read back with inspect_ai: one per arm replicate, every sample, the
+    scratchpad as the reply's reasoning and the judges' verdicts as scores."""
+    from inspect_ai.log import read_eval_log
+
+    workdir, _ = run
+    results = workdir / "results/tiny"
+    index = artifacts.read_table(results / "inspect/index.parquet", "inspect_logs")
+    samples = pl.concat([artifacts.read_table(p) for p in sorted((results / "samples").glob("*.parquet"))])
+    assert index["n_samples"].sum() == samples.height
+    assert sorted(index["log"]) == sorted(p.name for p in (results / "inspect").glob("*.eval"))
+    row = index.filter(pl.col("arm") == "sdf_cot").row(0, named=True)
+    log = read_eval_log(str(results / "inspect" / row["log"]))
+    assert log.status == "success" and len(log.samples) == row["n_samples"]
+    mine = samples.filter((pl.col("arm") == "sdf_cot") & (pl.col("replicate") == row["replicate"]))
+    judged = artifacts.read_table(results / "judgments/sdf_cot.compliance.parquet")
+    for sample in log.samples:
+        m = sample.metadata
+        key = (pl.col("query_id") == m["query_id"]) & (pl.col("tier") == m["tier"]) & (pl.col("sample_idx") == m["sample_idx"])
+        [s] = mine.filter(key).iter_rows(named=True)
+        assert sample.messages[1].text == s["prompt"] and sample.output.completion == s["output"]
+        reasoning = [c.reasoning for c in sample.messages[-1].content if c.type == "reasoning"]
+        assert reasoning == ([s["scratchpad"]] if s["scratchpad"] else [])
+        assert m["prompt_sha256"] == s["prompt_sha256"] and m["seed"] == s["seed"]
+        [j] = judged.filter(key & (pl.col("replicate") == row["replicate"])).iter_rows(named=True)
+        assert sample.scores["compliance"].value == j["outcome"]
+        assert "alignment_faking" in sample.scores
+
+
+def test_the_html_report_shows_example_transcripts(run, tmp_path):
+    from workflow import snakemake
+
+    workdir, config = run
+    page = (workdir / "results/tiny/report/transcripts.html").read_text()
+    assert "href='tiny/inspect/sdf_cot.eval'" in page and page.count("<b>sample ") >= 2 * 6  # 6 arms x 2 tiers
+    snakemake(workdir, "--report", str(tmp_path / "report.html"), "--configfile", str(config))
+    assert "example transcripts" in (tmp_path / "report.html").read_text()
