@@ -54,6 +54,17 @@ def test_logs_read_back_with_inspect(tmp_path):
     assert [c.type for c in base.messages[2].content] == ["text"]
 
 
+def test_a_yes_no_verdict_beside_a_string_one_is_counted_by_its_text(tmp_path):
+    from inspect_ai.log import read_eval_log
+
+    ts = [Transcript(id=str(i), user="u", output="o", scores={"insecure": Verdict(value=v)})
+          for i, v in enumerate([True, True, False, "no_code"])]
+    inspect_logs.write_logs([Log(name="a", experiment="e", arm="a", replicate=0, task="e/a", model="m", transcripts=ts)],
+                            tmp_path / "inspect")
+    [score] = read_eval_log(str(tmp_path / "inspect/a.eval")).results.scores
+    assert {k: m.value for k, m in score.metrics.items()} == {"False": 0.25, "True": 0.5, "no_code": 0.25}
+
+
 def test_a_failing_write_leaves_no_folder(tmp_path):
     dup = Log(name="x", experiment="e", arm="x", replicate=0, task="e/x", model="m",
               transcripts=[transcript(0), transcript(0)])

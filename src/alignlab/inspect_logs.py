@@ -91,8 +91,8 @@ def _results(transcripts: list[Transcript]):
         if all(isinstance(v, (bool, int, float)) for v in values):
             metrics = {"mean": EvalMetric(name="mean", value=sum(float(v) for v in values) / len(values))}
         else:
-            metrics = {
-                str(c): EvalMetric(name=str(c), value=sum(v == c for v in values) / len(values))
+            metrics = {  # by the value's text, so a yes/no verdict beside a string one ("no_code") counts too
+                c: EvalMetric(name=c, value=sum(str(v) == c for v in values) / len(values))
                 for c in sorted(set(map(str, values)))
             }
         scores.append(EvalScore(name=name, scorer=name, scored_samples=len(values), metrics=metrics))
