@@ -137,7 +137,8 @@ def test_every_sample_and_verdict_reads_back_with_inspect(tables, tmp_path):
     assert choice.scores["misaligned_choice"].value is True and "-0.2500" in choice.scores["misaligned_choice"].explanation
 
     shares = {s.name: {k: m.value for k, m in s.metrics.items()} for s in log.results.scores}
-    assert shares["insecure"] == {"True": 0.5, "no_code": 0.5}
+    assert shares["insecure"] == {"mean": 1.0, "no_code": 0.5}  # the rate over answers with code, as in metrics
+    assert shares["security_number"] == {"mean": 41.5}
     assert shares["misaligned_choice"] == {"mean": pytest.approx(1 / n_choices)}
 
 
