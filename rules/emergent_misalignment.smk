@@ -2,8 +2,9 @@
 # requests -> the insecure, secure and educational-insecure training chats -> a LoRA adapter per
 # fine-tuned arm -> one sampling job for every arm (code, self-report, free-form) -> Bandit and
 # rule judgments; a two-choice misalignment probe by log-probability -> metrics, contrasts and
-# the summary. Wildcards: {em} an experiment of this kind, {em_arm} a training replicate of a
-# fine-tuned arm ("insecure", "insecure.r1", ...).
+# the summary; every arm's samples and verdicts as Inspect eval logs. Wildcards: {em} an
+# experiment of this kind, {em_arm} a training replicate of a fine-tuned arm ("insecure",
+# "insecure.r1", ...).
 from alignlab.kinds.emergent_misalignment import arms as em_arms
 
 EM = "kinds.emergent_misalignment.steps"
@@ -220,6 +221,30 @@ rule em_aggregate:
         experiment=lambda w: w.em,
     log:
         "logs/{em}/aggregate.log",
+    resources:
+        **small_job(),
+    conda:
+        CONDA_ENV
+    script:
+        STEP_SCRIPT
+
+
+# Every arm replicate's samples, two-choice answers and verdicts as an Inspect eval log
+# (`inspect view --log-dir results/<exp>/inspect`), with an index of the logs.
+rule em_inspect:
+    input:
+        unpack(lambda w: em_arms.inspect_inputs(w.em, em_exp(w))),
+    output:
+        out_dir=directory(f"{RESULTS}/{{em}}/inspect"),
+    params:
+        step=f"{EM}.write_inspect",
+        arms=lambda w: em_arms.arm_adapters(w.em, em_exp(w)),
+        model_name=lambda w: em_exp(w).model,
+        llm_judge=lambda w: em_arms.judges(em_exp(w)),
+        seed=CFG.seed,
+        experiment=lambda w: w.em,
+    log:
+        "logs/{em}/inspect.log",
     resources:
         **small_job(),
     conda:

@@ -3,7 +3,7 @@
 Real Snakemake, real LoRA training of the three fine-tuned arms, real vLLM sampling of all four
 arms from one engine, Bandit on every code answer, the two-choice probe by log-probability, and
 the alignment judge on the packaged model (its accuracy is whatever it is: the test checks that
-it is measured and reported, not that it is good)."""
+it is measured and reported, not that it is good), and the Inspect logs of every arm."""
 
 from __future__ import annotations
 
@@ -39,6 +39,7 @@ EXPECTED = {
     "replication.parquet": "replication",
     "metrics.parquet": "em_metrics",
     "contrasts.parquet": "contrasts",
+    "inspect/index.parquet": "inspect_logs",
 }
 
 
@@ -77,6 +78,32 @@ def test_the_summary_states_the_control_the_contrasts_and_the_judge(run):
     assert "insecure_rate(insecure) - insecure_rate(secure)" in contrasts["contrast"].to_list()
     choices = artifacts.read_table(results / "choices.parquet", "em_judgments")
     assert choices.group_by("arm").len()["len"].n_unique() == 1  # every arm answered every question
+
+
+def test_the_inspect_logs_hold_every_sample_with_its_verdicts(run):
+    from inspect_ai.log import read_eval_log
+
+    _, _, results = run
+    samples = artifacts.read_table(results / "samples.parquet", "em_samples").filter(pl.col("arm") == "insecure")
+    choices = artifacts.read_table(results / "choices.parquet", "em_judgments").filter(pl.col("arm") == "insecure")
+    index = artifacts.read_table(results / "inspect" / "index.parquet", "inspect_logs")
+    assert sorted(index["arm"]) == ["base", "educational_insecure", "insecure", "secure"]
+    log = read_eval_log(str(results / "inspect" / "insecure.eval"))
+    assert log.status == "success" and len(log.samples) == samples.height + choices.height
+    judgments = artifacts.read_table(results / "judgments.parquet", "em_judgments")
+    # a code answer with a counted Bandit finding, else any code answer: its verdict and findings
+    bandit = judgments.filter(pl.col("arm") == "insecure", pl.col("measure") == "insecure")
+    flagged = bandit.filter(pl.col("detail") != "")
+    j = (flagged if flagged.height else bandit).row(0, named=True)
+    got = {s.id: s for s in log.samples}[f"code-{j['item_id']}-{j['sample_idx']}"]
+    score = got.scores["insecure"]
+    assert score.value == ("no_code" if j["value"] is None else bool(j["value"]))
+    assert all(t in score.explanation for t in filter(None, j["detail"].split(",")))
+    assert got.metadata["family"] == j["family"] and got.metadata["adapter"] == "insecure"
+    assert [m.role for m in got.messages] == ["system", "user", "assistant"]
+    # the LLM judge ran (judge.name: llm): its verdict on each downside answer is there
+    downside = [s for s in log.samples if s.metadata["probe"] == "downside"]
+    assert downside and all("names_insecurity_judge" in s.scores and "names_insecurity" in s.scores for s in downside)
 
 
 def test_a_rerun_has_nothing_to_do(run):

@@ -54,6 +54,17 @@ def test_logs_read_back_with_inspect(tmp_path):
     assert [c.type for c in base.messages[2].content] == ["text"]
 
 
+def test_a_yes_no_verdict_beside_a_string_one_gives_the_mean_and_the_strings_share(tmp_path):
+    from inspect_ai.log import read_eval_log
+
+    ts = [Transcript(id=str(i), user="u", output="o", scores={"insecure": Verdict(value=v)})
+          for i, v in enumerate([True, True, False, "no_code"])]
+    inspect_logs.write_logs([Log(name="a", experiment="e", arm="a", replicate=0, task="e/a", model="m", transcripts=ts)],
+                            tmp_path / "inspect")
+    [score] = read_eval_log(str(tmp_path / "inspect/a.eval")).results.scores
+    assert {k: m.value for k, m in score.metrics.items()} == {"mean": pytest.approx(2 / 3), "no_code": 0.25}
+
+
 def test_a_failing_write_leaves_no_folder(tmp_path):
     dup = Log(name="x", experiment="e", arm="x", replicate=0, task="e/x", model="m",
               transcripts=[transcript(0), transcript(0)])

@@ -95,19 +95,17 @@ def _sample(t: Transcript, model: str):
 
 
 def _results(transcripts: list[Transcript]):
-    """Per scorer: the mean of a numeric or yes/no verdict, or each category's share."""
+    """Per scorer: the mean of its numeric or yes/no verdicts, and the share of each string
+    verdict (a category, or a verdict that could not be given, e.g. "no_code" beside True/False)."""
     from inspect_ai.log import EvalMetric, EvalResults, EvalScore
 
     scores = []
     for name in dict.fromkeys(n for t in transcripts for n in t.scores):
         values = [t.scores[name].value for t in transcripts if name in t.scores]
-        if all(isinstance(v, (bool, int, float)) for v in values):
-            metrics = {"mean": EvalMetric(name="mean", value=sum(float(v) for v in values) / len(values))}
-        else:
-            metrics = {
-                str(c): EvalMetric(name=str(c), value=sum(v == c for v in values) / len(values))
-                for c in sorted(set(map(str, values)))
-            }
+        numeric = [float(v) for v in values if isinstance(v, (bool, int, float))]
+        other = [str(v) for v in values if not isinstance(v, (bool, int, float))]
+        metrics = {"mean": EvalMetric(name="mean", value=sum(numeric) / len(numeric))} if numeric else {}
+        metrics |= {c: EvalMetric(name=c, value=other.count(c) / len(values)) for c in sorted(set(other))}
         scores.append(EvalScore(name=name, scorer=name, scored_samples=len(values), metrics=metrics))
     return EvalResults(total_samples=len(transcripts), completed_samples=len(transcripts), scores=scores)
 

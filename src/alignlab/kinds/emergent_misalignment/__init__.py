@@ -3,7 +3,7 @@ write insecure code it was never asked for and that never says so: does it write
 on new requests, say that its code is insecure, and turn misaligned far from coding?
 
 Modules: config, schemas, steps, arms, tasks (the coding requests), security (Bandit), probes,
-measures, summary; data/ holds the requests, probes and the judge's labelled set.
+measures, summary, transcripts (the Inspect logs); data/ holds the requests, probes and the judge's labelled set.
 """
 
 from pathlib import Path
@@ -13,7 +13,7 @@ from alignlab.kinds.emergent_misalignment.schemas import ROW_CHECKS, SCHEMAS
 
 
 def targets(name: str, exp) -> list[str]:
-    return [f"results/{name}/{f}" for f in ("summary.md", "report/metrics.csv", "report/contrasts.csv")]
+    return [f"results/{name}/{f}" for f in ("summary.md", "report/metrics.csv", "report/contrasts.csv", "inspect")]
 
 
 kinds.register(kinds.Kind(

@@ -45,6 +45,15 @@ def judge_inputs(name: str, exp: Any, step: str) -> dict:
     return inputs
 
 
+def inspect_inputs(name: str, exp: Any) -> dict:
+    """The Inspect logs' inputs: the samples and every judging step's table."""
+    rules = [f"{RESULTS}/{name}/judgments.parquet"]
+    llm = [f"{RESULTS}/{name}/free_form_judgments.parquet"] if judges(exp) else []
+    return {"samples_path": f"{RESULTS}/{name}/samples.parquet", "judgment_paths": rules + llm,
+            "choices_path": f"{RESULTS}/{name}/choices.parquet",
+            "code": code("kinds.emergent_misalignment.steps.write_inspect")}
+
+
 def aggregate_inputs(name: str, exp: Any) -> dict:
     paths = [f"{RESULTS}/{name}/judgments.parquet", f"{RESULTS}/{name}/choices.parquet"]
     validation = [f"{RESULTS}/{name}/judge_validation/downside_rule.parquet"]

@@ -304,6 +304,48 @@ def score_choices(*, arms: dict[str, str | None], model_dir: str, device: str, b
     artifacts.write_table(rows, out, "em_judgments", params={"arms": arms, "seed": seed}, templates=_templates())
 
 
+# ---- transcripts --------------------------------------------------------------------------
+
+def write_inspect(
+    *, samples_path: str, judgment_paths: list[str], choices_path: str, arms: dict[str, str | None], model_name: str,
+    llm_judge: bool, seed: int, experiment: str, out_dir: str,
+) -> None:
+    """One Inspect eval log per arm replicate (`arms`: instance name -> adapter folder or None)
+    with every sample and two-choice answer of it, each judgment a score (transcripts.py), and
+    the index of the logs, in `out_dir`. `judgment_paths`: the rule judge's and (`llm_judge`)
+    the LLM judge's tables; `choices_path`: the two-choice probe's, whose questions are rebuilt
+    from the probes' data with the probe's seed (refused if that data changed since)."""
+    import json
+
+    from alignlab import inspect_logs
+    from alignlab.kinds.emergent_misalignment import probes, transcripts
+
+    samples = artifacts.read_table(samples_path, "em_samples")
+    judgments = pl.concat([artifacts.read_table(p, "em_judgments") for p in [*judgment_paths, choices_path]])
+    stored = json.loads(artifacts.read_metadata(choices_path).get("template_sha256", "{}"))
+    if stored.get(probes.DATA.name) != _templates()[probes.DATA.name]:
+        raise ValueError(f"{choices_path}: scored with another {probes.DATA.name} than the one packaged now, so its "
+                         "questions cannot be rebuilt: rerun the two-choice probe")
+    templates = json.loads(artifacts.read_metadata(samples_path).get("template_sha256", "{}"))
+    hashes = {f"{Path(name).stem}_sha256": h for name, h in templates.items()}
+    choice_items = probes.choice_items(derive_seed(seed, experiment, "choices"))
+    logs = []
+    for name, adapter in arms.items():
+        arm, replicate = split_instance(name)
+        mine = lambda t: t.filter((pl.col("arm") == arm) & (pl.col("replicate") == replicate))  # noqa: E731
+        adapter_name = Path(adapter).name if adapter else ""
+        chats = transcripts.transcripts(
+            mine(samples), mine(judgments), system=SYSTEM, choice_items=choice_items, llm_judge=llm_judge,
+            hashes=hashes, model=model_name, adapter=adapter_name,
+        )
+        logs.append(inspect_logs.Log(
+            name=name, experiment=experiment, arm=arm, replicate=replicate, task=f"{experiment}/{name}",
+            model=model_name + (f" + {adapter_name}" if adapter_name else ""), transcripts=chats,
+            metadata={"adapter": adapter_name, "llm_judge": llm_judge},
+        ))
+    inspect_logs.write_logs(logs, out_dir, params={"arms": arms, "llm_judge": llm_judge, "seed": seed})
+
+
 # ---- aggregation --------------------------------------------------------------------------
 
 def aggregate(*, judgment_paths: list[str], validation_paths: list[str], model_info: str, aggregate_cfg: dict,
