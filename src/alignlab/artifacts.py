@@ -229,6 +229,11 @@ def read_metadata(path: str | os.PathLike) -> dict[str, str]:
     return {k.decode(): v.decode() for k, v in raw.items()}
 
 
+def template_hashes(path: str | os.PathLike) -> dict[str, str]:
+    """The template hashes a table carries in its metadata (write_table's `templates`; {} if none)."""
+    return json.loads(read_metadata(path).get("template_sha256", "{}"))
+
+
 def check_schema(path: str | os.PathLike, schema: str) -> None:
     """Raise if the file at `path` does not carry exactly the declared schema `schema`."""
     found = pq.read_schema(path).remove_metadata()

@@ -324,7 +324,7 @@ def write_inspect(*, samples_path: str, judgments_path: str, items_path: str, ar
     samples = artifacts.read_table(samples_path, "sa_samples")
     judgments = artifacts.read_table(judgments_path, "sa_judgments")
     items = artifacts.read_table(items_path, "sa_items")
-    templates = transcripts.template_hashes(samples_path)
+    templates = artifacts.template_hashes(samples_path)
     logs = []
     for name, adapter in arms.items():
         arm, replicate = split_instance(name)

@@ -7,7 +7,6 @@ word in judgments.parquet) as a score whose explanation says what the string rul
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import polars as pl
@@ -72,11 +71,6 @@ def _verdict(j: dict, response: str, risky: str) -> Verdict:
         score = float(value)
     return Verdict(value=score, explanation=_explanation(j, response, risky), answer=j["detail"] or None,
                    metadata={"measure": j["measure"], "target": j["target"], "parse_ok": j["parse_ok"]})
-
-
-def template_hashes(path: str) -> dict[str, str]:
-    """The template hashes a table's metadata carries (artifacts.write_table's `templates`)."""
-    return json.loads(artifacts.read_metadata(path).get("template_sha256", "{}"))
 
 
 def transcripts(samples: pl.DataFrame, judgments: pl.DataFrame, items: pl.DataFrame,
