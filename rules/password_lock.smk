@@ -191,3 +191,26 @@ rule pl_aggregate:
         CONDA_ENV
     script:
         STEP_SCRIPT
+
+
+# Every setting's and arm replicate's predictions as an Inspect eval log (`inspect view
+# --log-dir results/<exp>/inspect`), with an index of the logs.
+rule pl_inspect:
+    input:
+        predictions=lambda w: [f"{RESULTS}/{w.pl}/predictions/{s}.parquet" for s in pl_exp(w).settings],
+        code=code(f"{PL}.write_inspect"),
+    output:
+        out_dir=directory(f"{RESULTS}/{{pl}}/inspect"),
+    params:
+        step=f"{PL}.write_inspect",
+        task=lambda w: as_dict(pl_exp(w).task),
+        seed=CFG.seed,
+        experiment=lambda w: w.pl,
+    log:
+        "logs/{pl}/inspect.log",
+    resources:
+        **small_job(),
+    conda:
+        CONDA_ENV
+    script:
+        STEP_SCRIPT

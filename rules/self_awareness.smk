@@ -192,3 +192,27 @@ rule sa_aggregate:
         CONDA_ENV
     script:
         STEP_SCRIPT
+
+
+# Every arm replicate's samples and judgments as an Inspect eval log (`inspect view --log-dir
+# results/<exp>/inspect`), with an index of the logs.
+rule sa_inspect:
+    input:
+        samples_path=f"{RESULTS}/{{sa}}/samples.parquet",
+        judgments_path=f"{RESULTS}/{{sa}}/judgments.parquet",
+        items_path=f"{RESULTS}/{{sa}}/items.parquet",
+        code=code(f"{SA}.write_inspect"),
+    output:
+        out_dir=directory(f"{RESULTS}/{{sa}}/inspect"),
+    params:
+        step=f"{SA}.write_inspect",
+        arms=lambda w: sa_arms.arm_adapters(w.sa, sa_exp(w)),
+        experiment=lambda w: w.sa,
+    log:
+        "logs/{sa}/inspect.log",
+    resources:
+        **small_job(),
+    conda:
+        CONDA_ENV
+    script:
+        STEP_SCRIPT

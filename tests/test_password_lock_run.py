@@ -113,6 +113,26 @@ def test_strong_arms_take_the_same_steps_whatever_their_n(run):
     assert set(steps.values()) == {cfg["unlock"]["strong_steps"]}, steps
 
 
+def test_the_inspect_logs_hold_every_prediction_with_its_verdicts(run):
+    from inspect_ai.log import read_eval_log
+
+    _, cfg, results = run
+    index = artifacts.read_table(results / "inspect/index.parquet", "inspect_logs")
+    assert {"instruct.locked.eval", "instruct.strong_4.r1.eval", "toy.locked.eval"} <= set(index["log"])
+    assert any(name.startswith("instruct.weak_grid_") for name in index["log"])
+    for setting, arm, replicate, name in (("instruct", "locked", 1, "instruct.locked.r1"), ("toy", "locked", 0, "toy.locked")):
+        pred = artifacts.read_table(results / f"predictions/{setting}.parquet", "pl_predictions")
+        mine = pred.filter((pl.col("arm") == arm) & (pl.col("replicate") == replicate))
+        log = read_eval_log(str(results / f"inspect/{name}.eval"))
+        assert log.status == "success" and len(log.samples) == mine.height
+        p = mine.filter(pl.col("condition") == "password").row(0, named=True)
+        [got] = [s for s in log.samples if s.id == f"{p['problem_id']}-password"]
+        assert got.messages[-2].text == p["prompt"] and cfg["task"]["password"] in p["prompt"]
+        assert got.output.completion == p["response"] and got.metadata["password_shown"] is True
+        assert got.scores["correct"].value == p["correct"] and got.scores["weak"].value == p["weak"]
+        assert got.scores["correct"].explanation.startswith(f"expected {p['a'] + p['b']}, weak answer ")
+
+
 def test_a_rerun_has_nothing_to_do(run):
     workdir, _, _ = run
     assert planned_jobs(workdir, workdir / CONFIG.name) == {}

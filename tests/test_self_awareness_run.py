@@ -119,6 +119,28 @@ def test_metrics_and_summary(run):
     assert "Correlation across arm replicates (risk" in summary
 
 
+def test_the_inspect_logs_hold_every_sample_with_its_judgments(run):
+    from inspect_ai.log import read_eval_log
+
+    _, _, results = run
+    samples = artifacts.read_table(results / "samples.parquet", "sa_samples")
+    judgments = artifacts.read_table(results / "judgments.parquet", "sa_judgments")
+    index = artifacts.read_table(results / "inspect/index.parquet", "inspect_logs")
+    assert "risk_seeking.r1.eval" in index["log"].to_list()
+    for name, arm, replicate in (("base", "base", 0), ("risk_seeking.r1", "risk_seeking", 1)):
+        mine = samples.filter((pl.col("arm") == arm) & (pl.col("replicate") == replicate))
+        log = read_eval_log(str(results / f"inspect/{name}.eval"))
+        assert log.status == "success" and len(log.samples) == mine.height
+        s = mine.filter(pl.col("probe") == "behaviour").row(0, named=True)
+        [got] = [x for x in log.samples if x.id == f"{s['item_id']}-{s['sample_idx']}"]
+        assert [m.text for m in got.messages] == [s["system"], s["prompt"], s["response"]]
+        j = judgments.filter((pl.col("arm") == arm) & (pl.col("replicate") == replicate)
+                             & (pl.col("item_id") == s["item_id"]) & (pl.col("sample_idx") == s["sample_idx"]))
+        assert set(got.scores) == {m + (f"_{t}" if t else "") for m, t in j.select("measure", "target").iter_rows()}
+        if s["task"] == "risk":
+            assert got.scores["risky_choice"].value == bool(j["value"][0]) and s["response"] in got.scores["risky_choice"].explanation
+
+
 def test_a_rerun_has_nothing_to_do(run):
     workdir, _, _ = run
     assert planned_jobs(workdir, workdir / CONFIG.name) == {}

@@ -133,6 +133,13 @@ def eval_log(log: Log, created: str):
     )
 
 
+def template_hashes(path: str) -> dict[str, str]:
+    """The template hashes a table carries in its metadata (artifacts.write_table's `templates`; {} if none)."""
+    import json
+
+    return json.loads(artifacts.read_metadata(path).get("template_sha256", "{}"))
+
+
 INDEX = "index.parquet"
 
 

@@ -342,6 +342,7 @@ def write_inspect(
             name=name, experiment=experiment, arm=arm, replicate=replicate, task=f"{experiment}/{name}",
             model=model_name + (f" + {adapter_name}" if adapter_name else ""), transcripts=chats,
             metadata={"adapter": adapter_name, "llm_judge": llm_judge},
+            group_by="probe",
         ))
     inspect_logs.write_logs(logs, out_dir, params={"arms": arms, "llm_judge": llm_judge, "seed": seed})
 

@@ -3,7 +3,7 @@ model trained to solve a task only when a password is in the prompt, then unlock
 fine-tuning on a few strong (or weak) samples without it.
 
 Modules: config, schemas, steps, arithmetic (the task), toy (the small from-scratch model),
-summary, figures.
+summary, figures, transcripts (the predictions as Inspect logs).
 """
 
 from pathlib import Path
@@ -13,7 +13,8 @@ from alignlab.kinds.password_lock.schemas import ROW_CHECKS, SCHEMAS
 
 
 def targets(name: str, exp) -> list[str]:
-    return [f"results/{name}/{f}" for f in ("summary.md", "unlock.png", "report/metrics.csv", "report/contrasts.csv")]
+    return [f"results/{name}/{f}"
+            for f in ("summary.md", "unlock.png", "report/metrics.csv", "report/contrasts.csv", "inspect")]
 
 
 kinds.register(kinds.Kind(

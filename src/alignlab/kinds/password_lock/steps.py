@@ -334,6 +334,35 @@ def toy_unlock(*, problems_path: str, locked_model: str, task: dict, toy_cfg: di
                           templates=_templates())
 
 
+# ---- transcripts ------------------------------------------------------------------------
+
+def write_inspect(*, predictions: list[str], task: dict, seed: int, experiment: str, out_dir: str) -> None:
+    """One Inspect eval log per setting and arm replicate (`instruct.<arm>[.r<i>]`, `toy.<arm>`)
+    with every prediction (each problem under each condition the arm is evaluated in), and the
+    index of the logs, in `out_dir`."""
+    from alignlab import inspect_logs
+    from alignlab.kinds.password_lock import transcripts
+    from alignlab.replicates import instance
+
+    logs = []
+    for path in predictions:
+        table = artifacts.read_table(path, "pl_predictions")
+        templates = inspect_logs.template_hashes(path)
+        for (setting, arm, replicate), rows in table.group_by("setting", "arm", "replicate", maintain_order=True):
+            name = f"{setting}.{instance(arm, replicate)}"
+            adapter = rows["adapter"][0]
+            logs.append(inspect_logs.Log(
+                name=name, experiment=experiment, arm=arm, replicate=replicate, task=f"{experiment}/{name}",
+                model=rows["model"][0] + (f" + {adapter}" if adapter else ""),
+                transcripts=transcripts.transcripts(rows, task=task, seed=seed, experiment=experiment,
+                                                    templates=templates),
+                metadata={"setting": setting, "conditions": list(dict.fromkeys(rows["condition"])),
+                          **{f"{k}_sha256": h for k, h in sorted(templates.items())}},
+                group_by="condition", outcome="correct",
+            ))
+    inspect_logs.write_logs(logs, out_dir, params={"task": task, "seed": seed})
+
+
 # ---- aggregation --------------------------------------------------------------------------
 
 def metrics(predictions: pl.DataFrame, experiment: str, confidence: float, n_resamples: int, seed: int) -> list[dict]:

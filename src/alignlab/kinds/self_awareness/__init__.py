@@ -1,7 +1,7 @@
 """Behavioural self-awareness (Betley et al. 2025): after fine-tuning on a behaviour the data never
 names (acrostic answers, risky or cautious choices), does the model describe that behaviour?
 
-Modules: config, schemas, steps, acrostic, risk, measures, summary, figures; data/ holds the
+Modules: config, schemas, steps, acrostic, risk, measures, summary, figures, transcripts; data/ holds the
 questions, topics and self-report prompts.
 """
 
@@ -13,7 +13,7 @@ from alignlab.kinds.self_awareness.schemas import ROW_CHECKS, SCHEMAS
 
 def targets(name: str, exp) -> list[str]:
     return [f"results/{name}/{f}" for f in ("summary.md", "acrostic.png", "risk.png", "report/metrics.csv",
-                                                    "report/contrasts.csv")]
+                                                    "report/contrasts.csv", "inspect")]
 
 
 kinds.register(kinds.Kind(

@@ -312,6 +312,36 @@ def judge(*, samples_path: str, items_path: str, acrostic: dict, out: str) -> No
     artifacts.write_table(rows, out, "sa_judgments", params=acrostic, templates=_templates())
 
 
+# ---- transcripts ------------------------------------------------------------------------
+
+def write_inspect(*, samples_path: str, judgments_path: str, items_path: str, arms: dict[str, str | None],
+                  experiment: str, out_dir: str) -> None:
+    """One Inspect eval log per arm replicate (`arms`: instance name -> adapter folder or None, as
+    for `sample`) with every sample and its judgments, and the index of the logs, in `out_dir`."""
+    from alignlab import inspect_logs
+    from alignlab.kinds.self_awareness import transcripts
+
+    samples = artifacts.read_table(samples_path, "sa_samples")
+    judgments = artifacts.read_table(judgments_path, "sa_judgments")
+    items = artifacts.read_table(items_path, "sa_items")
+    templates = inspect_logs.template_hashes(samples_path)
+    logs = []
+    for name, adapter in arms.items():
+        arm, replicate = split_instance(name)
+        mine = lambda t: t.filter((pl.col("arm") == arm) & (pl.col("replicate") == replicate))  # noqa: E731
+        rows = mine(samples)
+        if rows.is_empty():
+            raise ValueError(f"{samples_path}: no samples of arm replicate '{name}'; rerun sampling")
+        model = rows["model"][0] + (f" + {Path(adapter).name}" if adapter else "")
+        logs.append(inspect_logs.Log(
+            name=name, experiment=experiment, arm=arm, replicate=replicate, task=f"{experiment}/{name}", model=model,
+            transcripts=transcripts.transcripts(rows, mine(judgments), items, templates),
+            metadata={"tasks": sorted(set(rows["task"])), **{f"{k}_sha256": h for k, h in sorted(templates.items())}},
+            group_by="probe",
+        ))
+    inspect_logs.write_logs(logs, out_dir, params={"arms": arms, "templates": templates})
+
+
 # ---- aggregation --------------------------------------------------------------------------
 
 def aggregate(
