@@ -234,8 +234,12 @@ class Browser:
     def open(self, url: str, ready: Callable[[str], bool] | None = None, timeout: float = 60) -> "Page":
         """A new tab at `url`, once its text satisfies `ready` (by default: the viewer shows no
         loading or no-data placeholder) and has stayed the same for a second."""
-        target = self._send("Target.createTarget", {"url": url})["targetId"]
+        target = self._send("Target.createTarget", {"url": "about:blank"})["targetId"]
         session = self._send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+        # The viewport is the window size exactly (the window's own size includes no page).
+        self._send("Emulation.setDeviceMetricsOverride", {
+            "width": self.size[0], "height": self.size[1], "deviceScaleFactor": 1, "mobile": False}, session)
+        self._send("Page.navigate", {"url": url}, session)
         page = Page(self, session, url)
         ready = ready or (lambda text: bool(text.strip()) and not any(p in text for p in NOT_READY))
         deadline, last, same = time.monotonic() + timeout, None, 0
