@@ -150,7 +150,7 @@ def ensure_chromium(timeout: float = 1200) -> tuple[str | None, str | None]:
         return None, f"{missing} and there is no apt-get to install Debian's `chromium` package"
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     apt = ["apt-get", "-o", "DPkg::Lock::Timeout=300", "-q"]
-    log = []
+    log, installed = [], False
     for cmd in ([*apt, "install", "-y", "chromium"], [*apt, "update"], [*apt, "install", "-y", "chromium"]):
         try:
             p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
@@ -158,9 +158,12 @@ def ensure_chromium(timeout: float = 1200) -> tuple[str | None, str | None]:
             return None, f"{missing}; `{' '.join(cmd)}` timed out after {timeout:.0f} s"
         log.append(f"$ {' '.join(cmd)} (exit {p.returncode})\n{p.stdout[-1500:]}{p.stderr[-1500:]}")
         if p.returncode == 0 and cmd[-1] == "chromium":
-            break  # installed (a first failure runs apt-get update, then installs again)
+            installed = True
+            break  # a first failure runs apt-get update, then installs again
     if path := find_chromium():
         return path, None
+    if installed:
+        return None, f"apt-get installed Debian's `chromium`, but neither {' nor '.join(BROWSERS)} is on PATH:\n" + "\n".join(log)
     return None, f"{missing} and apt-get could not install it:\n" + "\n".join(log)
 
 
