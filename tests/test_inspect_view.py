@@ -129,7 +129,7 @@ def test_the_screenshot_command_writes_a_png(tmp_path, chromium):
     hand_built(tmp_path / "inspect")
     out = tmp_path / "shot.png"
     assert inspect_view.main(["screenshot", "--log-dir", str(tmp_path / "inspect"), "--sample", "q2-free-0",
-                              "--out", str(out), "--size", "1000x700"]) == 0
+                              "--out", str(out), "--size", "1000x700", "--scroll-to", "reasoning"]) == 0
     data = out.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and (int.from_bytes(data[16:20]), int.from_bytes(data[20:24])) == (1000, 700)
     assert inspect_view.main(["text", "--log-dir", str(tmp_path / "inspect"), "--sample", "q9-free-0"]) == 1

@@ -269,6 +269,17 @@ class Page:
         )["result"]
         return result.get("value") or ""
 
+    def scroll_to(self, text: str) -> None:
+        """Scroll the first element whose text contains `text` (any case) to the top of its pane."""
+        js = ("(t => { const w = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);"
+              " while (w.nextNode()) { if (w.currentNode.nodeValue.toLowerCase().includes(t.toLowerCase())) {"
+              " w.currentNode.parentElement.scrollIntoView({block: 'start'}); return true; } } return false; })"
+              f"({json.dumps(text)})")
+        found = self.browser._send("Runtime.evaluate", {"expression": js, "returnByValue": True}, self.session)
+        if not found["result"].get("value"):
+            raise ViewerError(f"{self.url}: no text '{text}' on the page to scroll to")
+        time.sleep(0.5)  # let the viewer re-render what came into view
+
     def screenshot(self, out: str | Path) -> Path:
         """A PNG of the visible page."""
         data = self.browser._send("Page.captureScreenshot", {"format": "png"}, self.session)["data"]
@@ -296,6 +307,7 @@ def main(argv: list[str] | None = None) -> int:
         if name == "screenshot":
             p.add_argument("--out", required=True, help="the PNG to write")
             p.add_argument("--size", default="1400x900", help="window size WIDTHxHEIGHT")
+            p.add_argument("--scroll-to", help="scroll the first element with this text to the top (e.g. REASONING)")
     args = ap.parse_args(argv)
     try:
         log = args.log or log_of_sample(args.log_dir, args.sample)
@@ -303,6 +315,8 @@ def main(argv: list[str] | None = None) -> int:
         with serve(args.log_dir) as base, Browser(size=size) as browser:
             page = browser.open(sample_url(base, log, args.sample, args.epoch, args.tab), timeout=args.timeout)
             if args.command == "screenshot":
+                if args.scroll_to:
+                    page.scroll_to(args.scroll_to)
                 out = page.screenshot(args.out)
                 print(f"{out}: {args.sample} of {log} ({args.tab}), {out.stat().st_size // 1024} KB")
             else:
