@@ -122,7 +122,7 @@ def test_the_viewer_shows_a_sample_with_its_scratchpad_and_verdict(tmp_path, chr
     # ... and the same check against an empty log folder fails.
     with serve(tmp_path / "empty") as base, Browser(chromium) as browser:
         with pytest.raises(AssertionError, match="did not show sample q0-free-0 of prompted-r0.eval"):
-            assert_sample_shown(browser, base, "prompted-r0.eval", sample, timeout=15)
+            assert_sample_shown(browser, base, "prompted-r0.eval", sample, timeout=10)
 
 
 def test_the_screenshot_command_writes_a_png(tmp_path, chromium):
