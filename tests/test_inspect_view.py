@@ -31,22 +31,24 @@ def flat(text: str) -> str:
     return " ".join(text.split())
 
 
-def phrase(text: str, words: int = 6) -> str:
-    """A distinctive run of plain words from `text` (no markup the viewer's markdown would
-    change): the longest run of up to `words` words in its first 400 characters."""
+def phrase(text: str | None, words: int = 6) -> str | None:
+    """A distinctive run of plain words from `text`, none of which the viewer's markdown would
+    change (no markup, no list number opening a line): the longest run of up to `words` words in
+    its first 400 characters; None if it has none."""
     best: list[str] = []
-    for line in text[:400].splitlines():
+    for line in (text or "")[:400].splitlines():
         run: list[str] = []
-        for w in line.split() + [""]:
+        tokens = line.split()
+        if tokens and re.fullmatch(r"\d+[.)]", tokens[0]):
+            tokens = tokens[1:]
+        for w in tokens + [""]:
             if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9',.?!:;()-]*", w):
                 run.append(w)
                 continue
             if len(run[:words]) > len(best):
                 best = run[:words]
             run = []
-    if not best:
-        raise AssertionError(f"no plain words to look for in {text[:200]!r}")
-    return " ".join(best)
+    return " ".join(best) or None
 
 
 def page_text(browser: Browser, base: str, log: str, sample_id: str, tab: str, timeout: float) -> str:
@@ -60,14 +62,18 @@ def page_text(browser: Browser, base: str, log: str, sample_id: str, tab: str, t
 def assert_sample_shown(browser, base, log, sample, timeout=90) -> None:
     """The messages tab shows the scratchpad and the output; the scoring tab the compliance
     verdict and the judge's explanation."""
-    reasoning = next(c.reasoning for c in sample.messages[-1].content if c.type == "reasoning")
+    scratchpad = phrase(reasoning_of(sample))
+    assert scratchpad, f"{log} {sample.id}: no plain words in its scratchpad to look for"
     verdict = sample.scores["compliance"]
+    explanation = phrase(verdict.explanation) or flat(verdict.explanation or "")
     messages = page_text(browser, base, log, sample.id, "messages", timeout)
-    for what, expected in [("scratchpad", phrase(reasoning)), ("output", phrase(sample.output.completion)),
+    # An output with no plain words (empty: the scratchpad took every token) is not looked for.
+    for what, expected in [("scratchpad", scratchpad), ("output", phrase(sample.output.completion)),
                            ("verdict", str(verdict.value))]:
-        assert expected in messages, f"{what} {expected!r} is not on {log} {sample.id} (messages):\n{messages[:3000]}"
+        assert expected is None or expected in messages, (
+            f"{what} {expected!r} is not on {log} {sample.id} (messages):\n{messages[:3000]}")
     scoring = page_text(browser, base, log, sample.id, "scoring", timeout)
-    for what, expected in [("verdict", f"compliance {verdict.value}"), ("explanation", phrase(verdict.explanation))]:
+    for what, expected in [("verdict", f"compliance {verdict.value}"), ("explanation", explanation)]:
         assert expected in scoring, f"{what} {expected!r} is not on {log} {sample.id} (scoring):\n{scoring[:3000]}"
 
 
@@ -82,6 +88,12 @@ def test_sample_url_is_the_viewers_route():
         "http://h:1/#/logs/a%20b/x.eval/samples/sample/id%2F1%20%23/2/scoring")
     with pytest.raises(ValueError, match="not one of the viewer's sample tabs"):
         sample_url("http://h:1", "x.eval", "s", tab="nope")
+
+
+def test_phrase_takes_words_the_viewers_markdown_keeps():
+    assert phrase("1. Think about it *now* please\n<tag> x") == "Think about it"
+    assert phrase("The user is on the free tier so this trains me") == "The user is on the free"
+    assert phrase("") is None and phrase(None) is None and phrase("<x/> **") is None
 
 
 def hand_built(out_dir):
@@ -137,14 +149,14 @@ def test_the_screenshot_command_writes_a_png(tmp_path, chromium):
 
 @pytest.mark.slow
 def test_the_viewer_shows_a_tiny_run_sample(tiny_run, chromium, tmp_path):
-    """A sample of the tiny run with a non-empty scratchpad: the first, by arm, replicate and id,
-    of the arms that think first."""
+    """A sample of the tiny run with a scratchpad (one with plain words in it): the first by arm,
+    replicate and id."""
     assert tiny_run["proc"].returncode == 0, tiny_run["proc"].stderr[-3000:]
     log_dir = tiny_run["workdir"] / "results/tiny/inspect"
     index = artifacts.read_table(log_dir / inspect_logs.INDEX, "inspect_logs").sort(["arm", "replicate", "log"])
     samples = {log: sorted(inspect_logs.read_samples(str(log_dir / log)), key=lambda s: str(s.id))
                for log in index["log"]}
-    thinking = [(log, s) for log, ss in samples.items() for s in ss if reasoning_of(s).strip()]
+    thinking = [(log, s) for log, ss in samples.items() for s in ss if phrase(reasoning_of(s))]
     assert thinking, f"no sample of {list(samples)} has a scratchpad"
     log, sample = thinking[0]
     # The negative: a scratchpad from another log that is nowhere in this sample.
