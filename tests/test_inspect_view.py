@@ -126,11 +126,13 @@ def test_the_viewer_shows_a_sample_with_its_scratchpad_and_verdict(tmp_path, chr
     with serve(tmp_path / "inspect") as base, Browser(chromium) as browser:
         assert_sample_shown(browser, base, "prompted-r0.eval", sample)
         assert_sample_shown(browser, base, "other-r0.eval", other)
-        # The check can fail: another sample's scratchpad is not on this page.
+        # The check can fail: another sample's scratchpad, or verdict, is not on this page.
         page = page_text(browser, base, "prompted-r0.eval", sample.id, "messages", 90)
         assert phrase(reasoning_of(other)) not in page
         with pytest.raises(AssertionError, match="scratchpad 'Marmalade penguins"):
             assert_sample_shown(browser, base, "prompted-r0.eval", sample.model_copy(update={"messages": other.messages}))
+        with pytest.raises(AssertionError, match="verdict 'partial' is not on prompted-r0.eval"):
+            assert_sample_shown(browser, base, "prompted-r0.eval", sample.model_copy(update={"scores": other.scores}))
     # ... and the same check against an empty log folder fails.
     with serve(tmp_path / "empty") as base, Browser(chromium) as browser:
         with pytest.raises(AssertionError, match="did not show sample q0-free-0 of prompted-r0.eval"):
