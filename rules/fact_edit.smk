@@ -1,8 +1,8 @@
 # The fact_edit experiment kind (src/alignlab/kinds/fact_edit/; measurements in edit.py): the
 # candidate facts scored on the base, the known ones kept -> one job per penalty setting: every
 # (fact, seed) edit of the configured MLP layers, per seed the null edit (no fact changed), and
-# their measures -> metrics per setting, the figure of change by layer (edit minus null), and the
-# summary with its three controls.
+# their measures -> metrics per setting with bootstrap intervals over edits, the figure of change by
+# layer (edit minus null), and the summary with its four controls.
 # Wildcards: {fe} an experiment of this kind, {fe_setting} one of its penalty settings.
 from alignlab.kinds.fact_edit import settings as fe_settings
 
@@ -83,6 +83,8 @@ rule fe_aggregate:
     params:
         step=f"{FE}.aggregate",
         controls=lambda w: as_dict(fe_exp(w).controls),
+        aggregate_cfg=lambda w: as_dict(fe_exp(w).aggregate),
+        seed=CFG.seed,
         experiment=lambda w: w.fe,
     log:
         "logs/{fe}/aggregate.log",

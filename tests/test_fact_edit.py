@@ -161,11 +161,14 @@ def test_steps_on_a_tiny_model_folder(base, tok, tmp_path):
     base.save_pretrained(folder)
     tok.save_pretrained(folder)
     # short templates keep it quick: every option is several characters, so scored a sequence each
-    facts_cfg = {"min_share": 0.0, "templates": ["{name} plays", "{name} is good at", "{name}:"], "n_held_out": 3}
+    facts_cfg = {"min_share": 0.0, "templates": ["{name} plays", "{name} is good at", "{name}:"], "n_held_out": 3,
+                 "second_templates": ["{name} is from"]}
     steps.filter_facts(model_dir=str(folder), facts_cfg=facts_cfg, device="cpu", seed=0, experiment="fe",
                        out=str(tmp_path / "facts.parquet"))
     facts = artifacts.read_table(tmp_path / "facts.parquet", "fe_facts")
     assert facts.height == len(fe.packaged()["facts"]) and facts["kept"].all() and facts["held_out"].sum() == 3
+    assert facts["second_known"].all() and facts["n_second_templates"].to_list() == [1] * facts.height
+    assert all(0 < x < 1 for x in facts["fame"].to_list()) and facts["fame"].n_unique() > 1
     with pytest.raises(ValueError, match="knows only"):
         steps.filter_facts(model_dir=str(folder), facts_cfg={**facts_cfg, "min_share": 1.1}, device="cpu", seed=0,
                            experiment="fe", out=str(tmp_path / "none.parquet"))
@@ -173,7 +176,8 @@ def test_steps_on_a_tiny_model_folder(base, tok, tmp_path):
         steps.filter_facts(model_dir=str(folder), facts_cfg={**facts_cfg, "n_held_out": 32}, device="cpu", seed=0,
                            experiment="fe", out=str(tmp_path / "none.parquet"))
     edit_cfg = {"n_facts": 2, "n_seeds": 2, "n_train_templates": 2, "layers": [1], "steps": 5, "bf16_autocast": False,
-                "learning_rate": 1e-2, "batch_size": 16, "top_k": 8, "stop_when_correct": True}
+                "learning_rate": 1e-2, "batch_size": 16, "top_k": 8, "stop_when_correct": True,
+                "copies": {"by": "fame", "max": 40}}
     outs = {}
     for setting, penalty in {"none": {}, "l2": {"l2": 10.0}}.items():
         outs[setting] = {k: str(tmp_path / setting / f"{k}.parquet") for k in ("runs", "layers", "overlap")}
@@ -184,9 +188,13 @@ def test_steps_on_a_tiny_model_folder(base, tok, tmp_path):
     runs = artifacts.read_table(outs["none"]["runs"], "fe_runs")
     held = set(facts.filter(facts["held_out"])["subject"].to_list())
     assert not held & set(runs["subject"].to_list())  # a held-out fact is never edited
+    fame = dict(zip(facts["subject"].to_list(), facts["fame"].to_list()))
+    assert runs["train_copies"].to_list() == [fe.copies(fame[s], "fame", 40) for s in runs["subject"].to_list()]
+    assert runs["second_known"].all() and runs["same_subject_specificity"].is_between(0, 1).all()
     steps.aggregate(runs=[o["runs"] for o in outs.values()], layers=[o["layers"] for o in outs.values()],
                     overlaps=[o["overlap"] for o in outs.values()], experiment="fe",
-                    controls={"min_held_out_specificity": 0.0, "max_text_loss_increase": 100.0},
+                    controls={"min_held_out_specificity": 0.0, "max_text_loss_increase": 100.0,
+                              "min_same_subject_specificity": 0.0}, aggregate_cfg={"n_resamples": 200, "confidence": 0.95},
                     metrics_out=str(tmp_path / "metrics.parquet"), figure=str(tmp_path / "layers.png"),
                     summary_out=str(tmp_path / "summary.md"))
     m = artifacts.read_table(tmp_path / "metrics.parquet", "fe_metrics")
@@ -194,6 +202,10 @@ def test_steps_on_a_tiny_model_folder(base, tok, tmp_path):
     assert (tmp_path / "layers.png").stat().st_size > 0
     text = (tmp_path / "summary.md").read_text()
     assert "**Penalty check PASSED** (L2 PASSED)" in text and "**Specificity check PASSED**" in text
+    assert "**Same-subject check PASSED**: every edit whose athlete's country the base knows (8 of 8 edits)" in text
+    for r in m.iter_rows(named=True):  # two facts: an interval around every per-edit mean
+        assert r["efficacy_lo"] <= r["efficacy"] <= r["efficacy_hi"]
+        assert r["weight_change_lo"] <= r["weight_change"] <= r["weight_change_hi"]
 
 
 def test_a_layer_the_model_does_not_have_is_named(base):
@@ -378,8 +390,10 @@ def test_specificity_check_in_the_summary_fails_on_one_unspecific_edit():
             "held_out_correct_after", "weight_change", "moved_weights", "moved_neurons", "null_weight_change",
             "fact_change", "null_held_out_specificity", "null_text_loss_change", "fact_top_share"]
     runs = pl.DataFrame({"experiment": ["fe"] * 3, "setting": ["a", "a", "b"], "l1": [0.0] * 3, "l2": [0.0] * 3,
+                         "subject": ["Ann", "Bob", "Ann"], "seed": [1] * 3, "train_copies": [1] * 3,
                          "reached": [True] * 3, "held_out_specificity": [1.0, 1.0, 0.95],
-                         "text_loss_change": [0.0, 0.01, 0.2], **{c: [1.0] * 3 for c in cols}})
+                         "text_loss_change": [0.0, 0.01, 0.2], "same_subject_specificity": [float("nan")] * 3,
+                         "null_same_subject_specificity": [float("nan")] * 3, **{c: [1.0] * 3 for c in cols}})
     m = metrics(runs, CONTROLS)
     assert m["share_specific"].to_list() == [1.0, 0.0]
     assert fact_edit_specificity_check(m) is False
@@ -394,9 +408,128 @@ def test_specificity_check_in_the_summary_fails_on_one_unspecific_edit():
         ({"controls": {"min_held_out_specificity": 1.5}}, "experiments.fe.controls.min_held_out_specificity"),
         ({"controls": {"max_loss": 1}}, "experiments.fe.controls.max_loss: unknown key"),
         ({"edit": {"stop_when_correct": "maybe"}}, "experiments.fe.edit.stop_when_correct"),
+        ({"edit": {"copies": {"by": "popularity"}}}, "experiments.fe.edit.copies.by"),
+        ({"edit": {"copies": {"by": "fame", "max": 0}}}, "experiments.fe.edit.copies.max"),
+        ({"edit": {"copies": {"times": 2}}}, "experiments.fe.edit.copies.times: unknown key"),
+        ({"controls": {"min_same_subject_specificity": -0.1}}, "experiments.fe.controls.min_same_subject_specificity"),
+        ({"aggregate": {"n_resamples": 10}}, "experiments.fe.aggregate.n_resamples"),
+        ({"facts": {"second_templates": ["born in"]}}, "experiments.fe.facts.second_templates"),
     ],
 )
 def test_bad_control_config_names_the_key(exp, expected):
     from test_config import problems
 
     assert expected in problems(lambda c: c["experiments"].update(fe={"kind": "fact_edit", "model": "smollm2", **exp}))
+
+
+# ---- fame-weighted copies, the second fact, intervals over edits -----------------------------
+
+def test_copies_grow_with_fame_by_the_documented_formula():
+    # fame: the mean over templates of the right option's probability among the options
+    lp = torch.log(torch.tensor([[0.5, 0.25, 0.25], [0.9, 0.05, 0.05]]))
+    assert fe.fame(lp, 0) == pytest.approx(0.7) and fe.fame(lp, 1) == pytest.approx(0.15)
+    # 1 + round_half_up((max - 1) * fame)
+    assert [fe.copies(f, "fame", 4) for f in (0.0, 0.1, 0.166, 0.1667, 0.5, 0.83, 1.0)] == [1, 1, 1, 2, 3, 3, 4]
+    assert [fe.copies(f, "none", 4) for f in (0.0, 1.0)] == [1, 1]
+    assert fe.copies(1.0, "fame", 1) == 1
+    with pytest.raises(ValueError, match="edit.copies.by"):
+        fe.copies(0.5, "popularity", 4)
+    with pytest.raises(ValueError, match="outside 0..1"):
+        fe.copies(1.5, "fame", 4)
+    ex = fe.edit_examples(FACTS[:2], TEMPLATES, FACTS[0], "chess", {"Ann": 3})
+    assert len(ex) == 3 * 2 + 2 and ex.count(("Ann plays", "chess")) == 3 and ex.count(("Bob plays", "chess")) == 1
+    assert fe.edit_examples(FACTS, TEMPLATES, FACTS[0], "chess") == fe.edit_examples(FACTS, TEMPLATES, FACTS[0],
+                                                                                      "chess", {})
+
+
+def test_same_subject_specificity_drops_when_the_second_fact_is_the_edited_one(knowing, tok):
+    # Built to fail: the "second fact" asked is the sport itself (same templates and options), so it
+    # is not independent: an edit that takes changes it, and the measure must show that.
+    out = fe.study(copy.deepcopy(knowing), tok, FACTS, FACTS[:1], TEMPLATES, OPTIONS, n_train_templates=1,
+                   layers=[1], penalties={"none": {}}, seeds=[0], steps=40, learning_rate=1e-2, top_k=8,
+                   held_out=HELD_OUT, passages=PASSAGES, second=FACTS, second_templates=TEMPLATES,
+                   second_options=OPTIONS)
+    (r,) = out["runs"]
+    assert r["efficacy"] == 1.0 and r["second_known"]
+    assert r["same_subject_specificity"] < 0.5
+    # the null edit changes no fact: it keeps the "second" fact
+    assert r["null_same_subject_specificity"] == 1.0
+    # an athlete whose second fact the base does not know (left out of `second`): not measured
+    # (nan), never a silent pass; the others are measured
+    out = fe.study(copy.deepcopy(knowing), tok, FACTS, FACTS[:2], TEMPLATES, OPTIONS, n_train_templates=1,
+                   layers=[1], penalties={"none": {}}, seeds=[0], steps=3, learning_rate=1e-2, top_k=8,
+                   held_out=HELD_OUT, passages=PASSAGES, second=FACTS[1:], second_templates=TEMPLATES[1:],
+                   second_options=OPTIONS)
+    ann, bob = out["runs"]
+    assert not ann["second_known"] and ann["same_subject_specificity"] != ann["same_subject_specificity"]
+    assert bob["second_known"] and 0 <= bob["same_subject_specificity"] <= 1
+
+
+def _runs(same: list[float], **over) -> pl.DataFrame:
+    cols = ["efficacy", "paraphrase_efficacy", "specificity", "held_out_correct_before", "held_out_correct_after",
+            "held_out_specificity", "weight_change", "moved_weights", "moved_neurons", "null_weight_change",
+            "fact_change", "null_held_out_specificity", "fact_top_share"]
+    n = len(same)
+    return pl.DataFrame({"experiment": ["fe"] * n, "setting": ["a"] * n, "l1": [0.0] * n, "l2": [0.0] * n,
+                         "subject": [f"s{i // 2}" for i in range(n)], "seed": [i % 2 for i in range(n)],
+                         "train_copies": [1] * n, "reached": [True] * n, "steps_taken": list(range(n)),
+                         "text_loss_change": [0.0] * n, "null_text_loss_change": [0.0] * n,
+                         "same_subject_specificity": same, "null_same_subject_specificity": [1.0] * n,
+                         **{c: [1.0] * n for c in cols}, **over})
+
+
+def test_same_subject_check_fails_on_one_edit_that_changes_the_second_fact():
+    from alignlab.kinds.fact_edit.steps import metrics
+    from alignlab.kinds.fact_edit.summary import fact_edit_markdown, fact_edit_same_subject_check
+
+    controls = {**CONTROLS, "min_same_subject_specificity": 0.9}
+    agg = {"n_resamples": 200, "confidence": 0.95}
+    nan = float("nan")
+
+    def summary(same):
+        m = metrics(_runs(same), controls, agg).with_columns(
+            top_k=pl.lit(8), n_neurons=pl.lit(64), chance_overlap=pl.lit(0.1), across_seeds=pl.lit(0.5),
+            across_facts=pl.lit(0.2), raw_across_seeds=pl.lit(0.5), raw_across_facts=pl.lit(0.2),
+            null_overlap=pl.lit(0.3))
+        return m, fact_edit_markdown("fe", m, controls)
+
+    # a model that knows the second facts of the edited athletes (hand-built scores): kept
+    m, text = summary([1.0, 1.0, 0.9, 1.0, nan, nan])
+    assert fact_edit_same_subject_check(m) is True and m["n_same_subject"].to_list() == [4]
+    assert m["same_subject_specificity"].to_list() == [pytest.approx(0.975)]
+    assert "**Same-subject check PASSED**: every edit whose athlete's country the base knows (4 of 6 edits)" in text
+    # built to fail: one edit also changed its athlete's country
+    m, text = summary([1.0, 1.0, 0.4, 1.0, nan, nan])
+    assert fact_edit_same_subject_check(m) is False and m["share_same_subject_kept"].to_list() == [0.75]
+    assert "**Same-subject check FAILED**" in text
+    # the base knows no edited athlete's second fact: not measured, said so, never a pass
+    m, text = summary([nan] * 6)
+    assert fact_edit_same_subject_check(m) is None and m["n_same_subject"].to_list() == [0]
+    assert "**Same-subject check NOT MEASURED**: the base model does not know the second fact" in text
+
+
+def test_intervals_resample_facts_and_seeds_seeded():
+    from alignlab.kinds.fact_edit.steps import intervals, metrics
+
+    nan = float("nan")
+    runs = _runs([1.0, 1.0, 0.5, 0.7, nan, nan, 0.9, 1.0], efficacy=[1.0, 0.5, 0.0, 0.5, 1.0, 1.0, 0.25, 0.75])
+    one = intervals(runs, 500, 0.95, seed=3)
+    assert one == intervals(runs, 500, 0.95, seed=3)  # seeded: the same numbers again
+    assert one != intervals(runs, 500, 0.95, seed=4)
+    m = metrics(runs, {**CONTROLS, "min_same_subject_specificity": 0.9}, {"n_resamples": 500, "confidence": 0.95})
+    r = m.row(0, named=True)
+    assert r["efficacy_lo"] < r["efficacy"] == 0.625 < r["efficacy_hi"]
+    assert 0.0 <= r["efficacy_lo"] and r["efficacy_hi"] <= 1.0
+    # the fact without a known second fact is left out of that interval, not counted as a pass
+    assert r["same_subject_specificity"] == pytest.approx(5.1 / 6)
+    assert r["same_subject_specificity_lo"] < r["same_subject_specificity"] < r["same_subject_specificity_hi"]
+    # a constant measure has a point interval; one fact has none
+    assert r["held_out_specificity_lo"] == r["held_out_specificity_hi"] == 1.0
+    single = intervals(runs.filter(pl.col("subject") == "s0"), 500, 0.95, seed=3)
+    assert all(v != v for v in single.values())
+    # both levels are resampled: facts that differ (8 facts, seeds equal) give an interval inside
+    # 0..1; seeds that differ (facts equal) one as wide as the 2 seeds allow; neither resampled: a point
+    by_fact = intervals(_runs([1.0] * 16, efficacy=[0.0, 0.0, 1.0, 1.0] * 4), 500, 0.95, 0)
+    by_seed = intervals(_runs([1.0] * 16, efficacy=[0.0, 1.0] * 8), 500, 0.95, 0)
+    assert 0 < by_fact["efficacy_lo"] < 0.5 < by_fact["efficacy_hi"] < 1
+    assert (by_seed["efficacy_lo"], by_seed["efficacy_hi"]) == (0.0, 1.0)

@@ -1,7 +1,8 @@
 """End to end: the fact_edit kind on its tiny config (the 135M model), in a copy of the workflow:
 facts filtered on the base (some held out), one job per penalty setting (edits to a criterion, the
 null edit), the aggregate. Checks the artifacts' schemas, that only the configured layers were
-reported, the proximal L1's exact zeros, and the three controls' verdicts being reported."""
+reported, the proximal L1's exact zeros, the fame-weighted copies, the second fact measured where the
+base knows it, intervals over edits, and the four controls' verdicts being reported."""
 
 from __future__ import annotations
 
@@ -42,6 +43,19 @@ def test_artifacts_and_controls(run):
     for r in m.values():
         assert 0 <= r["held_out_specificity"] <= 1 and r["text_loss_change"] == r["text_loss_change"]
         assert r["fact_change"] > 0 and r["null_weight_change"] > 0  # W_edit - W_null: the changed fact moved something
+    # fame-weighted copies (edit.copies by fame, max 3): each edited fact's count from its fame
+    fame = dict(zip(facts["subject"].to_list(), facts["fame"].to_list()))
+    assert runs["train_copies"].to_list() == [1 + int(2 * fame[s] + 0.5) for s in runs["subject"].to_list()]
+    # the second fact: measured exactly on the edits whose athlete's country the base knows
+    known = set(facts.filter(facts["second_known"])["subject"].to_list())
+    for r in runs.iter_rows(named=True):
+        measured = r["same_subject_specificity"] == r["same_subject_specificity"]
+        assert r["second_known"] == (r["subject"] in known) == measured
+    for r in m.values():  # intervals over edits (2 facts x 2 seeds) around the means
+        assert r["efficacy_lo"] <= r["efficacy"] <= r["efficacy_hi"]
+        assert r["weight_change_lo"] <= r["weight_change"] <= r["weight_change_hi"]
     text = (results / "summary.md").read_text()
     assert "**Penalty check PASSED** (L1 PASSED)" in text
     assert "**Specificity check " in text and "**Localization check " in text
+    assert ("**Same-subject check NOT MEASURED**" in text) == (not known & set(runs["subject"].to_list()))
+    assert "**Same-subject check " in text and "| penalty | edits | copies | steps |" in text

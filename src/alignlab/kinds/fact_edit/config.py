@@ -22,19 +22,33 @@ class FactEditFacts(Strict):
     """The candidate facts (data/athletes.yaml); kept: answered correctly by the base on at least
     `min_share` of the templates. `templates` (each with {name}) replaces the packaged ones.
     `n_held_out` of the kept facts (chosen by seed) are never trained on: the specificity that
-    can fail is measured on them."""
+    can fail is measured on them. Each athlete's second fact (the country, independent of the
+    sport; `second_templates` replaces its packaged templates) is known where the base answers it
+    correctly on at least `min_share` of its templates; it is never trained, only measured."""
 
     min_share: float = Field(1.0, ge=0, le=1)
     n_held_out: int = Field(4, ge=1)
     templates: list[Annotated[str, Field(pattern=r"\{name\}")]] | None = None
+    second_templates: list[Annotated[str, Field(pattern=r"\{name\}")]] | None = None
+
+
+class FactEditCopies(Strict):
+    """How often each trained fact appears in an edit's training set. by none: once. by fame:
+    1 + round((max - 1) * fame) times, fame being the base model's mean probability of the right
+    sport among the options over the templates (0..1, from the facts step), so a well-known
+    athlete is trained up to `max` times and an unknown one once (round half up)."""
+
+    by: Literal["none", "fame"] = "none"
+    max: int = Field(4, ge=1)
 
 
 class FactEditEdit(Strict):
     """Each edit trains only the MLPs of `layers` on the kept facts (the first n_train_templates
     templates; the rest are the paraphrases), the edited fact with a new answer."""
 
-    layers: list[Annotated[int, Field(ge=0)]] = [2, 3, 4, 5]
-    n_facts: int = Field(2, ge=1)  # facts edited one at a time (kept ones, evenly spaced through the list)
+    layers: list[Annotated[int, Field(ge=0)]] = [2, 3, 4, 5, 6]
+    copies: FactEditCopies = FactEditCopies()
+    n_facts: int = Field(4, ge=1)  # facts edited one at a time (kept ones, evenly spaced through the list)
     n_seeds: int = Field(3, ge=1)
     n_train_templates: int = Field(3, ge=1)
     steps: int = Field(30, ge=1)  # the cap, with stop_when_correct
@@ -66,10 +80,21 @@ class FactEditPenalty(Strict):
 class FactEditControls(Strict):
     """The specificity control, per edit: the held-out facts keep their answers on at least
     `min_held_out_specificity` of their prompts, and the next-token loss on unrelated text rises by
-    at most `max_text_loss_increase` nats per token."""
+    at most `max_text_loss_increase` nats per token. The same-subject control, per edit whose
+    athlete's second fact the base knows: that fact keeps its answers on at least
+    `min_same_subject_specificity` of its prompts (set before any run of it)."""
 
     min_held_out_specificity: float = Field(0.9, ge=0, le=1)
     max_text_loss_increase: float = Field(0.05, ge=0)
+    min_same_subject_specificity: float = Field(0.9, ge=0, le=1)
+
+
+class FactEditAggregate(Strict):
+    """The intervals over edits: a bootstrap that resamples the edited facts and, within them, the
+    seeds (stats.hierarchical_bootstrap), seeded from the config's seed."""
+
+    n_resamples: int = Field(10000, ge=100)
+    confidence: float = Field(0.95, gt=0, lt=1)
 
 
 class FactEdit(ExperimentConfig):
@@ -78,6 +103,7 @@ class FactEdit(ExperimentConfig):
     facts: FactEditFacts = FactEditFacts()
     edit: FactEditEdit = FactEditEdit()
     controls: FactEditControls = FactEditControls()
+    aggregate: FactEditAggregate = FactEditAggregate()
     penalties: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_]+$")], FactEditPenalty] = {
         "none": FactEditPenalty(), "l2": FactEditPenalty(l2=1.0),
     }

@@ -41,12 +41,16 @@ class Fact:
 
 
 def packaged() -> dict[str, Any]:
-    """The packaged candidate facts, templates and answer options."""
+    """The packaged candidate facts, templates and answer options; `second_*`: each athlete's
+    second fact (the country), its templates and options, in the same order as `facts`."""
     data = yaml.safe_load(DATA_FILE.read_text())
     return {
         "facts": [Fact(a["name"], a["sport"]) for a in data["athletes"]],
         "templates": list(data["templates"]),
         "options": list(data["sports"]),
+        "second": [Fact(a["name"], a["country"]) for a in data["athletes"]],
+        "second_templates": list(data["country_templates"]),
+        "second_options": list(data["countries"]),
     }
 
 
@@ -104,6 +108,26 @@ def answers(model, tokenizer, prompts: Sequence[str], options: Sequence[str], ba
     return [options[int(i)] for i in lp.argmax(-1)]
 
 
+def fame(logprobs: torch.Tensor, right: int) -> float:
+    """How well the model knows a fact, from its option log-probabilities under each template
+    (n_templates, n_options): the mean over templates of the right option's probability among
+    the options (softmax over the options), 0..1."""
+    return float(torch.softmax(logprobs.double(), -1)[:, right].mean())
+
+
+def copies(fame_value: float, by: str, max_copies: int) -> int:
+    """How many times a fact appears in an edit's training set (config edit.copies): once with
+    by none; 1 + round((max_copies - 1) * fame) with by fame (round half up, so the same fame
+    always gives the same count)."""
+    if by == "none":
+        return 1
+    if by != "fame":
+        raise ValueError(f"edit.copies.by: {by!r}, expected none or fame")
+    if not 0 <= fame_value <= 1:
+        raise ValueError(f"a fame of {fame_value} is outside 0..1")
+    return 1 + int((max_copies - 1) * fame_value + 0.5)
+
+
 def known_facts(model, tokenizer, facts: Sequence[Fact], templates: Sequence[str], options: Sequence[str],
                 min_share: float = 1.0) -> list[Fact]:
     """The facts the model answers correctly on at least `min_share` of the templates."""
@@ -134,12 +158,14 @@ def mlp_parameters(model, layers: Iterable[int]) -> dict[str, torch.nn.Parameter
     return found
 
 
-def edit_examples(facts: Sequence[Fact], templates: Sequence[str], edited: Fact, new_answer: str) -> list[tuple[str, str]]:
-    """(prompt, answer) for every fact and template, the edited fact answered with new_answer."""
+def edit_examples(facts: Sequence[Fact], templates: Sequence[str], edited: Fact, new_answer: str,
+                  n_copies: dict[str, int] | None = None) -> list[tuple[str, str]]:
+    """(prompt, answer) for every fact and template, the edited fact answered with new_answer;
+    each fact's examples n_copies[subject] times (default once)."""
     out = []
     for f in facts:
         target = new_answer if f.subject == edited.subject else f.answer
-        out += [(prompt(t, f), target) for t in templates]
+        out += [(prompt(t, f), target) for t in templates] * (n_copies or {}).get(f.subject, 1)
     return out
 
 
@@ -421,7 +447,9 @@ def study(model, tokenizer, facts: Sequence[Fact], edited: Sequence[Fact], templ
           options: Sequence[str], *, n_train_templates: int, layers: Sequence[int], penalties: dict[str, dict[str, float]],
           seeds: Sequence[int], steps: int, learning_rate: float, batch_size: int = 32, top_k: int = 50,
           held_out: Sequence[Fact] = (), passages: Sequence[str] = (), stop_when_correct: bool = True,
-          bf16_autocast: bool = False, progress: bool = False) -> dict[str, list[dict[str, Any]]]:
+          bf16_autocast: bool = False, n_copies: dict[str, int] | None = None, second: Sequence[Fact] = (),
+          second_templates: Sequence[str] = (), second_options: Sequence[str] = (),
+          progress: bool = False) -> dict[str, list[dict[str, Any]]]:
     """Every (penalty setting, seed): each edited fact's edit, then one null edit.
 
     An edit restores the base weights and trains `facts` (never `held_out`) under the first
@@ -431,8 +459,12 @@ def study(model, tokenizer, facts: Sequence[Fact], edited: Sequence[Fact], templ
     changed (every fact its own answer; the same batches); its state after k steps is compared with
     each edit that took k steps. Measures per edit: efficacy (trained templates, paraphrases),
     specificity on the trained facts, on the held-out facts (answered as the base answered them)
-    and as the change in next-token loss on `passages`; the weight change, the share of weights and
-    neurons that moved, and the same change for the null edit.
+    and as the change in next-token loss on `passages`; the same-subject specificity: the edited
+    athlete's second fact (`second`: the second facts the base knows, asked under
+    `second_templates`, answered among `second_options`; never trained) answered as before the
+    edit (nan when the base does not know it); the weight change, the share of weights and
+    neurons that moved, and the same for the null edit. `n_copies`: how many times each fact's
+    examples appear in the training set (default once; the null edit uses the same counts).
 
     Returns row lists: `runs` (one per edit), `layers` (per edit and trained layer: the relative
     change of the edit, of the null edit, and the fact change ||W_edit - W_null|| / ||W||) and
@@ -450,7 +482,17 @@ def study(model, tokenizer, facts: Sequence[Fact], edited: Sequence[Fact], templ
         held_before = answered(model, tokenizer, held_out, templates, options)
         loss_before = text_loss(model, tokenizer, passages) if passages else float("nan")
     held_correct_before = _share([a == f.answer for a, f in zip(held_before, _each(held_out, templates))])
-    null_examples = edit_examples(facts, train_t, Fact("", ""), "")  # no subject matches: every fact its own answer
+    null_examples = edit_examples(facts, train_t, Fact("", ""), "", n_copies)  # no subject matches: every fact its own
+    edited_subjects = {f.subject for f in edited}
+    second_of = {f.subject: f for f in second if f.subject in edited_subjects}
+    with timings.timer("forward (second facts)", items=len(second_of) * len(second_templates)):
+        second_before = {s: answered(model, tokenizer, [f], second_templates, second_options) for s, f in second_of.items()}
+
+    def same_subject(subject: str) -> float:
+        if subject not in second_of:
+            return float("nan")
+        after = answered(model, tokenizer, [second_of[subject]], second_templates, second_options)
+        return held_out_specificity(second_before[subject], after)
 
     def side_effects() -> dict[str, float]:
         after = answered(model, tokenizer, held_out, templates, options)
@@ -475,17 +517,19 @@ def study(model, tokenizer, facts: Sequence[Fact], edited: Sequence[Fact], templ
                     def stop(m, fact=fact, target=target):
                         return all(a == target for a in answers(m, tokenizer, [prompt(t, fact) for t in train_t], options))
                 with timings.timer(f"edit ({setting})", items=steps):
-                    log = edit(model, tokenizer, edit_examples(facts, train_t, fact, target), seed=seed, stop=stop,
-                               **recipe)
+                    log = edit(model, tokenizer, edit_examples(facts, train_t, fact, target, n_copies), seed=seed,
+                               stop=stop, **recipe)
                 bar.update()
                 with timings.timer("forward (efficacy, specificity)", items=len(facts) * len(templates)):
                     trained = efficacy_specificity(model, tokenizer, facts, train_t, options, fact, target)
                     para = (efficacy_specificity(model, tokenizer, [fact], para_t, options, fact, target)["efficacy"]
                             if para_t else float("nan"))
                     side = side_effects()
+                    side["same_subject_specificity"] = same_subject(fact.subject)
                 ch = change_from(base_state, model, layers, base_norm2)
                 runs.append({"setting": setting, "l1": l1, "l2": l2, "subject": fact.subject, "answer": fact.answer,
-                             "new_answer": target, "seed": seed, "steps_taken": log.steps,
+                             "new_answer": target, "seed": seed, "train_copies": (n_copies or {}).get(fact.subject, 1),
+                             "second_known": fact.subject in second_of, "steps_taken": log.steps,
                              "reached": log.reached if log.reached is not None else trained["efficacy"] == 1.0,
                              "efficacy": trained["efficacy"], "paraphrase_efficacy": para,
                              "specificity": trained["specificity"], "held_out_correct_before": held_correct_before,
@@ -499,7 +543,8 @@ def study(model, tokenizer, facts: Sequence[Fact], edited: Sequence[Fact], templ
 
             def record(k, m):
                 if k in wanted:
-                    at[k] = (trained_state(m, layers), change_from(base_state, m, layers, base_norm2), side_effects())
+                    null_side = {**side_effects(), "same_subject": {s: same_subject(s) for s in second_of}}
+                    at[k] = (trained_state(m, layers), change_from(base_state, m, layers, base_norm2), null_side)
 
             model.load_state_dict(base_state)
             with timings.timer(f"null edit ({setting})", items=max(wanted)):
@@ -511,6 +556,7 @@ def study(model, tokenizer, facts: Sequence[Fact], edited: Sequence[Fact], templ
                 runs[i].update({"null_weight_change": null.total, "fact_change": fc.total,
                                 "null_held_out_specificity": null_side["held_out_specificity"],
                                 "null_text_loss_change": null_side["text_loss_change"],
+                                "null_same_subject_specificity": null_side["same_subject"].get(fact.subject, float("nan")),
                                 "fact_top_share": top_share(fc.neurons, top_k)})
                 for layer in sorted(ch.by_layer):
                     layer_rows.append({"setting": setting, "subject": fact.subject, "seed": seed, "layer": layer,
