@@ -63,7 +63,10 @@ def assert_sample_shown(browser, base, log, sample, timeout=90) -> None:
     """The messages tab shows the scratchpad and the output; the scoring tab the compliance
     verdict and the judge's explanation."""
     scratchpad = phrase(reasoning_of(sample))
-    assert scratchpad, f"{log} {sample.id}: no plain words in its scratchpad to look for"
+    # A sample with no scratchpad (an arm without one, or a model that wrote none) is checked on
+    # its output and verdict; one with a scratchpad must have words to look for.
+    assert scratchpad or not reasoning_of(sample).strip(), f"{log} {sample.id}: no plain words in its scratchpad to look for"
+    assert scratchpad or phrase(sample.output.completion), f"{log} {sample.id}: neither scratchpad nor output to look for"
     verdict = sample.scores["compliance"]
     explanation = phrase(verdict.explanation) or flat(verdict.explanation or "")
     messages = page_text(browser, base, log, sample.id, "messages", timeout)
@@ -152,20 +155,23 @@ def test_the_screenshot_command_writes_a_png(tmp_path, chromium):
 @pytest.mark.slow
 def test_the_viewer_shows_a_tiny_run_sample(tiny_run, chromium, tmp_path):
     """A sample of the tiny run with a scratchpad (one with plain words in it): the first by arm,
-    replicate and id."""
+    replicate and id. SmolLM2-135M seldom writes the scratchpad tags (the tiny run of 2026-12-07
+    wrote none), so without one the first sample with plain words in its output is checked, on
+    its output and verdict."""
     assert tiny_run["proc"].returncode == 0, tiny_run["proc"].stderr[-3000:]
     log_dir = tiny_run["workdir"] / "results/tiny/inspect"
     index = artifacts.read_table(log_dir / inspect_logs.INDEX, "inspect_logs").sort(["arm", "replicate", "log"])
     samples = {log: sorted(inspect_logs.read_samples(str(log_dir / log)), key=lambda s: str(s.id))
                for log in index["log"]}
-    thinking = [(log, s) for log, ss in samples.items() for s in ss if phrase(reasoning_of(s))]
-    assert thinking, f"no sample of {list(samples)} has a scratchpad"
-    log, sample = thinking[0]
-    # The negative: a scratchpad from another log that is nowhere in this sample.
+    text = reasoning_of if any(phrase(reasoning_of(s)) for ss in samples.values() for s in ss) \
+        else (lambda s: s.output.completion)
+    shown = [(log, s) for log, ss in samples.items() for s in ss if phrase(text(s))]
+    assert shown, f"no sample of {list(samples)} has a scratchpad or an output with plain words"
+    log, sample = shown[0]
+    # The negative: a scratchpad (or output) from another log that is nowhere in this sample.
     own = flat(" ".join([reasoning_of(sample), sample.output.completion, *(m.text for m in sample.messages),
                          *(s.explanation or "" for s in sample.scores.values())]))
-    foreign = next((phrase(reasoning_of(s)) for other, s in thinking if other != log
-                    and phrase(reasoning_of(s)) not in own), None)
+    foreign = next((phrase(text(s)) for other, s in shown if other != log and phrase(text(s)) not in own), None)
     with serve(log_dir) as base, Browser(chromium) as browser:
         assert_sample_shown(browser, base, log, sample)
         if foreign:
