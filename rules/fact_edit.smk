@@ -50,6 +50,7 @@ rule fe_setting:
         runs_out=f"{RESULTS}/{{fe}}/settings/{{fe_setting}}/runs.parquet",
         layers_out=f"{RESULTS}/{{fe}}/settings/{{fe_setting}}/layers.parquet",
         overlap_out=f"{RESULTS}/{{fe}}/settings/{{fe_setting}}/overlap.parquet",
+        probes_out=f"{RESULTS}/{{fe}}/settings/{{fe_setting}}/probes.parquet",
     params:
         step=f"{FE}.run_setting",
         facts_cfg=lambda w: as_dict(fe_exp(w).facts),
@@ -88,6 +89,29 @@ rule fe_aggregate:
         experiment=lambda w: w.fe,
     log:
         "logs/{fe}/aggregate.log",
+    resources:
+        **small_job(),
+    conda:
+        CONDA_ENV
+    script:
+        STEP_SCRIPT
+
+
+# Every probe of the edits and null edits as Inspect eval logs (transcripts.py), one per setting
+# and edit kind: `inspect view --log-dir results/<fe>/inspect`.
+rule fe_inspect:
+    input:
+        probes=lambda w: fe_settings.tables(w.fe, fe_exp(w), "probes"),
+        code=code(f"{FE}.write_inspect"),
+    output:
+        out_dir=directory(f"{RESULTS}/{{fe}}/inspect"),
+    params:
+        step=f"{FE}.write_inspect",
+        facts_cfg=lambda w: as_dict(fe_exp(w).facts),
+        model_name=lambda w: fe_exp(w).model,
+        experiment=lambda w: w.fe,
+    log:
+        "logs/{fe}/inspect.log",
     resources:
         **small_job(),
     conda:

@@ -71,5 +71,5 @@ def test_a_second_kind_of_the_same_name_or_table_is_refused(on_path):
     known = kinds.load()["fact_edit"]
     with pytest.raises(KindError, match="two kinds are called 'fact_edit'"):
         kinds.register(dataclasses.replace(known, report_tables=("other",)))
-    with pytest.raises(ValueError, match=r"kind 'copycat': table schemas \['fe_facts', 'fe_layers', 'fe_metrics', 'fe_overlap', 'fe_runs'\] are already declared"):
+    with pytest.raises(ValueError, match=r"kind 'copycat': table schemas \['fe_facts', 'fe_layers', 'fe_metrics', 'fe_overlap', 'fe_probes', 'fe_runs'\] are already declared"):
         kinds.register(dataclasses.replace(known, name="copycat"))

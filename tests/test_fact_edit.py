@@ -150,6 +150,22 @@ def test_study_tables(knowing, tok):
     assert {r["layer"] for r in out["layers"]} == {1}
     assert [o["setting"] for o in out["overlap"]] == ["none", "l2"]
     assert all(0 <= o["across_seeds"] <= 1 and 0 <= o["across_facts"] <= 1 for o in out["overlap"])
+    # the probes are the answers the measures were computed from
+    probes = pl.DataFrame(out["probes"])
+    for r in runs:
+        mine = probes.filter((pl.col("setting") == r["setting"]) & (pl.col("subject") == r["subject"])
+                             & (pl.col("seed") == r["seed"]))
+        hit = lambda edit, probe: mine.filter((pl.col("edit") == edit) & (pl.col("probe") == probe)).select(  # noqa: E731
+            (pl.col("answer") == pl.col("expected")).mean()).item()
+        assert hit("edit", "trained") == r["efficacy"] and hit("edit", "paraphrase") == r["paraphrase_efficacy"]
+        assert hit("edit", "other_fact") == r["specificity"]
+        assert hit("edit", "held_out") == r["held_out_specificity"]
+        assert hit("null", "held_out") == r["null_held_out_specificity"]
+        assert mine.filter(pl.col("edit") == "null")["probe"].unique().to_list() == ["held_out"]  # no second facts here
+    assert probes.filter(pl.col("probe") == "trained")["expected"].to_list() == [
+        r["new_answer"] for r in runs for _ in range(2)]
+    assert probes.filter(pl.col("probe") == "held_out")["before"].is_not_null().all()
+    assert probes.filter(pl.col("probe") == "trained")["before"].is_null().all()
 
 
 def test_steps_on_a_tiny_model_folder(base, tok, tmp_path):
@@ -180,11 +196,11 @@ def test_steps_on_a_tiny_model_folder(base, tok, tmp_path):
                 "copies": {"by": "fame", "max": 40}}
     outs = {}
     for setting, penalty in {"none": {}, "l2": {"l2": 10.0}}.items():
-        outs[setting] = {k: str(tmp_path / setting / f"{k}.parquet") for k in ("runs", "layers", "overlap")}
+        outs[setting] = {k: str(tmp_path / setting / f"{k}.parquet") for k in ("runs", "layers", "overlap", "probes")}
         steps.run_setting(model_dir=str(folder), facts_path=str(tmp_path / "facts.parquet"), facts_cfg=facts_cfg,
                           edit_cfg=edit_cfg, penalty=penalty, setting=setting, seed=0, experiment="fe", device="cpu",
                           runs_out=outs[setting]["runs"], layers_out=outs[setting]["layers"],
-                          overlap_out=outs[setting]["overlap"])
+                          overlap_out=outs[setting]["overlap"], probes_out=outs[setting]["probes"])
     runs = artifacts.read_table(outs["none"]["runs"], "fe_runs")
     held = set(facts.filter(facts["held_out"])["subject"].to_list())
     assert not held & set(runs["subject"].to_list())  # a held-out fact is never edited
@@ -199,6 +215,33 @@ def test_steps_on_a_tiny_model_folder(base, tok, tmp_path):
                     summary_out=str(tmp_path / "summary.md"))
     m = artifacts.read_table(tmp_path / "metrics.parquet", "fe_metrics")
     assert m["setting"].to_list() == ["none", "l2"] and m["n_edits"].to_list() == [4, 4]
+    # the probes as Inspect logs: one per setting and edit kind, every probe a sample
+    from alignlab import inspect_logs
+
+    steps.write_inspect(probes=[o["probes"] for o in outs.values()], facts_cfg=facts_cfg, model_name="tiny",
+                        experiment="fe", out_dir=str(tmp_path / "inspect"))
+    index = artifacts.read_table(tmp_path / "inspect/index.parquet", "inspect_logs")
+    assert index["log"].to_list() == ["none.edit.eval", "none.null.eval", "l2.edit.eval", "l2.null.eval"]
+    probes = artifacts.read_table(outs["l2"]["probes"], "fe_probes")
+    samples = inspect_logs.read_samples(str(tmp_path / "inspect/l2.edit.eval"))
+    edit_rows = probes.filter(pl.col("edit") == "edit")
+    assert len(samples) == edit_rows.height and {s.metadata["probe"] for s in samples} == {
+        "trained", "paraphrase", "other_fact", "held_out", "same_subject"}
+    row = edit_rows.row(0, named=True)
+    first = next(s for s in samples if s.metadata["subject"] == row["subject"] and s.metadata["seed"] == row["seed"]
+                 and s.metadata["probe"] == row["probe"] and s.metadata["fact"] == row["fact"]
+                 and s.metadata["template"] == row["template"])
+    assert first.messages[0].text == row["prompt"] and first.output.completion == row["answer"]
+    assert first.scores["as_expected"].value == (row["answer"] == row["expected"])
+    assert f"wanted '{row['expected']}'" in first.scores["as_expected"].explanation
+    # a prompt that is not the one the fact and template give now is refused, not logged
+    bad = probes.with_columns(pl.when(pl.int_range(pl.len()) == 3).then(pl.lit("Ann plays")).otherwise(pl.col("prompt"))
+                              .alias("prompt"))
+    artifacts.write_table(bad, tmp_path / "bad.parquet", "fe_probes")
+    with pytest.raises(ValueError, match=r"probe row .*\.t\d: the prompt built now .* is not the one the model was asked"):
+        steps.write_inspect(probes=[str(tmp_path / "bad.parquet")], facts_cfg=facts_cfg, model_name="tiny",
+                            experiment="fe", out_dir=str(tmp_path / "bad_inspect"))
+    assert not (tmp_path / "bad_inspect").exists()
     assert (tmp_path / "layers.png").stat().st_size > 0
     text = (tmp_path / "summary.md").read_text()
     assert "**Penalty check PASSED** (L2 PASSED)" in text and "**Specificity check PASSED**" in text

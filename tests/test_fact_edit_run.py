@@ -2,7 +2,8 @@
 facts filtered on the base (some held out), one job per penalty setting (edits to a criterion, the
 null edit), the aggregate. Checks the artifacts' schemas, that only the configured layers were
 reported, the proximal L1's exact zeros, the fame-weighted copies, the second fact measured where the
-base knows it, intervals over edits, and the four controls' verdicts being reported."""
+base knows it, intervals over edits, the four controls' verdicts being reported, and the
+probes' Inspect logs."""
 
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ def test_artifacts_and_controls(run):
     _, cfg, results = run
     expected = {"facts.parquet": "fe_facts", "metrics.parquet": "fe_metrics"}
     for s in cfg["penalties"]:
-        expected.update({f"settings/{s}/{t}.parquet": f"fe_{t}" for t in ("runs", "layers", "overlap")})
+        expected.update({f"settings/{s}/{t}.parquet": f"fe_{t}" for t in ("runs", "layers", "overlap", "probes")})
+    expected["inspect/index.parquet"] = "inspect_logs"
     check_schemas(results, expected)
     assert (results / "layers.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     facts = artifacts.read_table(results / "facts.parquet", "fe_facts")
@@ -54,6 +56,13 @@ def test_artifacts_and_controls(run):
     for r in m.values():  # intervals over edits (2 facts x 2 seeds) around the means
         assert r["efficacy_lo"] <= r["efficacy"] <= r["efficacy_hi"]
         assert r["weight_change_lo"] <= r["weight_change"] <= r["weight_change_hi"]
+    # the probes as Inspect logs: every probe row of a setting is a sample of its two logs
+    from alignlab import inspect_logs
+
+    probes = artifacts.read_table(results / "settings/none/probes.parquet", "fe_probes")
+    samples = [s for kind in ("edit", "null") for s in inspect_logs.read_samples(str(results / f"inspect/none.{kind}.eval"))]
+    assert len(samples) == probes.height and {s.metadata["edit"] for s in samples} == {"edit", "null"}
+    assert sum(s.scores["as_expected"].value for s in samples) == (probes["answer"] == probes["expected"]).sum()
     text = (results / "summary.md").read_text()
     assert "**Penalty check PASSED** (L1 PASSED)" in text
     assert "**Specificity check " in text and "**Localization check " in text

@@ -3,7 +3,8 @@ under L1 (proximal) / L2 penalties on the weight change, each edit beside a null
 no fact; efficacy, specificity on held-out facts and unrelated text, and whether the neurons the
 changed fact moved are the same across seeds and facts.
 
-Modules: config, schemas, steps, edit (the edit and its measures), summary, figures; data/
+Modules: config, schemas, steps, edit (the edit and its measures), summary, figures, transcripts
+(the probes as Inspect logs); data/
 holds the athletes and templates.
 """
 
@@ -14,7 +15,7 @@ from alignlab.kinds.fact_edit.schemas import SCHEMAS
 
 
 def targets(name: str, exp) -> list[str]:
-    return [f"results/{name}/{f}" for f in ("summary.md", "layers.png", "report/metrics.csv")]
+    return [f"results/{name}/{f}" for f in ("summary.md", "layers.png", "report/metrics.csv", "inspect")]
 
 
 kinds.register(kinds.Kind(

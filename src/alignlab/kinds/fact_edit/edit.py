@@ -271,9 +271,10 @@ def edit(model, tokenizer, examples: Sequence[tuple[str, str]], layers: Iterable
 # ---- measures --------------------------------------------------------------------------------
 
 def efficacy_specificity(model, tokenizer, facts: Sequence[Fact], templates: Sequence[str], options: Sequence[str],
-                         edited: Fact, new_answer: str) -> dict[str, float]:
+                         edited: Fact, new_answer: str) -> dict[str, Any]:
     """efficacy: share of the edited fact's templates answered with new_answer; specificity:
-    share of the other facts' templates still answered with their own answer."""
+    share of the other facts' templates still answered with their own answer; and the answers
+    themselves (edited_answers: per template; other_answers: other facts outer, templates inner)."""
     ed = answers(model, tokenizer, [prompt(t, edited) for t in templates], options)
     others = [f for f in facts if f.subject != edited.subject]
     got = answers(model, tokenizer, [prompt(t, f) for f in others for t in templates], options)
@@ -281,6 +282,7 @@ def efficacy_specificity(model, tokenizer, facts: Sequence[Fact], templates: Seq
     return {
         "efficacy": sum(a == new_answer for a in ed) / len(ed),
         "specificity": sum(a == w for a, w in zip(got, want)) / len(want) if want else float("nan"),
+        "edited_answers": ed, "other_answers": got,
     }
 
 
@@ -470,7 +472,9 @@ def study(model, tokenizer, facts: Sequence[Fact], edited: Sequence[Fact], templ
     change of the edit, of the null edit, and the fact change ||W_edit - W_null|| / ||W||) and
     `overlap` (per setting: the mean Jaccard of the top_k neurons by fact change across seeds (same
     fact) and across facts (same seed), beside the overlap of random sets; the same on the edit's
-    raw change; and between the edit's and the null edit's raw top_k)."""
+    raw change; and between the edit's and the null edit's raw top_k); and `probes` (every prompt
+    asked after each edit and, for the held-out and second facts, after the null edit compared with
+    it: the answer beside the answer wanted and, where measured, the base's; see probe_rows)."""
     from tqdm import tqdm
 
     from alignlab import timings
@@ -488,20 +492,28 @@ def study(model, tokenizer, facts: Sequence[Fact], edited: Sequence[Fact], templ
     with timings.timer("forward (second facts)", items=len(second_of) * len(second_templates)):
         second_before = {s: answered(model, tokenizer, [f], second_templates, second_options) for s, f in second_of.items()}
 
-    def same_subject(subject: str) -> float:
+    def same_subject(subject: str) -> tuple[float, list[str]]:
         if subject not in second_of:
-            return float("nan")
+            return float("nan"), []
         after = answered(model, tokenizer, [second_of[subject]], second_templates, second_options)
-        return held_out_specificity(second_before[subject], after)
+        return held_out_specificity(second_before[subject], after), after
 
-    def side_effects() -> dict[str, float]:
+    def side_effects() -> tuple[dict[str, float], list[str]]:
         after = answered(model, tokenizer, held_out, templates, options)
         loss_after = text_loss(model, tokenizer, passages) if passages else float("nan")
         return {"held_out_specificity": held_out_specificity(held_before, after),
                 "held_out_correct_after": _share([a == f.answer for a, f in zip(after, _each(held_out, templates))]),
-                "text_loss_after": loss_after, "text_loss_change": loss_after - loss_before}
+                "text_loss_after": loss_after, "text_loss_change": loss_after - loss_before}, after
 
-    runs, layer_rows, tops = [], [], {}
+    def unseen_probes(held_after: list[str], subject: str, second_after: list[str]) -> list[dict[str, Any]]:
+        """The held-out facts and the athlete's second fact: wanted as the base answered them."""
+        rows = probe_rows("held_out", held_out, templates, held_after, held_before, held_before)
+        if subject in second_of:
+            rows += probe_rows("same_subject", [second_of[subject]], second_templates, second_after,
+                               second_before[subject], second_before[subject])
+        return rows
+
+    runs, layer_rows, tops, probes = [], [], {}, []
     bar = tqdm(total=len(penalties) * (len(edited) + 1) * len(seeds), desc="edits", disable=not progress)
     for setting, pen in penalties.items():
         l1, l2 = pen.get("l1", 0.0), pen.get("l2", 0.0)
@@ -522,16 +534,26 @@ def study(model, tokenizer, facts: Sequence[Fact], edited: Sequence[Fact], templ
                 bar.update()
                 with timings.timer("forward (efficacy, specificity)", items=len(facts) * len(templates)):
                     trained = efficacy_specificity(model, tokenizer, facts, train_t, options, fact, target)
-                    para = (efficacy_specificity(model, tokenizer, [fact], para_t, options, fact, target)["efficacy"]
-                            if para_t else float("nan"))
-                    side = side_effects()
-                    side["same_subject_specificity"] = same_subject(fact.subject)
+                    para = (efficacy_specificity(model, tokenizer, [fact], para_t, options, fact, target)
+                            if para_t else None)
+                    side, held_after = side_effects()
+                    side["same_subject_specificity"], second_after = same_subject(fact.subject)
+                others = [f for f in facts if f.subject != fact.subject]
+                key = {"setting": setting, "subject": fact.subject, "seed": seed, "edit": "edit"}
+                probes += [{**key, **r} for r in (
+                    probe_rows("trained", [fact], train_t, trained["edited_answers"], [target] * len(train_t))
+                    + probe_rows("paraphrase", [fact], para_t, para["edited_answers"] if para else [],
+                                 [target] * len(para_t), first_template=len(train_t))
+                    + probe_rows("other_fact", others, train_t, trained["other_answers"],
+                                 [f.answer for f in _each(others, train_t)])
+                    + unseen_probes(held_after, fact.subject, second_after))]
                 ch = change_from(base_state, model, layers, base_norm2)
                 runs.append({"setting": setting, "l1": l1, "l2": l2, "subject": fact.subject, "answer": fact.answer,
                              "new_answer": target, "seed": seed, "train_copies": (n_copies or {}).get(fact.subject, 1),
                              "second_known": fact.subject in second_of, "steps_taken": log.steps,
                              "reached": log.reached if log.reached is not None else trained["efficacy"] == 1.0,
-                             "efficacy": trained["efficacy"], "paraphrase_efficacy": para,
+                             "efficacy": trained["efficacy"],
+                             "paraphrase_efficacy": para["efficacy"] if para else float("nan"),
                              "specificity": trained["specificity"], "held_out_correct_before": held_correct_before,
                              "text_loss_before": loss_before, **side, "weight_change": ch.total,
                              "moved_weights": ch.moved_weights, "moved_neurons": ch.moved_neurons,
@@ -543,7 +565,8 @@ def study(model, tokenizer, facts: Sequence[Fact], edited: Sequence[Fact], templ
 
             def record(k, m):
                 if k in wanted:
-                    null_side = {**side_effects(), "same_subject": {s: same_subject(s) for s in second_of}}
+                    null_side, null_held = side_effects()
+                    null_side.update(held_answers=null_held, same_subject={s: same_subject(s) for s in second_of})
                     at[k] = (trained_state(m, layers), change_from(base_state, m, layers, base_norm2), null_side)
 
             model.load_state_dict(base_state)
@@ -556,8 +579,11 @@ def study(model, tokenizer, facts: Sequence[Fact], edited: Sequence[Fact], templ
                 runs[i].update({"null_weight_change": null.total, "fact_change": fc.total,
                                 "null_held_out_specificity": null_side["held_out_specificity"],
                                 "null_text_loss_change": null_side["text_loss_change"],
-                                "null_same_subject_specificity": null_side["same_subject"].get(fact.subject, float("nan")),
+                                "null_same_subject_specificity": null_side["same_subject"].get(fact.subject, (float("nan"),))[0],
                                 "fact_top_share": top_share(fc.neurons, top_k)})
+                key = {"setting": setting, "subject": fact.subject, "seed": seed, "edit": "null"}
+                probes += [{**key, **r} for r in unseen_probes(
+                    null_side["held_answers"], fact.subject, null_side["same_subject"].get(fact.subject, (0, []))[1])]
                 for layer in sorted(ch.by_layer):
                     layer_rows.append({"setting": setting, "subject": fact.subject, "seed": seed, "layer": layer,
                                        "relative_change": ch.by_layer[layer],
@@ -580,7 +606,24 @@ def study(model, tokenizer, facts: Sequence[Fact], edited: Sequence[Fact], templ
         row["null_overlap"] = _nanmean([mean_jaccard([tops[(setting, f.subject, s)][1], tops[(setting, f.subject, s)][2]])
                                         for f in edited for s in seeds])
         overlap.append(row)
-    return {"runs": runs, "layers": layer_rows, "overlap": overlap}
+    return {"runs": runs, "layers": layer_rows, "overlap": overlap, "probes": probes}
+
+
+def probe_rows(probe: str, facts: Sequence[Fact], templates: Sequence[str], answers: Sequence[str],
+               expected: Sequence[str], before: Sequence[str] | None = None,
+               first_template: int = 0) -> list[dict[str, Any]]:
+    """One row per (fact, template) prompt, facts outer: what was asked, the answer, the answer
+    wanted (the edit's new answer, a fact's own, or the base's) and the base's answer (None where
+    not measured). `template`: the template's index in its full list (`templates` starts at
+    `first_template`, e.g. the paraphrases). Raises if the lists do not line up, so no probe is
+    paired with another's answer."""
+    asked = [(f, i, t) for f in facts for i, t in enumerate(templates, start=first_template)]
+    if not len(asked) == len(answers) == len(expected) or (before is not None and len(before) != len(asked)):
+        raise ValueError(f"probe '{probe}': {len(asked)} prompts, {len(answers)} answers, {len(expected)} wanted"
+                         + ("" if before is None else f", {len(before)} base answers"))
+    return [{"probe": probe, "fact": f.subject, "template": i, "prompt": prompt(t, f), "expected": e,
+             "before": None if before is None else b, "answer": a}
+            for (f, i, t), a, e, b in zip(asked, answers, expected, before if before is not None else [None] * len(asked))]
 
 
 def _each(facts: Sequence[Fact], templates: Sequence[str]) -> list[Fact]:

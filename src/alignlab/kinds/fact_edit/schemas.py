@@ -59,6 +59,12 @@ SCHEMAS = {
          ("relative_change", _f64), ("null_relative_change", _f64), ("fact_change", _f64)]
     ),
     "fe_overlap": pa.schema([("experiment", _str), ("setting", _str), *_OVERLAP]),
+    # Every prompt asked after an edit (edit) or the null edit compared with it (null); before:
+    # the base's answer where measured (held-out and second facts), else null.
+    "fe_probes": pa.schema(
+        [("experiment", _str), ("setting", _str), ("subject", _str), ("seed", _i64), ("edit", _str), ("probe", _str),
+         ("fact", _str), ("template", _i64), ("prompt", _str), ("expected", _str), ("before", _str), ("answer", _str)]
+    ),
     "fe_metrics": pa.schema(
         [
             ("experiment", _str), ("setting", _str), ("l1", _f64), ("l2", _f64), ("n_edits", _i64),

@@ -9,5 +9,5 @@ from alignlab.paths import RESULTS
 
 
 def tables(name: str, exp: Any, table: str) -> list[str]:
-    """One table (runs, layers or overlap) of every penalty setting, in the config's order."""
+    """One table (runs, layers, overlap or probes) of every penalty setting, in the config's order."""
     return [f"{RESULTS}/{name}/settings/{setting}/{table}.parquet" for setting in exp.penalties]

@@ -3,9 +3,10 @@ Measurements are in fact_edit.py.
 
 facts: the candidate facts scored on the base, the ones it knows kept, some of those held out ->
 one job per penalty setting: every (edited fact, seed) edit, per seed the null edit, and their
-measures -> metrics per setting, the figure of the fact change by layer, and the summary with
-its three controls (penalty per norm, specificity on held-out facts and unrelated text,
-localization beyond chance once the null edit is taken away).
+measures, and every probe asked -> metrics per setting, the figure of the fact change by layer,
+and the summary with its four controls (penalty per norm, specificity on held-out facts and
+unrelated text, the edited athlete's second fact, localization beyond chance once the null edit
+is taken away); the probes as Inspect logs.
 """
 
 from __future__ import annotations
@@ -84,7 +85,8 @@ def spread(facts: list, n: int) -> list:
 
 
 def run_setting(*, model_dir: str, facts_path: str, facts_cfg: dict, edit_cfg: dict, penalty: dict, setting: str,
-                seed: int, experiment: str, device: str, runs_out: str, layers_out: str, overlap_out: str) -> None:
+                seed: int, experiment: str, device: str, runs_out: str, layers_out: str, overlap_out: str,
+                probes_out: str) -> None:
     """Every edit of one penalty setting: edit_cfg['n_facts'] kept, trained facts (spread), each
     under edit_cfg['n_seeds'] seeds, and per seed the null edit; the held-out facts and the
     packaged unrelated passages are scored before and after, and so is each edited athlete's second
@@ -122,6 +124,30 @@ def run_setting(*, model_dir: str, facts_path: str, facts_cfg: dict, edit_cfg: d
                           params=params)
     artifacts.write_table([{"experiment": experiment, **r} for r in out["overlap"]], overlap_out, "fe_overlap",
                           params=params)
+    artifacts.write_table([{"experiment": experiment, **r} for r in out["probes"]], probes_out, "fe_probes",
+                          params=params)
+
+
+def write_inspect(*, probes: list[str], facts_cfg: dict, model_name: str, experiment: str, out_dir: str) -> None:
+    """One Inspect eval log per penalty setting and edit kind (`<setting>.edit`: every probe after
+    each edit; `<setting>.null`: the held-out and second-fact probes after the null edit compared
+    with it), and the index of the logs, in `out_dir`."""
+    from alignlab import inspect_logs
+    from alignlab.kinds.fact_edit import transcripts
+
+    data = _data(facts_cfg)
+    logs = []
+    for path in probes:
+        table = artifacts.read_table(path, "fe_probes")
+        for (setting, kind), rows in table.group_by("setting", "edit", maintain_order=True):
+            name = f"{setting}.{kind}"
+            logs.append(inspect_logs.Log(
+                name=name, experiment=experiment, arm=name, replicate=0, task=f"{experiment}/{name}",
+                model=f"{model_name} ({'edited' if kind == 'edit' else 'null edit'}, penalty {setting})",
+                transcripts=transcripts.transcripts(rows, data), metadata={"setting": setting, "edit": kind},
+                group_by="probe", outcome="as_expected",
+            ))
+    inspect_logs.write_logs(logs, out_dir, params={"facts": facts_cfg})
 
 
 def intervals(runs: pl.DataFrame, n_resamples: int, confidence: float, seed: int) -> dict[str, float]:
