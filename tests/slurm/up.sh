@@ -9,7 +9,8 @@
 #
 # Environment:
 #   SLURM_UP_TIMEOUT   seconds to wait for the node to become idle (default 90)
-#   SLURM_REAL_MEMORY  RealMemory in MB for the node (default: 90% of `free -m` free memory)
+#   SLURM_REAL_MEMORY  RealMemory in MB for the node (default: 90% of `free -m` available memory;
+#                      not "free", which leaves out the page cache the kernel gives back)
 #   SLURM_CPUS         CPUs for the node (default: nproc)
 set -euo pipefail
 
@@ -157,8 +158,8 @@ install -d -m 755 /var/spool/slurmd
 
 # --- slurm.conf -------------------------------------------------------------------------------------
 CPUS=${SLURM_CPUS:-$(nproc)}
-FREE_MB=$(free -m | awk '/^Mem:/ { print $4 }')
-REAL_MEMORY=${SLURM_REAL_MEMORY:-$((FREE_MB * 9 / 10))}
+AVAILABLE_MB=$(free -m | awk '/^Mem:/ { print $7 }')
+REAL_MEMORY=${SLURM_REAL_MEMORY:-$((AVAILABLE_MB * 9 / 10))}
 NEW_CONF=$(mktemp)
 cat >"$NEW_CONF" <<EOF
 # Written by alignlab tests/slurm/up.sh: one-node SLURM for tests, no systemd, no cgroups.
