@@ -315,18 +315,16 @@ def write_inspect(
     the index of the logs, in `out_dir`. `judgment_paths`: the rule judge's and (`llm_judge`)
     the LLM judge's tables; `choices_path`: the two-choice probe's, whose questions are rebuilt
     from the probes' data with the probe's seed (refused if that data changed since)."""
-    import json
-
     from alignlab import inspect_logs
     from alignlab.kinds.emergent_misalignment import probes, transcripts
 
     samples = artifacts.read_table(samples_path, "em_samples")
     judgments = pl.concat([artifacts.read_table(p, "em_judgments") for p in [*judgment_paths, choices_path]])
-    stored = json.loads(artifacts.read_metadata(choices_path).get("template_sha256", "{}"))
+    stored = inspect_logs.template_hashes(choices_path)
     if stored.get(probes.DATA.name) != _templates()[probes.DATA.name]:
         raise ValueError(f"{choices_path}: scored with another {probes.DATA.name} than the one packaged now, so its "
                          "questions cannot be rebuilt: rerun the two-choice probe")
-    templates = json.loads(artifacts.read_metadata(samples_path).get("template_sha256", "{}"))
+    templates = inspect_logs.template_hashes(samples_path)
     hashes = {f"{Path(name).stem}_sha256": h for name, h in templates.items()}
     choice_items = probes.choice_items(derive_seed(seed, experiment, "choices"))
     logs = []
