@@ -14,6 +14,10 @@ from pathlib import Path
 import polars as pl
 import pyarrow.parquet as pq
 
+# Shared modules that declare their own tables (the index of Inspect logs): imported here so a run
+# test that checks every artifact's schema finds them whatever ran before it in the session.
+import alignlab.inspect_logs  # noqa: F401, E402
+
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 WORKFLOW_PARTS = ("Snakefile", "rules", "scripts", "src", "report", "profiles", "envs", "config.yaml")
